@@ -1,0 +1,138 @@
+"""Model configuration: one frozen `ViTConfig` for every variant of Table 1.
+
+Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021),
+Table 1 (Base, Large, Huge) and Section 3.1 (naming: "ViT-L/16" is ViT-Large
+with 16x16 input patches). Tiny and Small come from later work (DeiT; Steiner
+et al., "How to train your ViT") and are supported because they fit on a CPU.
+
+A config never changes: make variants with `dataclasses.replace` or with
+`vit_config(name, **overrides)`.
+
+Deviations from the paper: none. Defaults follow the official implementation
+(LayerNorm eps 1e-6, qkv bias, class-token pooling, exact GELU as timm and
+torchvision; `gelu="tanh"` reproduces the official JAX code's logits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "known_names"]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Everything that defines a Vision Transformer (Eq. 1-4, Appendix A)."""
+
+    img_size: int | tuple[int, int] = 224  # H = W of the input image, or (H, W)
+    patch_size: int = 16  # P: patches are P x P pixels; N = HW / P^2
+    in_chans: int = 3  # C: input channels
+    num_classes: int = 1000  # K: outputs of the head; 0 means no head (features)
+    hidden_size: int = 768  # D: width of every token (Table 1 "Hidden size D")
+    num_layers: int = 12  # L: encoder blocks (Table 1 "Layers")
+    num_heads: int = 12  # k: attention heads; D_h = D / k (Table 1 "Heads")
+    mlp_size: int = 3072  # D_mlp: hidden width of each MLP (Table 1 "MLP size")
+    qkv_bias: bool = True  # U_qkv has a bias, as in the official code and timm
+    pool: Literal["token", "gap"] = "token"  # Eq. 4 reads z_L^0 ("token") or the mean of all tokens ("gap")
+    pos_embed: Literal["learned", "none"] = "learned"  # E_pos of Eq. 1; "none" for the Appendix D.4 ablation
+    representation_size: int | None = None  # pre-training head: tanh hidden layer of this size; None: linear
+    dropout: float = 0.0  # after the embedding, in the MLP, after MSA (Appendix B.1: 0.1 in some runs)
+    attn_dropout: float = 0.0  # dropout on the attention weights A
+    drop_path: float = 0.0  # stochastic depth rate of the last block (linearly increasing from 0); not in the paper
+    gelu: Literal["exact", "tanh"] = "exact"  # "tanh": the official JAX code's approximation
+    layer_norm_eps: float = 1e-6  # as the official code, timm and torchvision
+
+    def __post_init__(self) -> None:
+        h, w = self.image_hw
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size D={self.hidden_size} must be divisible by num_heads k={self.num_heads} (D_h = D / k)"
+            )
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"img_size {h}x{w} is not divisible by patch_size P={self.patch_size}; "
+                f"use a multiple of {self.patch_size} (e.g. {h - h % self.patch_size or self.patch_size})"
+            )
+        if self.pool not in ("token", "gap"):
+            raise ValueError(f"pool must be 'token' or 'gap', got {self.pool!r}")
+        if self.pos_embed not in ("learned", "none"):
+            raise ValueError(f"pos_embed must be 'learned' or 'none', got {self.pos_embed!r}")
+        if self.gelu not in ("exact", "tanh"):
+            raise ValueError(f"gelu must be 'exact' or 'tanh', got {self.gelu!r}")
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the input image."""
+        s = self.img_size
+        return (s, s) if isinstance(s, int) else (int(s[0]), int(s[1]))
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(H / P, W / P): the patch grid."""
+        h, w = self.image_hw
+        return h // self.patch_size, w // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        """N = HW / P^2."""
+        gh, gw = self.grid_size
+        return gh * gw
+
+    @property
+    def head_dim(self) -> int:
+        """D_h = D / k (Appendix A)."""
+        return self.hidden_size // self.num_heads
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """1 for the class token of Eq. 1, 0 with global average pooling."""
+        return 1 if self.pool == "token" else 0
+
+
+# Table 1 (plus Ti and S from DeiT). Exact parameter counts at 224 px with 1000
+# classes, linear head, P=16 unless said: the official tests, timm and torchvision agree.
+VARIANTS: dict[str, dict[str, int]] = {
+    "Ti": dict(hidden_size=192, num_layers=12, mlp_size=768, num_heads=3),  # ViT-Ti/16: 5,717,416
+    "S": dict(hidden_size=384, num_layers=12, mlp_size=1536, num_heads=6),  # ViT-S/16: 22,050,664
+    "B": dict(hidden_size=768, num_layers=12, mlp_size=3072, num_heads=12),  # ViT-B/16: 86,567,656; B/32: 88,224,232
+    "L": dict(hidden_size=1024, num_layers=24, mlp_size=4096, num_heads=16),  # ViT-L/16: 304,326,632; L/32: 306,535,400
+    "H": dict(hidden_size=1280, num_layers=32, mlp_size=5120, num_heads=16),  # ViT-H/14: 632,045,800
+}
+_LONG = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
+
+_NAME = re.compile(r"^vit[-_]?(?P<size>ti|tiny|s|small|b|base|l|large|h|huge)(?:[/_]|_patch|/patch)?(?P<patch>\d+)$")
+
+
+def known_names() -> list[str]:
+    """Examples of the names `vit_config` accepts (any patch size works)."""
+    return ["ViT-Ti/16", "ViT-S/16", "ViT-B/16", "ViT-B/32", "ViT-L/16", "ViT-L/32", "ViT-H/14", "vit_b16", "vit_ti4"]
+
+
+def parse_name(name: str) -> tuple[str, int]:
+    """'ViT-L/16' or 'vit_l16' -> ('L', 16). Raises ValueError for unknown names."""
+    m = _NAME.match(name.strip().lower())
+    if not m:
+        raise ValueError(
+            f"unknown model name {name!r}; known: {', '.join(known_names())} "
+            "(size Ti, S, B, L or H, any patch size: 'ViT-<size>/<P>' or 'vit_<size><P>')"
+        )
+    size = m["size"]
+    size = _LONG.get(size, size.capitalize() if size != "ti" else "Ti")
+    return size, int(m["patch"])
+
+
+def vit_config(name: str, **overrides) -> ViTConfig:
+    """Config of a named variant ('ViT-B/16', 'vit_b16', ...) with field overrides.
+
+    >>> vit_config("ViT-Ti/4", img_size=32, num_classes=10).num_patches
+    64
+    """
+    size, patch = parse_name(name)
+    fields = {f.name for f in dataclasses.fields(ViTConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise TypeError(f"unknown ViTConfig field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
+    return ViTConfig(**{**VARIANTS[size], "patch_size": patch, **overrides})

@@ -1,0 +1,292 @@
+"""The Vision Transformer: Eq. 1-4 of Section 3.1 and Eq. 5-8 of Appendix A.
+
+Glossary (the paper's symbols, used the same way everywhere in vitlib):
+    H, W, C  image height, width, channels
+    P        patch size: patches are P x P pixels
+    N        number of patches, N = HW / P^2 (the sequence has N + 1 tokens with the class token)
+    D        hidden size, the width of every token
+    k        number of attention heads;  D_h = D / k, the width of one head
+    L        number of encoder blocks
+    D_mlp    hidden width of the MLP
+    B        batch size (code only)
+
+Eq. 1  z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos     PatchEmbedding, cls_token, pos_embed
+Eq. 2  z'_l = MSA(LN(z_{l-1})) + z_{l-1}                 Block (norm1, attn)
+Eq. 3  z_l = MLP(LN(z'_l)) + z'_l                        Block (norm2, mlp)
+Eq. 4  y = LN(z_L^0)                                     VisionTransformer.norm, then the head
+Eq. 5-8  [q, k, v] = z U_qkv; A = softmax(q k^T / sqrt(D_h)); SA = A v; MSA = [SA_1..SA_k] U_msa
+
+Attribute names follow timm (`patch_embed.proj`, `cls_token`, `pos_embed`,
+`blocks.i.norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp.fc1`, `mlp.fc2`,
+`norm`, `head`), so that weights import by name.
+
+Deviations from the paper: none in the architecture. Stochastic depth
+(`drop_path`) is an option the paper does not use (default 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ViTConfig
+
+__all__ = ["PatchEmbedding", "Attention", "MLP", "Block", "VisionTransformer", "resample_pos_embed"]
+
+
+class PatchEmbedding(nn.Module):
+    """Eq. 1, the projection x_p^i E: cut the image into P x P patches, flatten, multiply by E.
+
+    E in R^{(P^2 C) x D} applied to every non-overlapping patch is exactly a
+    Conv2d with kernel = stride = P (tests/test_model.py checks the two agree).
+    """
+
+    def __init__(self, patch_size: int, in_chans: int, hidden_size: int) -> None:
+        super().__init__()
+        self.patch_size = patch_size  # P, in input pixels
+        self.in_chans = in_chans
+        self.proj = nn.Conv2d(in_chans, hidden_size, kernel_size=patch_size, stride=patch_size)
+
+    def grid_size(self, h: int, w: int) -> tuple[int, int]:
+        """Patch grid (H / P, W / P) of an H x W image."""
+        return h // self.patch_size, w // self.patch_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.proj(x)  # (B, D, H/P, W/P)
+        return x.flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention, Appendix A Eq. 5-8.
+
+    The fast path calls `F.scaled_dot_product_attention` (fused kernels on GPU,
+    a fused CPU kernel too); `return_attention=True` takes the explicit path that
+    writes out Eq. 6-7 and returns A. Both give the same output (tested).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads = num_heads  # k
+        self.head_dim = hidden_size // num_heads  # D_h
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=qkv_bias)  # U_qkv, all k heads at once
+        self.proj = nn.Linear(hidden_size, hidden_size)  # U_msa
+        self.attn_drop = nn.Dropout(attn_dropout)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, z: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
+        B, T, D = z.shape  # T = N + 1 tokens
+        qkv = self.qkv(z).reshape(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, k, T, D_h)
+        if return_attention:
+            A = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # Eq. 6, (B, k, T, T)
+            A = A.softmax(dim=-1)
+            out = self.attn_drop(A) @ v  # Eq. 7, SA(z) = A v, (B, k, T, D_h)
+        else:
+            A = None
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(B, T, D)  # Eq. 8, [SA_1; ...; SA_k], (B, T, D)
+        return self.proj_drop(self.proj(out)), A  # ... U_msa
+
+
+class MLP(nn.Module):
+    """The MLP of Eq. 3: Linear(D, D_mlp) -> GELU -> Linear(D_mlp, D)."""
+
+    def __init__(self, hidden_size: int, mlp_size: int, dropout: float = 0.0, gelu: str = "exact") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, mlp_size)
+        self.act = nn.GELU(approximate="tanh" if gelu == "tanh" else "none")
+        self.fc2 = nn.Linear(mlp_size, hidden_size)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a sample's whole residual branch with probability p (not in the paper)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Block(nn.Module):
+    """One pre-norm encoder block: Eq. 2 then Eq. 3."""
+
+    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
+        super().__init__()
+        D = cfg.hidden_size
+        self.norm1 = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.attn = Attention(D, cfg.num_heads, cfg.qkv_bias, cfg.attn_dropout, cfg.dropout)
+        self.norm2 = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.mlp = MLP(D, cfg.mlp_size, cfg.dropout, cfg.gelu)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, z: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
+        a, A = self.attn(self.norm1(z), return_attention)
+        z = z + self.drop_path(a)  # Eq. 2
+        z = z + self.drop_path(self.mlp(self.norm2(z)))  # Eq. 3
+        return z, A
+
+
+class PreLogits(nn.Module):
+    """The hidden layer of the pre-training head (Section 3.1: "an MLP with one hidden layer"): Linear + tanh."""
+
+    def __init__(self, hidden_size: int, representation_size: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(hidden_size, representation_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.fc(x))
+
+
+def resample_pos_embed(pos_embed: Tensor, new_grid: int | tuple[int, int], num_prefix_tokens: int = 1,
+                       old_grid: tuple[int, int] | None = None, mode: str = "bilinear") -> Tensor:
+    """Section 3.2: 2D-interpolate the grid part of E_pos to a new patch grid, prefix tokens kept.
+
+    pos_embed: (1, prefix + gh * gw, D). old_grid defaults to a square grid.
+    mode="bilinear" (default) aligns the corners, which is what the official code's
+    `scipy.ndimage.zoom(order=1)` does; mode="bicubic" is timm's choice.
+    """
+    # NOTE: default is the official implementation's method (linear spline, corners aligned) so
+    # that official checkpoints fine-tune as the authors' did; tests/test_model.py compares it
+    # with scipy.ndimage.zoom(order=1).
+    new_grid = (new_grid, new_grid) if isinstance(new_grid, int) else tuple(new_grid)
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    if old_grid is None:
+        side = math.isqrt(grid.shape[1])
+        if side * side != grid.shape[1]:
+            raise ValueError(f"pos_embed has {grid.shape[1]} grid tokens, not a square grid: pass old_grid=(gh, gw)")
+        old_grid = (side, side)
+    if tuple(old_grid) == new_grid:
+        return pos_embed
+    D, dtype = grid.shape[-1], grid.dtype
+    grid = grid.reshape(1, *old_grid, D).permute(0, 3, 1, 2)  # (1, D, gh, gw)
+    if dtype in (torch.float16, torch.bfloat16):
+        grid = grid.float()  # interpolate in fp32 at least
+    if mode == "bilinear":
+        grid = F.interpolate(grid, size=new_grid, mode="bilinear", align_corners=True)
+    elif mode == "bicubic":
+        grid = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False, antialias=True)
+    else:
+        raise ValueError(f"mode must be 'bilinear' (official) or 'bicubic' (timm), got {mode!r}")
+    grid = grid.to(dtype).permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], D)
+    return torch.cat([prefix, grid], dim=1)
+
+
+class VisionTransformer(nn.Module):
+    """ViT, Eq. 1-4. `model(x)` returns logits (B, K).
+
+    `model(x, return_attention=True)` returns (logits, attentions): a list of L
+    tensors (B, k, T, T) of post-softmax weights, T = N + 1.
+    `model.forward_features(x)` returns all final tokens after the last LayerNorm.
+    An image of another size than the config's (sides divisible by P) is
+    accepted: the position embeddings are resampled to its grid on the fly.
+    """
+
+    def __init__(self, cfg: ViTConfig, patch_embed: nn.Module | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden_size
+        # Eq. 1. A hybrid passes its own embedding (a CNN feature map as patches) with the same interface.
+        self.patch_embed = patch_embed or PatchEmbedding(cfg.patch_size, cfg.in_chans, D)
+        self.grid = self.patch_embed.grid_size(*cfg.image_hw)
+        n_tokens = self.grid[0] * self.grid[1] + cfg.num_prefix_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.pool == "token" else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, D)) if cfg.pos_embed == "learned" else None
+        self.pos_drop = nn.Dropout(cfg.dropout)
+        rates = [cfg.drop_path * i / max(cfg.num_layers - 1, 1) for i in range(cfg.num_layers)]
+        self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
+        self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.pre_logits = PreLogits(D, cfg.representation_size) if cfg.representation_size else nn.Identity()
+        head_in = cfg.representation_size or D
+        self.head = nn.Linear(head_in, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Initialisation of the official implementation: zero head, zero class token,
+        E_pos ~ N(0, 0.02), Xavier-uniform Linear layers (biases ~ N(0, 1e-6) in the MLP),
+        LeCun-normal patch projection."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias) if m.bias is not None else None
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+        for blk in self.blocks:
+            # U_qkv is three D x D matrices in the official code: Xavier bounds per matrix, not over 3D.
+            for w in blk.attn.qkv.weight.chunk(3, dim=0):
+                nn.init.xavier_uniform_(w)
+            nn.init.normal_(blk.mlp.fc1.bias, std=1e-6), nn.init.normal_(blk.mlp.fc2.bias, std=1e-6)
+        if isinstance(self.patch_embed, PatchEmbedding):
+            w = self.patch_embed.proj.weight
+            std = math.sqrt(1.0 / w[0].numel()) / 0.87962566103423978  # LeCun normal, truncated at 2 std
+            nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(self.patch_embed.proj.bias)
+        if self.pos_embed is not None:
+            nn.init.normal_(self.pos_embed, std=0.02)
+        if isinstance(self.pre_logits, PreLogits):
+            w = self.pre_logits.fc.weight
+            std = math.sqrt(1.0 / w.shape[1]) / 0.87962566103423978
+            nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(self.pre_logits.fc.bias)
+        if isinstance(self.head, nn.Linear):
+            nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"expected a 4D image batch (B, C, H, W), got {shape}; add a batch dim with x[None]")
+        C = self.cfg.in_chans
+        if x.shape[1] != C:
+            raise ValueError(f"expected {C} input channels (B, {C}, H, W), got {x.shape[1]} in shape {tuple(x.shape)}; "
+                             f"build the model with in_chans={x.shape[1]} or convert the images")
+        P = self.patch_embed.patch_size
+        h, w = x.shape[-2:]
+        if h % P or w % P:
+            raise ValueError(f"image size {h}x{w} is not divisible by the patch size P={P}; "
+                             f"resize or crop to a multiple of {P} (e.g. {h - h % P or P}x{w - w % P or P})")
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D)."""
+        self._check_input(x)
+        z = self.patch_embed(x)  # (B, N, D)
+        if self.cls_token is not None:
+            z = torch.cat([self.cls_token.expand(z.shape[0], -1, -1), z], dim=1)  # (B, N+1, D)
+        if self.pos_embed is not None:
+            grid = self.patch_embed.grid_size(*x.shape[-2:])
+            pos = self.pos_embed
+            if grid != self.grid:
+                pos = resample_pos_embed(pos, grid, self.cfg.num_prefix_tokens, old_grid=self.grid)
+            z = z + pos
+        return self.pos_drop(z)
+
+    def forward_features(self, x: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN (B, T, D), and the attention maps."""
+        z = self.embed(x)
+        attentions = []
+        for blk in self.blocks:
+            z, A = blk(z, return_attention)
+            if A is not None:
+                attentions.append(A)
+        return self.norm(z), attentions
+
+    def pool(self, tokens: Tensor) -> Tensor:
+        """Eq. 4: y = LN(z_L^0), the class token; or the mean of the tokens with pool="gap"."""
+        return tokens[:, 0] if self.cfg.pool == "token" else tokens.mean(dim=1)
+
+    def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        tokens, attentions = self.forward_features(x, return_attention)
+        logits = self.head(self.pre_logits(self.pool(tokens)))  # (B, K)
+        return (logits, attentions) if return_attention else logits
