@@ -44,6 +44,7 @@ CHECK_SIZE = 32  # side of the canvas on which the filling rate of a category is
 CHECK_CHAINS, CHECK_STEPS = 64, 40  # 64 * (40 - 8) = 2048 points for the filling-rate check
 CANDIDATES = 8  # IFS candidates tried per round of the category search
 MAX_ROUNDS = 500
+CHUNK_IMAGES = 2048  # images per multiprocessing task
 FORMAT_VERSION = 1  # bump when the rendering changes, so that old caches are not reused
 
 
@@ -193,7 +194,7 @@ def render_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *,
     total = num_classes * images_per_class
     if workers is None:
         workers = (os.cpu_count() or 1) if total > 20_000 else 1
-    per_chunk = max(1, 2048 // max(images_per_class, 1))  # about 2k images per task
+    per_chunk = max(1, CHUNK_IMAGES // max(images_per_class, 1))  # whole categories, about 2k images per task
     chunks = [(list(range(a, min(a + per_chunk, num_classes))), images_per_class, s, size, seed, fill_threshold,
                render_kw) for a in range(0, num_classes, per_chunk)]
     images = np.empty((total, 3, size, size), np.uint8)
