@@ -74,7 +74,9 @@ def extract_features(model: nn.Module, data: torch.utils.data.Dataset | Iterable
     (images, labels) batches (a DataLoader), in order; the model runs in eval mode (restored after)."""
     if isinstance(data, torch.utils.data.Dataset):
         data = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    device = device or next(model.parameters()).device
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else "cpu"
     was_training = model.training
     model.eval()
     feats, labels = [], []
