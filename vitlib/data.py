@@ -97,8 +97,10 @@ def _interp_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) 
     """Antialiased bilinear resampling matrices (n, out_size, in_size) for the windows [start, start + length)."""
     centres = start[:, None] + (torch.arange(out_size) + 0.5) * (length[:, None] / out_size)  # (n, out)
     support = torch.clamp(length / out_size, min=1.0)[:, None, None]  # widen the triangle when shrinking
-    dist = (torch.arange(in_size) + 0.5)[None, None, :] - centres[:, :, None]  # (n, out, in)
-    wts = torch.clamp(1 - dist.abs() / support, min=0)
+    pixel = (torch.arange(in_size) + 0.5)[None, None, :]  # (1, 1, in) input pixel centres
+    wts = torch.clamp(1 - (pixel - centres[:, :, None]).abs() / support, min=0)  # (n, out, in)
+    inside = (pixel >= start[:, None, None]) & (pixel <= (start + length)[:, None, None])
+    wts = wts * inside  # only pixels in the window, as slicing then resizing does (torchvision's resized_crop)
     return wts / wts.sum(dim=2, keepdim=True)
 
 
