@@ -243,7 +243,8 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.GroupNorm):
                 nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
-            elif isinstance(m, Bottleneck) and not m.preact:
+        for m in self.modules():
+            if isinstance(m, Bottleneck) and not m.preact:
                 nn.init.zeros_(m.norm3.weight)
         if isinstance(self.head, nn.Linear):
             nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
