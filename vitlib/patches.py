@@ -27,7 +27,8 @@ __all__ = ["example_image", "image_to_patches", "patches_to_image", "shuffle_pat
 
 def _check_divisible(x: Tensor, P: int) -> tuple[int, int]:
     if x.ndim != 4:
-        raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}; add a batch dim with x[None]")
+        raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}; "
+                         "add a batch dim with x[None]")
     H, W = x.shape[-2:]
     if H % P or W % P:
         raise ValueError(f"image size {H}x{W} is not divisible by the patch size P={P}; "
@@ -62,7 +63,8 @@ def shuffle_patches(x: Tensor, P: int, perm: Tensor) -> Tensor:
     """Reorder the P x P patches of x: patch i of the result is patch perm[i] of x (row-major grid order)."""
     gh, gw = _check_divisible(x, P)
     if sorted(perm.tolist()) != list(range(gh * gw)):
-        raise ValueError(f"perm must be a permutation of range(N) with N = {gh * gw} patches, got {perm.tolist()[:8]}...")
+        raise ValueError(f"perm must be a permutation of range(N) with N = {gh * gw} patches, "
+                         f"got {perm.tolist()[:8]}...")
     return patches_to_image(image_to_patches(x, P)[:, perm], P, (gh, gw), x.shape[1])
 
 
