@@ -1,11 +1,19 @@
 """Patches of Eq. 1 (vitlib.patches): reshape = F.unfold, inverse, shuffle, the example photo."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import vitlib
-from vitlib.patches import example_image, image_to_patches, patches_to_image, shuffle_patches
+from vitlib.patches import (
+    example_image,
+    image_to_patches,
+    patches_to_image,
+    shuffle_patches,
+    tile_patches,
+    to_uint8,
+)
 
 
 def test_image_to_patches_equals_unfold_and_counts_n():
@@ -58,3 +66,29 @@ def test_example_image_in_minus_one_one():
     assert x.max() - x.min() > 1  # a real photo, not a flat image
     with pytest.raises(ValueError, match="astronaut"):
         example_image("lena")
+
+
+def test_tile_patches_lays_the_sequence_out_row_by_row():
+    x = torch.randn(1, 3, 8, 12)
+    tiles = tile_patches(image_to_patches(x, 4)[0], 4, ncols=2, gap=1, fill=9.0)  # 6 patches, 3 lines of 2
+    assert tiles.shape == (3, 3 * 5 - 1, 2 * 5 - 1)
+    assert torch.equal(tiles[:, :4, :4], x[0, :, :4, :4])  # patch 0
+    assert torch.equal(tiles[:, 5:9, :4], x[0, :, :4, 8:12])  # patch 2 starts the second line
+    assert torch.all(tiles[:, 4] == 9.0)  # the gap
+
+
+def test_to_uint8_maps_minus_one_one_to_0_255():
+    img = to_uint8(torch.tensor([-1.0, 0.0, 1.0]).reshape(3, 1, 1))
+    assert img.shape == (1, 1, 3) and img.dtype.name == "uint8" and img.ravel().tolist() == [0, 128, 255]
+
+
+def test_teaching_figures():
+    from vitlib.plots import heatmap_row_figure, image_row_figure, patch_grid_figure
+
+    fig = patch_grid_figure(to_uint8(torch.zeros(3, 32, 48)), 16)
+    assert len(fig.layout.shapes) == (48 // 16 + 1) + (32 // 16 + 1)  # every grid line
+    assert "N = HW / P^2 = 6" in fig.layout.title.text
+    fig = heatmap_row_figure({"a": np.ones((2, 2)), "b": -3 * np.ones((3, 3))})
+    assert [t.zmax for t in fig.data] == [3.0, 3.0] and [t.zmin for t in fig.data] == [-3.0, -3.0]
+    fig = image_row_figure({"one": to_uint8(torch.zeros(3, 8, 8)), "two": to_uint8(torch.ones(3, 8, 8))})
+    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == ["one", "two"]

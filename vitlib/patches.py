@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["example_image", "image_to_patches", "patches_to_image", "shuffle_patches"]
+__all__ = ["example_image", "image_to_patches", "patches_to_image", "shuffle_patches", "tile_patches", "to_uint8"]
 
 
 def _check_divisible(x: Tensor, P: int) -> tuple[int, int]:
@@ -84,3 +84,24 @@ def example_image(name: str = "astronaut", size: int = 224) -> Tensor:
     img = img[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
     img = F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
     return (img.clamp(0, 255) / 127.5 - 1.0).contiguous()
+
+
+def tile_patches(patches: Tensor, P: int, ncols: int, gap: int = 2, in_chans: int = 3, fill: float = 1.0) -> Tensor:
+    """Lay a sequence of flattened patches (N, P^2 C) out as tiles, ncols per row, `gap` pixels of `fill` between.
+
+    Returns an image (C, rows (P + gap) - gap, ncols (P + gap) - gap) for display: the sequence of Eq. 1,
+    read left to right, top to bottom.
+    """
+    N = patches.shape[0]
+    rows = -(-N // ncols)
+    out = patches.new_full((in_chans, rows * (P + gap) - gap, ncols * (P + gap) - gap), fill)
+    tiles = patches.reshape(N, in_chans, P, P)
+    for i in range(N):
+        r, c = divmod(i, ncols)
+        out[:, r * (P + gap):r * (P + gap) + P, c * (P + gap):c * (P + gap) + P] = tiles[i]
+    return out
+
+
+def to_uint8(x: Tensor):
+    """An image (C, H, W) with values in [-1, 1] as a numpy uint8 array (H, W, C), for plotting."""
+    return ((x.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
