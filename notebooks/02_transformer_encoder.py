@@ -311,7 +311,7 @@ no_pos = vitlib.create_model(model_name, pos_embed="none").eval()
 with torch.no_grad():
     tokens, _ = no_pos.forward_features(x)  # (1, N + 1, D), after the final LN
     tokens_shuffled, _ = no_pos.forward_features(x_shuffled)
-print(f"no E_pos: max |y - y_shuffled| = {(tokens[:, 0] - tokens_shuffled[:, 0]).abs().max().item():.1e}")
+print(f"no E_pos: max |y - y_shuffled| = {(tokens[:, 0] - tokens_shuffled[:, 0]).abs().max().item():.4f}")
 
 # %%
 assert torch.allclose(tokens_shuffled[:, 1:], tokens[:, 1 + perm], atol=1e-4)  # the patch tokens, permuted
