@@ -163,10 +163,12 @@ assert hb16["rest_G"] > 3.5 * hb32["rest_G"]  # option (ii): 4x the tokens, a mo
 # > layers are global. The two-dimensional neighborhood structure is used very sparingly: in the beginning of the
 # > model by cutting the image into patches. (Section 3.1)
 #
-# One way to see it before any attention: change one pixel (the first of patch (1, 1)) and count the tokens of $z_0$ that move. ViT's
+# One way to see it before any attention: change one pixel (the first of patch (1, 1)) and count the tokens
+# of $z_0$ that move. ViT's
 # embedding sees each patch alone (exactly one token moves); the ResNet root (7x7 conv and max-pool) mixes a
 # pixel's neighbours across patch borders (GroupNorm's per-image statistics also shift every token slightly, so
-# we count tokens that move by more than 1% of the largest move); the full R50 stage 3 has a receptive field of 363 px, so a pixel
+# we count tokens that move by more than 1% of the largest move); the full R50 stage 3 has a receptive field
+# of 363 px, so a pixel
 # reaches every token of a small image.
 
 # %%
