@@ -17,7 +17,7 @@
 # the feature map, the sequence length, the FLOPs against a plain ViT of the same width, the inductive bias.
 # Logit parity with timm is proven in tests/test_resnet.py and tests/test_hybrid.py.
 #
-# Run time: smoke about 20 s on a 2-core CPU; full about 1 minute (the demonstrations at 224 px).
+# Run time: smoke under a minute on an idle 2-core CPU; full a few minutes (the demonstrations at 224 px).
 # Expected: the hybrid sees the same N = 196 tokens as ViT-B/16 at 224 px and costs about 4 G multiply-adds
 # more (the ResNet); removing stage 4 (option ii) makes the sequence 4x longer than the /32 hybrid.
 #
@@ -167,7 +167,7 @@ assert hb16["rest_G"] > 3.5 * hb32["rest_G"]  # option (ii): 4x the tokens, a mo
 # of $z_0$ that move. ViT's
 # embedding sees each patch alone (exactly one token moves); the ResNet root (7x7 conv and max-pool) mixes a
 # pixel's neighbours across patch borders (GroupNorm's per-image statistics also shift every token slightly, so
-# we count tokens that move by more than 1% of the largest move); the full R50 stage 3 has a receptive field
+# we count tokens that move by more than 10% of the largest move); the full R50 stage 3 has a receptive field
 # of 363 px, so a pixel
 # reaches every token of a small image.
 
@@ -179,7 +179,7 @@ def tokens_moved(name: str, row: int, col: int) -> int:
     x2[0, :, row, col] += 1.0
     with torch.no_grad():
         d = (m.patch_embed(x2) - m.patch_embed(x)).abs().amax(-1)[0]  # (N,)
-    return int((d > 0.01 * d.max()).sum())  # GroupNorm's statistics move every token a little: count real moves
+    return int((d > 0.1 * d.max()).sum())  # GroupNorm's statistics move every token ~1%: count real moves
 
 
 moved = {n: tokens_moved(n, 16, 16) for n in ["ViT-Ti/16", "R+ViT-Ti/16", "R50+ViT-Ti/16"]}
@@ -187,5 +187,6 @@ print("tokens of z_0 changed by the pixel (16, 16), of 16:", moved)
 
 # %%
 assert moved["ViT-Ti/16"] == 1  # a patch embedding is local to its patch
-assert 1 < moved["R+ViT-Ti/16"] <= 4  # the 7x7 root reaches the neighbouring patches across the border
-assert moved["R50+ViT-Ti/16"] > moved["R+ViT-Ti/16"]  # deeper CNN, wider neighbourhood
+assert moved["R+ViT-Ti/16"] == 4  # the 7x7 root reaches the 2x2 neighbouring patches across the border
+# Observed, not the paper's point: at initialisation the R50's units start as their shortcuts (zero-init gn3, as the
+# official code), so the untrained R50 moves few tokens; its 363 px receptive field is only reachable after training.
