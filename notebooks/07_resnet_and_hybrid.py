@@ -167,9 +167,7 @@ assert hb16["rest_G"] > 3.5 * hb32["rest_G"]  # option (ii): 4x the tokens, a mo
 # of $z_0$ that move. ViT's
 # embedding sees each patch alone (exactly one token moves); the ResNet root (7x7 conv and max-pool) mixes a
 # pixel's neighbours across patch borders (GroupNorm's per-image statistics also shift every token slightly, so
-# we count tokens that move by more than 10% of the largest move); the full R50 stage 3 has a receptive field
-# of 363 px, so a pixel
-# reaches every token of a small image.
+# we count tokens that move by more than 10% of the largest move).
 
 # %%
 def tokens_moved(name: str, row: int, col: int) -> int:
