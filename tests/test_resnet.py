@@ -34,7 +34,8 @@ def tiny(**kw):
 
 
 @pytest.mark.parametrize("name, timm_name", [("BiT-R50x1", "resnetv2_50x1_bit"), ("BiT-R50x3", "resnetv2_50x3_bit"),
-                                             ("BiT-R101x1", "resnetv2_101x1_bit"), ("BiT-R152x2", "resnetv2_152x2_bit")])
+                                             ("BiT-R101x1", "resnetv2_101x1_bit"),
+                                             ("BiT-R152x2", "resnetv2_152x2_bit")])
 def test_parameter_count_equals_timm(name, timm_name):
     with torch.device("meta"):  # shapes only
         ours, ref = vitlib.create_model(name), timm.create_model(timm_name, pretrained=False)

@@ -46,6 +46,9 @@ def _timm(name: str, **kw) -> Callable[[], nn.Module]:
 ROWS: list[BenchRow] = [
     BenchRow("ViT-Ti/16", lambda: vitlib.create_model("ViT-Ti/16"), _timm("vit_tiny_patch16_224")),
     BenchRow("ViT-S/16", lambda: vitlib.create_model("ViT-S/16"), _timm("vit_small_patch16_224")),
+    # The CNN baseline and the hybrid (Section 3.1), at 224 px: timm's hybrid is built for 224 too.
+    BenchRow("BiT-R50x1", lambda: vitlib.create_model("BiT-R50x1"), _timm("resnetv2_50x1_bit")),
+    BenchRow("R50+ViT-B/16", lambda: vitlib.create_model("R50+ViT-B/16"), _timm("vit_base_r50_s16_384", img_size=224)),
 ]
 
 
