@@ -15,9 +15,11 @@ from vitlib.analysis import (
     attention_maps,
     attention_rollout,
     embedding_filters_pca,
+    filter_roughness,
     grid_distances,
     mean_attention_distance,
     position_embedding_similarity,
+    position_similarity_structure,
     query_attention,
     rollout_map,
 )
@@ -231,3 +233,36 @@ def test_query_attention():
                           torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
     assert torch.allclose(query_attention([A], 2, 0, head=None, image=0, query=None),
                           torch.tensor([[0.5, 0.0], [0.0, 0.0]]))
+
+
+# ---- the observations as numbers
+
+def test_filter_roughness_known_values():
+    const = torch.full((1, 3, 4, 4), 0.7)
+    checker = ((torch.arange(4)[:, None] + torch.arange(4)[None]) % 2 * 2 - 1.0).expand(1, 3, 4, 4)
+    assert filter_roughness(const).item() == 0
+    assert filter_roughness(checker).item() == pytest.approx(2.0)
+    torch.manual_seed(6)
+    assert filter_roughness(torch.randn(200, 3, 8, 8)).mean().item() == pytest.approx(1.0, abs=0.03)
+
+
+def test_position_structure_by_hand_and_on_sincos():
+    # One-hot row + one-hot column embeddings on a 6x6 grid: similarity 1/2 in the same row or column,
+    # 0 elsewhere. At distance 5 both kinds exist (5 + 0 and 3 + 4): gap 1/2.
+    g = 6
+    E = torch.zeros(g * g, 2 * g)
+    for r in range(g):
+        for c in range(g):
+            E[r * g + c, r] = E[r * g + c, g + c] = 1.0
+    corr, gap = position_similarity_structure(position_embedding_similarity(E, g))
+    assert gap == pytest.approx(0.5) and corr < 0
+    # 2D sine-cosine embeddings: similarity falls with distance
+    r, c = (t.flatten()[:, None].float() for t in torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij"))
+    w = 1 / 10 ** (torch.arange(16) / 16)
+    E = torch.cat([(r * w).sin(), (r * w).cos(), (c * w).sin(), (c * w).cos()], dim=1)
+    corr, gap = position_similarity_structure(position_embedding_similarity(E, 8))
+    assert corr < -0.8 and gap > 0.1
+    # random embeddings: no structure
+    corr, gap = position_similarity_structure(position_embedding_similarity(torch.randn(64, 192), 8))
+    assert abs(corr) < 0.1 and abs(gap) < 0.05
+    assert math.isnan(position_similarity_structure(position_embedding_similarity(torch.randn(16, 8), 4))[1])

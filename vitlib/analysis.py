@@ -2,9 +2,10 @@
 
 Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 4.5.
 - Fig. 7 left: the first principal components of the patch-embedding filters E (Eq. 1)
-  -> `embedding_filters_pca`.
+  -> `embedding_filters_pca`; how smooth they are -> `filter_roughness`.
 - Fig. 7 center: cosine similarity between the position embeddings E_pos of every pair of
-  patches -> `position_embedding_similarity`.
+  patches -> `position_embedding_similarity`; its two observations (similarity falls with distance,
+  rows and columns show) as numbers -> `position_similarity_structure`.
 - Fig. 7 right: mean attention distance per head and layer, "the distance in image space across
   which information is integrated, based on the attention weights" -> `mean_attention_distance`.
 - Fig. 6: attention from the output token to the input, by attention rollout (Abnar & Zuidema,
@@ -33,9 +34,11 @@ __all__ = [
     "attention_maps",
     "attention_rollout",
     "embedding_filters_pca",
+    "filter_roughness",
     "grid_distances",
     "mean_attention_distance",
     "position_embedding_similarity",
+    "position_similarity_structure",
     "query_attention",
     "rollout_map",
 ]
@@ -211,3 +214,41 @@ def embedding_filters_pca(patch_embed_weight: Tensor, k: int = 28) -> tuple[Tens
     comps = comps * sign
     var = S**2
     return comps.reshape(k, C, P, P).float(), (var[:k] / var.sum()).float()
+
+
+def filter_roughness(components: Tensor) -> Tensor:
+    """How far each filter image (k, C, P, P) is from smooth: the mean squared difference between
+    horizontally and vertically adjacent pixels (same channel), divided by twice the mean square value.
+
+    1 for white noise (in expectation), 0 for a constant image, 2 for a +-1 checkerboard; the smooth,
+    low-frequency "basis functions" of Fig. 7 left are well below 1. Returns (k,).
+    """
+    c = components.detach().double()
+    dx, dy = c.diff(dim=-1).flatten(1) ** 2, c.diff(dim=-2).flatten(1) ** 2
+    mean_diff2 = torch.cat([dx, dy], dim=1).mean(1)
+    return (mean_diff2 / (2 * (c.flatten(1) ** 2).mean(1)).clamp_min(1e-24)).float()
+
+
+def position_similarity_structure(similarity: Tensor) -> tuple[float, float]:
+    """Fig. 7 center in two numbers, from `position_embedding_similarity`'s (gh, gw, gh, gw):
+
+    - the correlation (Pearson, over all pairs of distinct patches) between the similarity of two
+      patches' embeddings and their distance on the grid: negative when "closer patches tend to have
+      more similar position embeddings";
+    - the row-column gap: mean similarity of pairs in the same row or column minus that of pairs that
+      are not, compared at equal distance (e.g. 5 = 5 + 0 = 3 + 4 on a grid of side >= 6) and
+      averaged over the distances where both kinds exist: positive when "the row-column structure
+      appears". NaN when no distance has both kinds (both sides of the grid shorter than 6).
+    """
+    gh, gw = similarity.shape[:2]
+    S, d = similarity.reshape(gh * gw, gh * gw).double(), grid_distances((gh, gw))
+    r, c = (t.flatten() for t in torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij"))
+    off = ~torch.eye(gh * gw, dtype=torch.bool)
+    corr = torch.corrcoef(torch.stack([d[off], S[off]]))[0, 1].item()
+    line = (r[:, None] == r[None]) | (c[:, None] == c[None])
+    gaps = []
+    for v in d[off].unique():
+        same, other = off & line & (d == v), off & ~line & (d == v)
+        if same.any() and other.any():
+            gaps.append((S[same].mean() - S[other].mean()).item())
+    return corr, (sum(gaps) / len(gaps) if gaps else float("nan"))
