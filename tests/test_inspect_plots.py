@@ -81,8 +81,10 @@ def test_explorer_reacts_to_controls_and_clicks():
     c["image"].value = 2
     assert np.allclose(fig.data[1].z, query_attention(attn, 4, 1, None, 2, 10).numpy())
     assert np.array_equal(fig.data[0].z, to_uint8_image(imgs[2]))
-    # a click on the right panel at (col 3, row 1) picks that patch as the query
-    box.on_click(fig.data[2], Points(point_inds=[7], xs=[3], ys=[1], trace_name="", trace_index=2), None)
+    # a click on the right panel at (col 3, row 1) picks that patch as the query; the message is the one
+    # the browser sends (plotly's FigureWidget dispatches it to the on_click callbacks of the traces)
+    fig._handler_js2py_pointsCallback({"new": {"event_type": "plotly_click", "points": {
+        "xs": [3], "ys": [1], "point_indexes": [[1, 3]], "trace_indexes": [2]}}})
     assert (c["row"].value, c["col"].value) == (1, 3)
     assert np.allclose(fig.data[2].z, query_attention(attn, 4, 1, None, 2, 1 * 4 + 3).numpy())
     assert fig.layout.shapes[1].x0 == 2.5  # the query square moved
