@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -85,7 +90,7 @@ command = f"papermill notebooks/06_inspect.ipynb out.ipynb -p profile {profile} 
 if load_model is not None and path.exists():
     model = load_model(path).eval()
 else:  # TEMPORARY stand-in
-    print(f"STAND-IN: {path} is not loadable yet; a randomly initialised ViT-Ti/4 (L=6) instead")
+    print(f"STAND-IN: {path.name} is not loadable yet; a randomly initialised ViT-Ti/4 (L=6) instead")
     torch.manual_seed(seed + 1)
     model = vitlib.create_model("ViT-Ti/4", img_size=32, num_classes=10, num_layers=6).eval()
 cfg = model.cfg
