@@ -121,6 +121,7 @@ test = get_dataset("fractaldb", "test", img_size=cfg.image_hw[0], in_chans=cfg.i
                    images_per_class=1, test_images_per_class=per_class, progress=False)
 idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:n_images]
 images = torch.stack([test[int(i)][0] for i in idx])  # (n_images, C, H, W) in [-1, 1]
+names = [f"fractal class {int(test[int(i)][1])}" for i in idx]
 photos = torch.cat([F.interpolate(torch.from_numpy(f()).permute(2, 0, 1)[None].float() / 127.5 - 1, cfg.image_hw,
                                   mode="bilinear", antialias=True) for f in (skdata.astronaut, skdata.chelsea)])
 photos = photos.clamp(-1, 1)
@@ -277,7 +278,7 @@ assert torch.allclose(analysis.attention_rollout(attn).sum(-1), torch.ones(())),
 print("attention concentrates on the fractal:", on_fg(roll) > fg.float().mean().item() + 0.05)
 
 # %%
-labels = [f"fractal {int(test[int(i)][1])}" for i in idx[:n_shown]] + ["astronaut", "chelsea"]
+labels = names[:n_shown] + ["astronaut", "chelsea"]
 fig6 = plots.plot_fig6(shown, maps, labels, title=f"Fig. 6 reproduced: attention rollout, {path.name}")
 plots.save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, results=dict(
     model=str(path.name), labels=labels, rollout_maps=maps.tolist(), fraction_on_fractal_trained=on_fg(roll),
@@ -322,7 +323,7 @@ cmp
 explorer_images = torch.cat([images[:8], photos])
 explorer_attn = analysis.attention_maps(model, explorer_images)
 explorer = plots.attention_explorer(explorer_images, explorer_attn, grid, P,
-                                    labels=[f"fractal {int(test[int(i)][1])}" for i in idx[:8]] + ["astronaut", "chelsea"])
+                                    labels=names[:8] + ["astronaut", "chelsea"])
 explorer
 
 # %% [markdown]
