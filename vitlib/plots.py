@@ -76,7 +76,53 @@ def save_figure(fig, path: str | os.PathLike, results: Any, command: str | None 
     return written
 
 
-<<<<<<< HEAD
+# --- Teaching figures of notebooks 01-02 (Eq. 1: images as patches). plotly is imported lazily: an optional
+# dependency (vitlib[notebooks]).
+
+
+def patch_grid_figure(image, P: int, title: str | None = None):
+    """An image (H, W, 3) uint8 with the lines of its P x P patch grid drawn over it (plotly Figure)."""
+    import plotly.express as px
+
+    H, W = image.shape[:2]
+    fig = px.imshow(image, title=title or f"P = {P}: N = HW / P^2 = {H * W // P**2} patches", binary_format="jpg")
+    line = dict(color="white", width=1)
+    for x in range(0, W + 1, P):
+        fig.add_shape(type="line", x0=x - 0.5, x1=x - 0.5, y0=-0.5, y1=H - 0.5, line=line)
+    for y in range(0, H + 1, P):
+        fig.add_shape(type="line", x0=-0.5, x1=W - 0.5, y0=y - 0.5, y1=y - 0.5, line=line)
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return fig.update_layout(width=420, height=440, margin=dict(l=10, r=10, t=40, b=10))
+
+
+def image_row_figure(images: dict, height: int = 320):
+    """Images (H, W, 3) uint8 of one size side by side, titled by their keys (plotly Figure, JPEG-encoded)."""
+    import numpy as np
+    import plotly.express as px
+
+    fig = px.imshow(np.stack(list(images.values())), facet_col=0, binary_string=True, binary_format="jpg")
+    for annotation, name in zip(fig.layout.annotations, images):
+        annotation.text = name
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return fig.update_layout(height=height, width=300 * len(images) + 40, margin=dict(l=10, r=10, t=40, b=10))
+
+
+def heatmap_row_figure(maps: dict, title: str | None = None, height: int = 320):
+    """2D arrays side by side as heatmaps on one shared colour scale, titled by their keys (plotly Figure)."""
+    import numpy as np
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    lim = max(float(np.abs(np.asarray(m)).max()) for m in maps.values())
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(maps))
+    for i, m in enumerate(maps.values(), start=1):
+        fig.add_trace(go.Heatmap(z=np.asarray(m), zmin=-lim, zmax=lim, colorscale="RdBu", showscale=i == len(maps)),
+                      row=1, col=i)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    fig.update_layout(title=title, height=height, width=300 * len(maps) + 80)
+    return fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))
+
+
 # ---- Section 4.5, "Inspecting the Vision Transformer": Fig. 6, Fig. 7 and an attention explorer.
 # The numbers come from vitlib.analysis; these functions only draw them.
 __all__ += ["attention_explorer", "plot_attention_distance", "plot_fig6", "plot_fig7", "rollout_overlay",
@@ -130,46 +176,10 @@ def plot_fig7(components, pos_similarity, mean_distance, grid: tuple[int, int], 
     A dashed line marks what uniform attention over
     the grid would give (the largest mean distance a head can have, on average, is about this).
     """
-=======
-# --- Teaching figures of notebooks 01-02 (Eq. 1: images as patches). plotly is imported lazily: an optional
-# dependency (vitlib[notebooks]).
-
-
-def patch_grid_figure(image, P: int, title: str | None = None):
-    """An image (H, W, 3) uint8 with the lines of its P x P patch grid drawn over it (plotly Figure)."""
-    import plotly.express as px
-
-    H, W = image.shape[:2]
-    fig = px.imshow(image, title=title or f"P = {P}: N = HW / P^2 = {H * W // P**2} patches", binary_format="jpg")
-    line = dict(color="white", width=1)
-    for x in range(0, W + 1, P):
-        fig.add_shape(type="line", x0=x - 0.5, x1=x - 0.5, y0=-0.5, y1=H - 0.5, line=line)
-    for y in range(0, H + 1, P):
-        fig.add_shape(type="line", x0=-0.5, x1=W - 0.5, y0=y - 0.5, y1=y - 0.5, line=line)
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    return fig.update_layout(width=420, height=440, margin=dict(l=10, r=10, t=40, b=10))
-
-
-def image_row_figure(images: dict, height: int = 320):
-    """Images (H, W, 3) uint8 of one size side by side, titled by their keys (plotly Figure, JPEG-encoded)."""
-    import numpy as np
-    import plotly.express as px
-
-    fig = px.imshow(np.stack(list(images.values())), facet_col=0, binary_string=True, binary_format="jpg")
-    for annotation, name in zip(fig.layout.annotations, images):
-        annotation.text = name
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    return fig.update_layout(height=height, width=300 * len(images) + 40, margin=dict(l=10, r=10, t=40, b=10))
-
-
-def heatmap_row_figure(maps: dict, title: str | None = None, height: int = 320):
-    """2D arrays side by side as heatmaps on one shared colour scale, titled by their keys (plotly Figure)."""
->>>>>>> main
     import numpy as np
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-<<<<<<< HEAD
     from .analysis import grid_distances
 
     n = components.shape[0]
@@ -351,13 +361,3 @@ def attention_explorer(images, attentions, grid: tuple[int, int], patch_size: in
                   W.HBox([controls["row"], controls["col"], controls["cls"]]), fig])
     box.figure, box.controls, box.update, box.on_click = fig, controls, update, on_click
     return box
-=======
-    lim = max(float(np.abs(np.asarray(m)).max()) for m in maps.values())
-    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(maps))
-    for i, m in enumerate(maps.values(), start=1):
-        fig.add_trace(go.Heatmap(z=np.asarray(m), zmin=-lim, zmax=lim, colorscale="RdBu", showscale=i == len(maps)),
-                      row=1, col=i)
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    fig.update_layout(title=title, height=height, width=300 * len(maps) + 80)
-    return fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))
->>>>>>> main
