@@ -1,0 +1,101 @@
+"""vitlib.plots for Section 4.5: Fig. 6, Fig. 7 and the attention explorer (built and driven
+programmatically, as a click or a slider move in JupyterLab would drive it)."""
+
+import numpy as np
+import torch
+from plotly.callbacks import Points
+
+from vitlib.analysis import query_attention
+from vitlib.plots import (
+    _mosaic,
+    attention_explorer,
+    plot_attention_distance,
+    plot_fig6,
+    plot_fig7,
+    rollout_overlay,
+    to_uint8_image,
+)
+
+
+def random_attention(L=2, B=3, k=2, g=4, cls=True):
+    T = g * g + int(cls)
+    return list(torch.rand(L, B, k, T, T).softmax(-1))
+
+
+def test_mosaic_by_hand():
+    tiles = np.arange(3 * 2 * 2).reshape(3, 2, 2)
+    m = _mosaic(tiles, cols=2, fill=-1)
+    assert m.shape == (5, 5)
+    assert (m[:2, :2] == tiles[0]).all() and (m[:2, 3:] == tiles[1]).all() and (m[3:, :2] == tiles[2]).all()
+    assert (m[2] == -1).all() and (m[:, 2] == -1).all() and (m[3:, 3:] == -1).all()
+
+
+def test_to_uint8_image_range():
+    img = torch.tensor([-1.0, 0.0, 1.0]).reshape(1, 1, 3)
+    assert to_uint8_image(img)[0].tolist() == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
+
+
+def test_rollout_overlay_keeps_attended_patch_and_darkens_the_rest():
+    img = torch.ones(3, 8, 8)  # white
+    m = torch.zeros(2, 2)
+    m[0, 1] = 0.3  # only the top-right patch
+    out = rollout_overlay(img, m)
+    assert out[1, 6].tolist() == [255, 255, 255] and out[6, 1].tolist() == [0, 0, 0]
+    assert (rollout_overlay(img, torch.full((2, 2), 0.1)) == 255).all()  # a flat map leaves the image as it is
+
+
+def test_fig7_panels():
+    comps = torch.randn(28, 3, 4, 4)
+    sim = torch.rand(4, 4, 4, 4) * 2 - 1
+    d = torch.rand(3, 2) * 10
+    fig = plot_fig7(comps, sim, d, (4, 4), 4)
+    assert fig.data[0].type == "image" and np.asarray(fig.data[0].z).shape == (4 * 5 - 1, 7 * 5 - 1, 3)
+    heat = np.asarray(fig.data[1].z, dtype=float)
+    assert heat.shape == (19, 19) and np.isclose(heat[5 + 2, 5 * 3 + 1], sim[1, 3, 2, 1].item())
+    assert [t.name for t in fig.data[2:]] == ["Head 1", "Head 2"]
+    assert np.allclose(fig.data[3].y, d[:, 1].numpy())
+    fig = plot_fig7(comps, None, d, (4, 4), 4)  # a model without position embedding
+    assert len(fig.data) == 1 + 2
+
+
+def test_fig6_and_distance_comparison():
+    imgs = torch.rand(3, 3, 16, 16) * 2 - 1
+    fig = plot_fig6(imgs, torch.rand(3, 4, 4), labels=["a", "b", "c"])
+    assert len(fig.data) == 6 and all(t.type == "image" for t in fig.data)
+    fig = plot_attention_distance({"trained": torch.rand(3, 2), "untrained": torch.rand(3, 2)}, (4, 4), 4)
+    assert [t.name for t in fig.data] == ["trained", "untrained"] and len(fig.data[0].y) == 6
+
+
+def test_explorer_reacts_to_controls_and_clicks():
+    torch.manual_seed(0)
+    attn = random_attention()
+    imgs = torch.rand(3, 3, 16, 16) * 2 - 1
+    box = attention_explorer(imgs, attn, (4, 4), 4)
+    fig, c = box.figure, box.controls
+    assert np.allclose(fig.data[2].z, query_attention(attn, 4, 0, 0, 0, 2 * 4 + 2).numpy())  # initial: centre
+    before = np.array(fig.data[2].z)
+    c["layer"].value = 2  # as moving the slider does
+    assert not np.allclose(fig.data[2].z, before)
+    assert np.allclose(fig.data[2].z, query_attention(attn, 4, 1, 0, 0, 10).numpy())
+    c["head"].value = -1
+    c["image"].value = 2
+    assert np.allclose(fig.data[1].z, query_attention(attn, 4, 1, None, 2, 10).numpy())
+    assert np.array_equal(fig.data[0].z, to_uint8_image(imgs[2]))
+    # a click on the right panel at (col 3, row 1) picks that patch as the query; the message is the one
+    # the browser sends (plotly's FigureWidget dispatches it to the on_click callbacks of the traces)
+    fig._handler_js2py_pointsCallback({"new": {"event_type": "plotly_click", "points": {
+        "xs": [3], "ys": [1], "point_indexes": [[1, 3]], "trace_indexes": [2]}}})
+    assert (c["row"].value, c["col"].value) == (1, 3)
+    assert np.allclose(fig.data[2].z, query_attention(attn, 4, 1, None, 2, 1 * 4 + 3).numpy())
+    assert fig.layout.shapes[1].x0 == 2.5  # the query square moved
+    # a click on the image (pixel coordinates) picks the patch under it
+    box.on_click(fig.data[1], Points(point_inds=[0], xs=[1.5], ys=[13.5], trace_name="", trace_index=1), None)
+    assert (c["row"].value, c["col"].value) == (3, 0)
+    c["cls"].value = True
+    assert np.allclose(fig.data[2].z, query_attention(attn, 4, 1, None, 2, None).numpy())
+    assert len(fig.layout.shapes) == 0
+
+
+def test_explorer_without_class_token():
+    box = attention_explorer(torch.rand(1, 3, 16, 16), random_attention(B=1, cls=False), (4, 4), 4)
+    assert box.controls["cls"].disabled

@@ -1,0 +1,254 @@
+"""Inside the Vision Transformer: the quantities of Section 4.5 (Fig. 6 and Fig. 7).
+
+Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 4.5.
+- Fig. 7 left: the first principal components of the patch-embedding filters E (Eq. 1)
+  -> `embedding_filters_pca`; how smooth they are -> `filter_roughness`.
+- Fig. 7 center: cosine similarity between the position embeddings E_pos of every pair of
+  patches -> `position_embedding_similarity`; its two observations (similarity falls with distance,
+  rows and columns show) as numbers -> `position_similarity_structure`.
+- Fig. 7 right: mean attention distance per head and layer, "the distance in image space across
+  which information is integrated, based on the attention weights" -> `mean_attention_distance`.
+- Fig. 6: attention from the output token to the input, by attention rollout (Abnar & Zuidema,
+  2020, Appendix D.8 of the paper) -> `attention_rollout`, `rollout_map`.
+
+The functions take plain tensors (attention weights as returned by
+`VisionTransformer(x, return_attention=True)`, a position embedding, a patch-embedding
+weight), so they work for any ViT vitlib can load: its own, the shipped model, an
+official or timm checkpoint converted by `vitlib.checkpoints`.
+
+Deviations from the paper: the paper does not say how the class token enters the mean
+attention distance; here it is left out as query and as key, and each query's weights over
+the N image patches are renormalised to sum to 1 (see `mean_attention_distance`).
+Shapes: L layers, B images, k heads, T = N + 1 tokens (N patches + the class token; T = N
+for a model without class token), grid (gh, gw) with gh * gw = N, P the patch size in pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "attention_maps",
+    "attention_rollout",
+    "embedding_filters_pca",
+    "filter_roughness",
+    "grid_distances",
+    "mean_attention_distance",
+    "position_embedding_similarity",
+    "position_similarity_structure",
+    "query_attention",
+    "rollout_map",
+]
+
+Grid = int | tuple[int, int]
+
+
+def _grid(grid: Grid) -> tuple[int, int]:
+    return (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
+
+
+def _stack(attentions: Sequence[Tensor] | Tensor) -> Tensor:
+    """A list of L tensors (B, k, T, T) (as the model returns them) -> one tensor (L, B, k, T, T)."""
+    A = attentions if isinstance(attentions, Tensor) else torch.stack(list(attentions))
+    if A.ndim != 5 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"expected attention weights of shape (L, B, k, T, T) or a list of L (B, k, T, T), "
+                         f"got {tuple(A.shape)}; get them with model(x, return_attention=True)")
+    return A.float()
+
+
+def _num_prefix(T: int, grid: tuple[int, int]) -> int:
+    """Tokens before the patches (the class token): T - N, 0 or 1 in vitlib."""
+    n = grid[0] * grid[1]
+    if not 0 <= T - n <= 1:
+        raise ValueError(f"{T} tokens do not fit a {grid[0]}x{grid[1]} patch grid (N={n}, expected T=N or N+1 "
+                         "with the class token); pass the grid the model used: model.grid")
+    return T - n
+
+
+@torch.no_grad()
+def attention_maps(model: nn.Module, images: Tensor, batch_size: int = 64) -> list[Tensor]:
+    """Run `model` (eval mode, no grad) on images (B, C, H, W); return its L attention maps (B, k, T, T).
+
+    Works for any vitlib `VisionTransformer` (its explicit attention path, Eq. 6).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [model(x, return_attention=True)[1] for x in images.split(batch_size)]
+    finally:
+        model.train(was_training)
+    return [torch.cat([c[layer] for c in chunks]) for layer in range(len(chunks[0]))]
+
+
+def grid_distances(grid: Grid, patch_size: float = 1.0) -> Tensor:
+    """Euclidean distance between the centres of every pair of patches, in pixels: (N, N).
+
+    Patches are numbered row by row, as `PatchEmbedding` flattens them.
+    """
+    gh, gw = _grid(grid)
+    rows, cols = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    xy = torch.stack([rows.flatten(), cols.flatten()], dim=1).double()  # (N, 2)
+    return torch.cdist(xy, xy) * patch_size
+
+
+def mean_attention_distance(attentions: Sequence[Tensor] | Tensor, grid: Grid, patch_size: float) -> Tensor:
+    """Fig. 7 right: mean attention distance in pixels for every layer and head, shape (L, k).
+
+    For a query patch i the distance is sum_j A_ij * d(i, j), d the Euclidean distance between
+    patch centres on the grid times P (the authors' definition); it is averaged over the
+    query patches and over the images.
+
+    The class token: the paper does not say. Here it is left out both as a query (it has no
+    position in the image) and as a key, and each query's weights over the N patches are
+    renormalised to sum to 1, so the number measures where a head looks *within the image*,
+    whatever share of attention goes to the class token. A model without class token (T = N)
+    needs no renormalisation and gives the same numbers.
+
+    attentions: list of L tensors (B, k, T, T) or a tensor (L, B, k, T, T), rows summing to 1.
+    grid: the patch grid (gh, gw) (or gh for a square one); patch_size: P in pixels.
+    """
+    # NOTE: the class-token treatment is our choice (the paper is silent); tests/test_analysis.py
+    # checks that a model with and without class token gives the same distance when the patch
+    # weights agree.
+    g = _grid(grid)
+    A = _stack(attentions)
+    p = _num_prefix(A.shape[-1], g)
+    A = A[..., p:, p:].double()  # (L, B, k, N, N): patches only
+    A = A / A.sum(-1, keepdim=True).clamp_min(1e-12)
+    d = grid_distances(g, patch_size)  # (N, N)
+    per_query = (A * d).sum(-1)  # (L, B, k, N)
+    return per_query.mean(dim=(1, 3)).float()  # (L, k)
+
+
+def attention_rollout(attentions: Sequence[Tensor] | Tensor) -> Tensor:
+    """Fig. 6, attention rollout (Abnar & Zuidema, 2020) as the paper uses it: (B, T, T).
+
+    Per layer l: average the attention weights over the k heads, add the identity for the
+    residual connection, renormalise the rows: Ã_l = (mean_h A_l + I) / 2. Then multiply
+    through the layers, R = Ã_L ... Ã_2 Ã_1, so that row i of R says how much of each input
+    token reaches output token i. `rollout_map` turns the output token's row into an image map.
+    """
+    A = _stack(attentions)  # (L, B, k, T, T)
+    A = A.mean(dim=2)  # (L, B, T, T): average over heads
+    eye = torch.eye(A.shape[-1], dtype=A.dtype)
+    A = A + eye
+    A = A / A.sum(-1, keepdim=True)
+    R = A[0]
+    for layer in A[1:]:
+        R = layer @ R  # the later layer mixes the tokens the earlier layers produced
+    return R
+
+
+def rollout_map(attentions: Sequence[Tensor] | Tensor, grid: Grid) -> Tensor:
+    """Fig. 6: the rollout from the output token to every image patch, as a map (B, gh, gw).
+
+    The output token is the class token (row 0 of the rollout, class-token column dropped);
+    for a model without class token (pool="gap") it is the mean of all tokens, so its row is
+    the mean of the rows. The map is not rescaled: divide by its max to display it.
+    """
+    g = _grid(grid)
+    R = attention_rollout(attentions)
+    p = _num_prefix(R.shape[-1], g)
+    row = R[:, 0, p:] if p else R.mean(dim=1)
+    return row.reshape(-1, *g)
+
+
+def query_attention(attentions: Sequence[Tensor] | Tensor, grid: Grid, layer: int, head: int | None,
+                    image: int, query: int | None) -> Tensor:
+    """Attention of one query token over the image patches, as a map (gh, gw), for the explorer.
+
+    query: a patch index 0..N-1 (row by row), or None for the class token.
+    head: a head index, or None for the mean over heads.
+    """
+    g = _grid(grid)
+    A = attentions[layer]  # (B, k, T, T)
+    p = _num_prefix(A.shape[-1], g)
+    if query is None and not p:
+        raise ValueError("this model has no class token: pick a patch as query")
+    A = A[image].float()  # (k, T, T)
+    A = A.mean(0) if head is None else A[head]
+    row = A[0] if query is None else A[p + query]
+    return row[p:].reshape(g)
+
+
+def position_embedding_similarity(pos_embed: Tensor, grid: Grid) -> Tensor:
+    """Fig. 7 center: cosine similarity of each patch's position embedding with every other one.
+
+    pos_embed: (1, T, D) or (T, D), T = N or N + 1 (a class-token entry is dropped).
+    Returns (gh, gw, gh, gw): [r, c] is the similarity map of patch (r, c) with all patches.
+    """
+    g = _grid(grid)
+    E = pos_embed.detach().float().reshape(-1, pos_embed.shape[-1])  # (T, D)
+    E = E[_num_prefix(E.shape[0], g):]  # (N, D)
+    E = E / E.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (E @ E.T).reshape(*g, *g)
+
+
+def embedding_filters_pca(patch_embed_weight: Tensor, k: int = 28) -> tuple[Tensor, Tensor]:
+    """Fig. 7 left: the first k principal components of the patch-embedding filters E, as images.
+
+    patch_embed_weight: the Conv2d weight of Eq. 1's projection, (D, C, P, P): D filters, each a
+    P x P x C image (a column of E in R^{(P^2 C) x D}). The D filters are the samples, centred
+    by their mean (as `sklearn.decomposition.PCA`); the components are directions in the
+    P^2 C-dimensional pixel space. Each component's sign is fixed so that its largest entry
+    is positive (PCA leaves it arbitrary).
+
+    Returns (components (k, C, P, P), explained variance ratio (k,)).
+    """
+    W = patch_embed_weight.detach().double()
+    if W.ndim != 4:
+        raise ValueError(f"expected the patch projection's Conv2d weight (D, C, P, P), got {tuple(W.shape)}; "
+                         "pass model.patch_embed.proj.weight")
+    D, C, P, _ = W.shape
+    X = W.reshape(D, C * P * P)
+    if not 1 <= k <= min(D, C * P * P):
+        raise ValueError(f"k={k} components requested, but {D} filters of {C * P * P} pixels give at most "
+                         f"{min(D, C * P * P)}")
+    X = X - X.mean(dim=0, keepdim=True)
+    _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    comps = Vh[:k]
+    sign = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
+    comps = comps * sign
+    var = S**2
+    return comps.reshape(k, C, P, P).float(), (var[:k] / var.sum()).float()
+
+
+def filter_roughness(components: Tensor) -> Tensor:
+    """How far each filter image (k, C, P, P) is from smooth: the mean squared difference between
+    horizontally and vertically adjacent pixels (same channel), divided by twice the mean square value.
+
+    1 for white noise (in expectation), 0 for a constant image, 2 for a +-1 checkerboard; the smooth,
+    low-frequency "basis functions" of Fig. 7 left are well below 1. Returns (k,).
+    """
+    c = components.detach().double()
+    dx, dy = c.diff(dim=-1).flatten(1) ** 2, c.diff(dim=-2).flatten(1) ** 2
+    mean_diff2 = torch.cat([dx, dy], dim=1).mean(1)
+    return (mean_diff2 / (2 * (c.flatten(1) ** 2).mean(1)).clamp_min(1e-24)).float()
+
+
+def position_similarity_structure(similarity: Tensor) -> tuple[float, float]:
+    """Fig. 7 center in two numbers, from `position_embedding_similarity`'s (gh, gw, gh, gw):
+
+    - the correlation (Pearson, over all pairs of distinct patches) between the similarity of two
+      patches' embeddings and their distance on the grid: negative when "closer patches tend to have
+      more similar position embeddings";
+    - the row-column gap: mean similarity of pairs in the same row or column minus that of pairs that
+      are not, compared at equal distance (e.g. 5 = 5 + 0 = 3 + 4 on a grid of side >= 6) and
+      averaged over the distances where both kinds exist: positive when "the row-column structure
+      appears". NaN when no distance has both kinds (both sides of the grid shorter than 6).
+    """
+    gh, gw = similarity.shape[:2]
+    S, d = similarity.reshape(gh * gw, gh * gw).double(), grid_distances((gh, gw))
+    r, c = (t.flatten() for t in torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij"))
+    off = ~torch.eye(gh * gw, dtype=torch.bool)
+    corr = torch.corrcoef(torch.stack([d[off], S[off]]))[0, 1].item()
+    line = (r[:, None] == r[None]) | (c[:, None] == c[None])
+    gaps = []
+    for v in d[off].unique():
+        same, other = off & line & (d == v), off & ~line & (d == v)
+        if same.any() and other.any():
+            gaps.append((S[same].mean() - S[other].mean()).item())
+    return corr, (sum(gaps) / len(gaps) if gaps else float("nan"))
