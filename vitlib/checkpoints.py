@@ -1,17 +1,27 @@
-"""Weights in and out: converters from timm and torchvision state dicts.
+"""Weights in and out: converters from timm and torchvision state dicts, and the official JAX .npz files.
 
 vitlib's attribute names are timm's, so timm weights load almost by name;
 torchvision keeps q, k, v in one `in_proj` of `nn.MultiheadAttention` with
 other names. Each converter returns a state dict for `VisionTransformer`;
 tests/test_checkpoints.py shows the logits then equal the reference's.
+`load_npz` / `model_from_npz` / `save_npz` read and write the checkpoints of
+google-research/vision_transformer (tests/test_npz.py: timm's own npz loader
+and a NumPy transcription of the official forward pass give the same logits).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .config import ViTConfig
+from .model import resample_pos_embed
 
 __all__ = ["from_timm", "from_torchvision", "load_into"]
 
@@ -64,6 +74,186 @@ def from_torchvision(state_dict: StateDict) -> StateDict:
             raise ValueError(f"unexpected torchvision key {k!r}: is this a torchvision VisionTransformer?")
         out[new] = v
     return out
+
+
+# --- Official JAX checkpoints (google-research/vision_transformer .npz) -------------------------------------------
+# The official code saves its Flax parameter tree flattened with "/" into an .npz. Its layouts (models_vit.py):
+#   embedding/kernel (P, P, C, D)  a Conv in HWIO            -> patch_embed.proj.weight (D, C, P, P)
+#   MultiHeadDotProductAttention_1/{query,key,value}/kernel (D, k, D_h), bias (k, D_h)   -> rows of attn.qkv
+#   MultiHeadDotProductAttention_1/out/kernel (k, D_h, D)                                 -> attn.proj.weight (D, D)
+#   every Dense kernel is (in, out)                                                       -> Linear weight (out, in)
+# The official MLP uses tanh-approximated GELU (flax nn.gelu); model_from_npz sets gelu="tanh" for that reason.
+
+__all__ += ["load_npz", "model_from_npz", "npz_config", "save_npz"]
+
+_BLOCK = "Transformer/encoderblock_{i}/"
+_MHA = "MultiHeadDotProductAttention_1/"
+
+
+# (official module, vitlib module, layout of its kernel); "ln" modules have scale/bias, the others kernel/bias.
+_NPZ_TOP = [("embedding", "patch_embed.proj", "conv"), ("Transformer/encoder_norm", "norm", "ln"),
+            ("pre_logits", "pre_logits.fc", "dense"), ("head", "head", "dense")]
+_NPZ_BLOCK = [("LayerNorm_0", "norm1", "ln"), (_MHA + "out", "attn.proj", "out"), ("LayerNorm_2", "norm2", "ln"),
+              ("MlpBlock_3/Dense_0", "mlp.fc1", "dense"), ("MlpBlock_3/Dense_1", "mlp.fc2", "dense")]
+
+
+def _npz_names(num_layers: int) -> list[tuple[str, str, str]]:
+    """(official key, vitlib key, layout) for every tensor except q/k/v, which are concatenated into attn.qkv."""
+    modules = list(_NPZ_TOP) + [(_BLOCK.format(i=i) + o, f"blocks.{i}.{v}", layout)
+                                for i in range(num_layers) for o, v, layout in _NPZ_BLOCK]
+    names = [("cls", "cls_token", ""), ("Transformer/posembed_input/pos_embedding", "pos_embed", "")]
+    for o, v, layout in modules:
+        weight = ("scale", "") if layout == "ln" else ("kernel", layout)
+        names += [(f"{o}/{weight[0]}", f"{v}.weight", weight[1]), (f"{o}/bias", f"{v}.bias", "")]
+    return names
+
+
+def _to_torch(a: np.ndarray, layout: str) -> Tensor:
+    if layout == "conv":
+        a = a.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    elif layout == "dense":
+        a = a.T  # (in, out) -> (out, in)
+    elif layout == "out":
+        a = a.reshape(-1, a.shape[-1]).T  # (k, D_h, D) -> (D, k * D_h)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _to_numpy(t: Tensor, layout: str, num_heads: int) -> np.ndarray:
+    a = t.detach().cpu().float().numpy()
+    if layout == "conv":
+        return a.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    if layout == "dense":
+        return a.T
+    if layout == "out":
+        return a.T.reshape(num_heads, -1, a.shape[0])  # (D, k * D_h) -> (k, D_h, D)
+    return a
+
+
+def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of an official .npz, with an 'opt/target/' prefix (optimizer checkpoints) removed."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path!r}: give the path of an official ViT .npz file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path!r} is not a readable .npz archive ({e}); is it a complete download of an "
+                         "official ViT checkpoint? vitlib's own checkpoints load with load_checkpoint") from e
+    arrays = {k.removeprefix("opt/target/"): v for k, v in arrays.items()}
+    if "embedding/kernel" not in arrays:
+        hint = (" (big_vision layout: not supported, use timm)" if "params/embedding/kernel" in arrays
+                or "pos_embedding" in arrays else "")
+        raise ValueError(f"{path!r} has no 'embedding/kernel': not a google-research/vision_transformer ViT "
+                         f"checkpoint{hint}; found keys like {sorted(arrays)[:5]}")
+    return arrays
+
+
+def _num_layers(arrays: dict[str, np.ndarray]) -> int:
+    return len({k.split("/")[1] for k in arrays if k.startswith("Transformer/encoderblock_")})
+
+
+def _npz_to_state(arrays: dict[str, np.ndarray]) -> StateDict:
+    """Official arrays -> vitlib state dict (keys the checkpoint lacks, e.g. pre_logits, are absent)."""
+    state = {v: _to_torch(arrays[o], layout) for o, v, layout in _npz_names(_num_layers(arrays)) if o in arrays}
+    for i in range(_num_layers(arrays)):
+        o = _BLOCK.format(i=i) + _MHA
+        qkv = [arrays[f"{o}{n}/kernel"] for n in ("query", "key", "value")]  # each (D, k, D_h)
+        state[f"blocks.{i}.attn.qkv.weight"] = torch.cat([_to_torch(w.reshape(w.shape[0], -1), "dense") for w in qkv])
+        if f"{o}query/bias" in arrays:
+            state[f"blocks.{i}.attn.qkv.bias"] = torch.cat(
+                [_to_torch(arrays[f"{o}{n}/bias"].reshape(-1), "") for n in ("query", "key", "value")])
+    return state
+
+
+def npz_config(path: str | os.PathLike, **overrides) -> ViTConfig:
+    """The ViTConfig of an official checkpoint, read from its shapes (D, L, k, D_mlp, P, C, classes, grid).
+
+    `gelu="tanh"` as in the official code; overrides replace any field (e.g. img_size, num_classes).
+    """
+    a = _read_npz(path)
+    P, P2, C, D = a["embedding/kernel"].shape
+    if P != P2:
+        raise ValueError(f"non-square patches {P}x{P2} in {path!r} are not supported")
+    o = _BLOCK.format(i=0)
+    pool = "token" if "cls" in a else "gap"
+    side = math.isqrt(a["Transformer/posembed_input/pos_embedding"].shape[1] - (pool == "token"))
+    cfg = dict(img_size=side * P, patch_size=P, in_chans=C, hidden_size=D, num_layers=_num_layers(a),
+               num_heads=a[o + _MHA + "query/kernel"].shape[1], mlp_size=a[o + "MlpBlock_3/Dense_0/kernel"].shape[1],
+               qkv_bias=o + _MHA + "query/bias" in a, pool=pool,
+               representation_size=a["pre_logits/kernel"].shape[1] if "pre_logits/kernel" in a else None,
+               num_classes=a["head/kernel"].shape[1] if "head/kernel" in a else 0, gelu="tanh")
+    return ViTConfig(**{**cfg, **overrides})
+
+
+def load_npz(path: str | os.PathLike, model: torch.nn.Module, load_head: bool = True) -> torch.nn.Module:
+    """Load an official JAX checkpoint (.npz) into a vitlib `VisionTransformer` built for it; returns the model.
+
+    The position embeddings are resampled to the model's patch grid (Section 3.2, the official method:
+    `resample_pos_embed`, bilinear with the corners aligned, class token kept), so any image size works.
+    load_head=False keeps the model's own head (the official fine-tuning "drop-head" variant): the checkpoint's
+    `head` is ignored, and so is its `pre_logits` unless the model has a pre-logits layer of the same size.
+    """
+    arrays = _read_npz(path)
+    state = _npz_to_state(arrays)
+    n_blocks = len(model.blocks)
+    if _num_layers(arrays) != n_blocks:
+        raise ValueError(f"{path!r} has L={_num_layers(arrays)} encoder blocks, the model has {n_blocks}: "
+                         "build the model with model_from_npz(path) or the matching variant")
+    if "pos_embed" in state and model.pos_embed is not None:
+        n_prefix = model.cfg.num_prefix_tokens
+        old = math.isqrt(state["pos_embed"].shape[1] - n_prefix)
+        state["pos_embed"] = resample_pos_embed(state["pos_embed"], model.grid, n_prefix, old_grid=(old, old))
+    own = model.state_dict()
+    has_pre_logits = any(k.startswith("pre_logits.") for k in own)
+    keep = ("head.",) if not load_head else ()
+    if not has_pre_logits and "pre_logits.fc.weight" in state:
+        if load_head:
+            raise ValueError(f"{path!r} has a pre-logits layer of size {state['pre_logits.fc.weight'].shape[0]} that "
+                             "the model lacks: build it with that representation_size, or pass load_head=False")
+        state = {k: v for k, v in state.items() if not k.startswith("pre_logits.")}
+    if not load_head and has_pre_logits and own["pre_logits.fc.weight"].shape != state.get("pre_logits.fc.weight",
+                                                                                          torch.empty(0)).shape:
+        keep += ("pre_logits.",)
+    state = {k: v for k, v in state.items() if not k.startswith(keep)}
+    state.update({k: v for k, v in own.items() if k.startswith(keep)} if keep else {})
+    return load_into(model, state)
+
+
+def model_from_npz(path: str | os.PathLike, **overrides) -> torch.nn.Module:
+    """Build a `VisionTransformer` from an official .npz (config read from the shapes) and load it.
+
+    The model uses tanh GELU like the official code, so logits equal the official ones; note timm uses exact
+    GELU (pass gelu="exact" to match timm). Overrides are ViTConfig fields: img_size resamples the position
+    embeddings; another num_classes or representation_size leaves the head as initialised (zeros), as
+    fine-tuning does.
+    """
+    from .model import VisionTransformer
+
+    ckpt = npz_config(path)
+    cfg = npz_config(path, **overrides)
+    load_head = (cfg.num_classes, cfg.representation_size) == (ckpt.num_classes, ckpt.representation_size)
+    return load_npz(path, VisionTransformer(cfg), load_head=load_head)
+
+
+def save_npz(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """Write a vitlib `VisionTransformer` as an official-layout .npz (readable by the official code and timm)."""
+    cfg, state = model.cfg, model.state_dict()
+    k = cfg.num_heads
+    arrays = {o: _to_numpy(state[v], layout, k) for o, v, layout in _npz_names(cfg.num_layers) if v in state}
+    D = cfg.hidden_size
+    for i in range(cfg.num_layers):
+        o = _BLOCK.format(i=i) + _MHA
+        for n, w in zip(("query", "key", "value"), state[f"blocks.{i}.attn.qkv.weight"].chunk(3)):
+            arrays[f"{o}{n}/kernel"] = _to_numpy(w, "dense", k).reshape(D, k, D // k)  # (D, k, D_h)
+        if f"blocks.{i}.attn.qkv.bias" in state:
+            for n, b in zip(("query", "key", "value"), state[f"blocks.{i}.attn.qkv.bias"].chunk(3)):
+                arrays[f"{o}{n}/bias"] = _to_numpy(b, "", k).reshape(k, D // k)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
+    return path
 
 
 def load_into(model: torch.nn.Module, state_dict: StateDict) -> torch.nn.Module:

@@ -1,0 +1,103 @@
+"""Fine-tuning surgery, Section 3.2 ("Fine-tuning and higher resolution").
+
+Paper: "we remove the pre-trained prediction head and attach a zero-initialized D x K feedforward
+layer, where K is the number of downstream classes. It is often beneficial to fine-tune at higher
+resolution than pre-training. When feeding images of higher resolution, we keep the patch size the
+same, which results in a larger effective sequence length. [...] We therefore perform 2D
+interpolation of the pre-trained position embeddings, according to their location in the original
+image."
+
+Every function here is pure: it returns a new model (a new frozen `ViTConfig` made with
+`dataclasses.replace`) and leaves its argument untouched.
+
+    new_head(model, K)              drop the head (and the pre-logits layer), attach a zero D x K Linear
+    new_resolution(model, img_size) E_pos 2D-interpolated to the new patch grid, class token kept
+    freeze_backbone(model)          only the head trains (a linear probe)
+    prepare_finetune(model, K, img_size, freeze)   the three above, in that order
+
+Deviations from the paper: none. The interpolation is the official code's (bilinear with the corners
+aligned, `vitlib.resample_pos_embed`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+from torch import nn
+
+from .model import PatchEmbedding, VisionTransformer, resample_pos_embed
+
+__all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", "trainable_parameters"]
+
+
+def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
+    """A fresh VisionTransformer for cfg with the same kind of patch embedding (a hybrid keeps its CNN)."""
+    if not isinstance(model, VisionTransformer):
+        raise TypeError(f"fine-tuning surgery needs a vitlib VisionTransformer, got {type(model).__name__}")
+    patch_embed = None if isinstance(model.patch_embed, PatchEmbedding) else copy.deepcopy(model.patch_embed)
+    new = VisionTransformer(cfg, patch_embed=patch_embed)
+    return new.to(next(model.parameters()).device, next(model.parameters()).dtype)
+
+
+def _copy_weights(new: VisionTransformer, state: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> None:
+    """Load state into new, except the keys starting with skip (they keep new's initialisation)."""
+    own = new.state_dict()
+    new.load_state_dict({k: own[k] if k.startswith(skip) else state[k] for k in own}, strict=True)
+
+
+def new_head(model: VisionTransformer, num_classes: int) -> VisionTransformer:
+    """Section 3.2: remove the pre-trained head (and its tanh pre-logits layer), attach a zero-initialised D x K head.
+
+    num_classes is K, the downstream classes. The backbone's weights are copied unchanged.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes K must be >= 1 for a classification head, got {num_classes}")
+    cfg = dataclasses.replace(model.cfg, num_classes=num_classes, representation_size=None)
+    new = _rebuild(model, cfg)
+    _copy_weights(new, model.state_dict(), skip=("head.", "pre_logits."))
+    with torch.no_grad():  # zero-initialised, whatever the initialiser of the day does
+        new.head.weight.zero_(), new.head.bias.zero_()
+    return new
+
+
+def new_resolution(model: VisionTransformer, img_size: int | tuple[int, int]) -> VisionTransformer:
+    """Section 3.2: the same model for img_size inputs: P kept, so N grows; E_pos 2D-interpolated, class token kept.
+
+    Returns a model whose config has the new img_size. At the same resolution the embedding is unchanged.
+    """
+    cfg = dataclasses.replace(model.cfg, img_size=img_size)  # validates: sides must be multiples of P
+    new = _rebuild(model, cfg)
+    state = model.state_dict()
+    if model.pos_embed is not None:
+        state["pos_embed"] = resample_pos_embed(state["pos_embed"], new.grid, cfg.num_prefix_tokens,
+                                                old_grid=model.grid)
+    _copy_weights(new, state)
+    return new
+
+
+def freeze_backbone(model: VisionTransformer) -> VisionTransformer:
+    """A copy whose parameters are frozen except the head (and pre-logits): a linear probe trains only those."""
+    new = copy.deepcopy(model)
+    for name, p in new.named_parameters():
+        p.requires_grad_(name.startswith(("head.", "pre_logits.")))
+    return new
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Number of parameters that receive gradients."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def prepare_finetune(model: VisionTransformer, num_classes: int, img_size: int | tuple[int, int] | None = None,
+                     freeze: bool = False) -> VisionTransformer:
+    """Section 3.2 in one call: new zero head of K classes, optionally a new resolution and a frozen backbone.
+
+    Example: a ViT-Ti/4 pre-trained at 32 px, fine-tuned on 10 classes at 48 px (grid 8x8 -> 12x12):
+    `prepare_finetune(model, num_classes=10, img_size=48)`.
+    """
+    model = new_head(model, num_classes)
+    if img_size is not None:
+        model = new_resolution(model, img_size)
+    return freeze_backbone(model) if freeze else model
