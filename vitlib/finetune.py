@@ -34,11 +34,15 @@ __all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", 
 
 def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
     """A fresh VisionTransformer for cfg with the same kind of patch embedding (a hybrid keeps its CNN)."""
-    if not isinstance(model, VisionTransformer):
-        raise TypeError(f"fine-tuning surgery needs a vitlib VisionTransformer, got {type(model).__name__}")
     patch_embed = None if isinstance(model.patch_embed, PatchEmbedding) else copy.deepcopy(model.patch_embed)
     new = VisionTransformer(cfg, patch_embed=patch_embed)
     return new.to(next(model.parameters()).device, next(model.parameters()).dtype)
+
+
+def _check(model: nn.Module) -> None:
+    if not isinstance(model, VisionTransformer):
+        raise TypeError(f"fine-tuning surgery needs a vitlib VisionTransformer, got {type(model).__name__}; "
+                        "load one with vitlib.checkpoints (load_model, model_from_npz, from_timm)")
 
 
 def _copy_weights(new: VisionTransformer, state: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> None:
@@ -52,6 +56,7 @@ def new_head(model: VisionTransformer, num_classes: int) -> VisionTransformer:
 
     num_classes is K, the downstream classes. The backbone's weights are copied unchanged.
     """
+    _check(model)
     if num_classes < 1:
         raise ValueError(f"num_classes K must be >= 1 for a classification head, got {num_classes}")
     cfg = dataclasses.replace(model.cfg, num_classes=num_classes, representation_size=None)
@@ -67,6 +72,7 @@ def new_resolution(model: VisionTransformer, img_size: int | tuple[int, int]) ->
 
     Returns a model whose config has the new img_size. At the same resolution the embedding is unchanged.
     """
+    _check(model)
     cfg = dataclasses.replace(model.cfg, img_size=img_size)  # validates: sides must be multiples of P
     new = _rebuild(model, cfg)
     state = model.state_dict()
@@ -79,6 +85,7 @@ def new_resolution(model: VisionTransformer, img_size: int | tuple[int, int]) ->
 
 def freeze_backbone(model: VisionTransformer) -> VisionTransformer:
     """A copy whose parameters are frozen except the head (and pre-logits): a linear probe trains only those."""
+    _check(model)
     new = copy.deepcopy(model)
     for name, p in new.named_parameters():
         p.requires_grad_(name.startswith(("head.", "pre_logits.")))
