@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import ViTConfig
+from .config import VARIANTS, ViTConfig
 from .model import resample_pos_embed
 
 __all__ = ["from_timm", "from_torchvision", "load_into"]
@@ -76,7 +76,7 @@ def from_torchvision(state_dict: StateDict) -> StateDict:
     return out
 
 
-# --- Official JAX checkpoints (google-research/vision_transformer .npz) -------------------------------------------
+# --- Official JAX checkpoints (google-research/vision_transformer .npz), and timm weight files ------------------
 # The official code saves its Flax parameter tree flattened with "/" into an .npz. Its layouts (models_vit.py):
 #   embedding/kernel (P, P, C, D)  a Conv in HWIO            -> patch_embed.proj.weight (D, C, P, P)
 #   MultiHeadDotProductAttention_1/{query,key,value}/kernel (D, k, D_h), bias (k, D_h)   -> rows of attn.qkv
@@ -84,7 +84,7 @@ def from_torchvision(state_dict: StateDict) -> StateDict:
 #   every Dense kernel is (in, out)                                                       -> Linear weight (out, in)
 # The official MLP uses tanh-approximated GELU (flax nn.gelu); model_from_npz sets gelu="tanh" for that reason.
 
-__all__ += ["load_npz", "model_from_npz", "npz_config", "save_npz"]
+__all__ += ["load_npz", "model_from_npz", "npz_config", "save_npz", "timm_config", "model_from_timm"]
 
 _BLOCK = "Transformer/encoderblock_{i}/"
 _MHA = "MultiHeadDotProductAttention_1/"
@@ -255,6 +255,63 @@ def save_npz(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
     return path
 
+
+
+def _read_state(path: str | os.PathLike) -> StateDict:
+    """A state dict from .safetensors, or from a torch file read with weights_only=True (no pickled code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {str(path)!r}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # training scripts often nest the weights
+        state = state.get(key, state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
+
+
+def timm_config(state_dict: StateDict, **overrides) -> ViTConfig:
+    """The ViTConfig of a timm ViT state dict, read from its shapes (P, C, D, L, D_mlp, K, grid, pre-logits).
+
+    k (heads) is not in the shapes: it is taken from the variant table for the same D (D_h = 64 otherwise);
+    pass num_heads= to override. GELU is exact, as timm's.
+    """
+    sd = from_timm(state_dict)
+    D, C, P, _ = sd["patch_embed.proj.weight"].shape
+    known = {v["hidden_size"]: v["num_heads"] for v in VARIANTS.values()}
+    prefix = 1 if "cls_token" in sd else 0
+    side = math.isqrt(sd["pos_embed"].shape[1] - prefix) if "pos_embed" in sd else None
+    cfg = dict(patch_size=P, in_chans=C, hidden_size=D, num_heads=known.get(D, max(D // 64, 1)),
+               num_layers=len({k.split(".")[1] for k in sd if k.startswith("blocks.")}),
+               mlp_size=sd["blocks.0.mlp.fc1.weight"].shape[0], qkv_bias="blocks.0.attn.qkv.bias" in sd,
+               pool="token" if prefix else "gap", pos_embed="learned" if side else "none",
+               representation_size=sd["pre_logits.fc.weight"].shape[0] if "pre_logits.fc.weight" in sd else None,
+               num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0, gelu="exact")
+    if side:
+        cfg["img_size"] = side * P
+    return ViTConfig(**{**cfg, **overrides})
+
+
+def model_from_timm(path: str | os.PathLike, **overrides) -> torch.nn.Module:
+    """Build a `VisionTransformer` from a timm ViT weights file (.safetensors, .pth, .bin) and load it.
+
+    Overrides are ViTConfig fields (see `timm_config`); another img_size resamples E_pos
+    (`resample_pos_embed`, the official method: note that timm's own resize is bicubic).
+    """
+    from .model import VisionTransformer
+
+    sd = from_timm(_read_state(path))
+    cfg = timm_config(sd, **overrides)
+    model = VisionTransformer(cfg)
+    if "pos_embed" in sd:
+        n_prefix = cfg.num_prefix_tokens
+        old = math.isqrt(sd["pos_embed"].shape[1] - n_prefix)
+        sd["pos_embed"] = resample_pos_embed(sd["pos_embed"], model.grid, n_prefix, old_grid=(old, old))
+    return load_into(model, sd)
 
 def load_into(model: torch.nn.Module, state_dict: StateDict) -> torch.nn.Module:
     """Load a converted state dict strictly, with an error that names missing and unexpected keys."""
