@@ -91,3 +91,12 @@ def test_surgery_errors():
         new_resolution(pretrained(), 30)
     with pytest.raises(TypeError, match="vitlib VisionTransformer"):
         new_head(torch.nn.Linear(2, 2), 3)
+
+
+def test_hybrid_surgery_keeps_the_resnet():
+    old = pretrained(img_size=32, patch_size=8, backbone=(1, 1)).eval()  # ResNet map /8, 1x1 patches
+    new = prepare_finetune(old, num_classes=3, img_size=48).eval()  # grid 4x4 -> 6x6
+    assert new.cfg.backbone == (1, 1) and new.grid == (6, 6)
+    stem = "patch_embed.backbone.stem.conv.weight"
+    assert torch.equal(new.state_dict()[stem], old.state_dict()[stem])
+    assert torch.equal(new(torch.randn(2, 3, 48, 48)), torch.zeros(2, 3))

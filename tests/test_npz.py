@@ -180,3 +180,27 @@ def test_optimizer_checkpoint_prefix(npz, tmp_path):
     np.savez(tmp_path / "opt.npz", **{f"opt/target/{k}": v for k, v in np.load(path).items()})
     x = torch.randn(1, 3, 16, 16)
     assert torch.allclose(model_from_npz(tmp_path / "opt.npz", gelu="exact")(x), model(x), atol=1e-6)
+
+
+def test_hybrid_npz_matches_timm(tmp_path):
+    # A tiny hybrid: ResNet root + stages of 1 and 1 units (map /8), 1x1 patches, 2 encoder blocks.
+    from functools import partial
+
+    from timm.models.vision_transformer_hybrid import HybridEmbed, _resnetv2
+
+    ours = random_vit(img_size=32, patch_size=8, backbone=(1, 1), num_layers=2)
+    path = save_npz(ours, tmp_path / "r.npz")
+    keys = np.load(path).files
+    assert {"conv_root/kernel", "gn_root/scale", "block1/unit1/conv_proj/kernel", "block2/unit1/gn3/bias"} <= set(keys)
+    backbone = _resnetv2(layers=(1, 1), in_chans=3)
+    ref = timm.models.vision_transformer.VisionTransformer(
+        img_size=32, patch_size=1, embed_dim=32, depth=2, num_heads=4, mlp_ratio=2.0, num_classes=5,
+        embed_layer=partial(HybridEmbed, backbone=backbone)).eval()
+    ref.load_pretrained(str(path))
+    back = model_from_npz(path, gelu="exact")
+    assert back.cfg.backbone == (1, 1) and back.cfg.patch_size == 8 and back.cfg.img_size == 32
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert ref(x).abs().max() > 0.1
+        assert (ref(x) - ours(x)).abs().max() < 1e-4
+        assert (back(x) - ours(x)).abs().max() < 1e-5

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import VARIANTS, ViTConfig
+from .config import VARIANTS, ViTConfig, backbone_stride
 from .model import resample_pos_embed
 
 __all__ = ["from_timm", "from_torchvision", "from_timm_resnet", "load_into"]
@@ -100,15 +100,47 @@ _NPZ_BLOCK = [("LayerNorm_0", "norm1", "ln"), (_MHA + "out", "attn.proj", "out")
               ("MlpBlock_3/Dense_0", "mlp.fc1", "dense"), ("MlpBlock_3/Dense_1", "mlp.fc2", "dense")]
 
 
-def _npz_names(num_layers: int) -> list[tuple[str, str, str]]:
-    """(official key, vitlib key, layout) for every tensor except q/k/v, which are concatenated into attn.qkv."""
+def _resnet_modules(depths: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    """The hybrid's ResNet (official models_resnet.py): root conv + GN, then block{s}/unit{u} bottlenecks."""
+    R = "patch_embed.backbone."
+    mods = [("conv_root", R + "stem.conv", "std"), ("gn_root", R + "stem.norm", "gn")]
+    for s, units in enumerate(depths):
+        for u in range(units):
+            o, v = f"block{s + 1}/unit{u + 1}/", f"{R}stages.{s}.{u}."
+            mods += [(f"{o}conv{r}", f"{v}conv{r}", "std") for r in (1, 2, 3)]
+            mods += [(f"{o}gn{r}", f"{v}norm{r}", "gn") for r in (1, 2, 3)]
+            if u == 0:  # the first unit of a stage changes width or stride: a projected shortcut
+                mods += [(o + "conv_proj", v + "downsample.conv", "std"), (o + "gn_proj", v + "downsample.norm", "gn")]
+    return mods
+
+
+def _npz_names(num_layers: int, depths: tuple[int, ...] | None = None) -> list[tuple[str, str, str]]:
+    """(official key, vitlib key, layout) for every tensor except q/k/v, which are concatenated into attn.qkv.
+    depths: the hybrid's ResNet units per stage (ViTConfig.backbone), None for a plain ViT."""
     modules = list(_NPZ_TOP) + [(_BLOCK.format(i=i) + o, f"blocks.{i}.{v}", layout)
                                 for i in range(num_layers) for o, v, layout in _NPZ_BLOCK]
+    modules += _resnet_modules(depths) if depths is not None else []
     names = [("cls", "cls_token", ""), ("Transformer/posembed_input/pos_embedding", "pos_embed", "")]
     for o, v, layout in modules:
-        weight = ("scale", "") if layout == "ln" else ("kernel", layout)
-        names += [(f"{o}/{weight[0]}", f"{v}.weight", weight[1]), (f"{o}/bias", f"{v}.bias", "")]
+        if layout in ("ln", "gn"):  # normalisation: scale and bias
+            names += [(f"{o}/scale", f"{v}.weight", layout), (f"{o}/bias", f"{v}.bias", layout)]
+        elif layout == "std":  # weight-standardised convolution: no bias
+            names += [(f"{o}/kernel", f"{v}.weight", "conv")]
+        else:
+            names += [(f"{o}/kernel", f"{v}.weight", layout), (f"{o}/bias", f"{v}.bias", "")]
     return names
+
+
+def _npz_depths(arrays: dict[str, np.ndarray]) -> tuple[int, ...] | None:
+    """Units per stage of a hybrid checkpoint's ResNet (() for the root alone); None for a plain ViT."""
+    if "conv_root/kernel" not in arrays:
+        return None
+    units = {}
+    for k in arrays:
+        if k.startswith("block") and "/unit" in k:
+            stage, unit = k.split("/")[:2]
+            units[int(stage[5:])] = max(units.get(int(stage[5:]), 0), int(unit[4:]))
+    return tuple(units[s] for s in sorted(units))
 
 
 def _to_torch(a: np.ndarray, layout: str) -> Tensor:
@@ -118,6 +150,8 @@ def _to_torch(a: np.ndarray, layout: str) -> Tensor:
         a = a.T  # (in, out) -> (out, in)
     elif layout == "out":
         a = a.reshape(-1, a.shape[-1]).T  # (k, D_h, D) -> (D, k * D_h)
+    elif layout == "gn":
+        a = a.reshape(-1)  # older flax GroupNorm params are (1, 1, 1, C)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
@@ -157,7 +191,8 @@ def _num_layers(arrays: dict[str, np.ndarray]) -> int:
 
 def _npz_to_state(arrays: dict[str, np.ndarray]) -> StateDict:
     """Official arrays -> vitlib state dict (keys the checkpoint lacks, e.g. pre_logits, are absent)."""
-    state = {v: _to_torch(arrays[o], layout) for o, v, layout in _npz_names(_num_layers(arrays)) if o in arrays}
+    names = _npz_names(_num_layers(arrays), _npz_depths(arrays))
+    state = {v: _to_torch(arrays[o], layout) for o, v, layout in names if o in arrays}
     for i in range(_num_layers(arrays)):
         o = _BLOCK.format(i=i) + _MHA
         qkv = [arrays[f"{o}{n}/kernel"] for n in ("query", "key", "value")]  # each (D, k, D_h)
@@ -180,7 +215,10 @@ def npz_config(path: str | os.PathLike, **overrides) -> ViTConfig:
     o = _BLOCK.format(i=0)
     pool = "token" if "cls" in a else "gap"
     side = math.isqrt(a["Transformer/posembed_input/pos_embedding"].shape[1] - (pool == "token"))
-    cfg = dict(img_size=side * P, patch_size=P, in_chans=C, hidden_size=D, num_layers=_num_layers(a),
+    depths = _npz_depths(a)
+    if depths is not None:  # a hybrid: the embedding's patches are on the ResNet's map; P in input pixels
+        P, C = P * backbone_stride(depths), a["conv_root/kernel"].shape[2]
+    cfg = dict(img_size=side * P, patch_size=P, in_chans=C, hidden_size=D, num_layers=_num_layers(a), backbone=depths,
                num_heads=a[o + _MHA + "query/kernel"].shape[1], mlp_size=a[o + "MlpBlock_3/Dense_0/kernel"].shape[1],
                qkv_bias=o + _MHA + "query/bias" in a, pool=pool,
                representation_size=a["pre_logits/kernel"].shape[1] if "pre_logits/kernel" in a else None,
@@ -193,9 +231,13 @@ def load_npz(path: str | os.PathLike, model: torch.nn.Module, load_head: bool = 
 
     The position embeddings are resampled to the model's patch grid (Section 3.2, the official method:
     `resample_pos_embed`, bilinear with the corners aligned, class token kept), so any image size works.
+    Hybrids (R50+ViT-B/16, ...) load their ResNet root and stages too.
     load_head=False keeps the model's own head (the official fine-tuning "drop-head" variant): the checkpoint's
     `head` is ignored, and so is its `pre_logits` unless the model has a pre-logits layer of the same size.
     """
+    # NOTE: a hybrid's ResNet uses timm's epsilons (vitlib.resnet: weight standardisation 1e-8 inside the sqrt,
+    # GroupNorm 1e-5; the official code: 1e-5 added to the std, 1e-6), so its logits differ from the official
+    # ones by about 1e-5 relative; tests/test_npz.py::test_hybrid_npz_matches_timm checks the layout with timm.
     arrays = _read_npz(path)
     state = _npz_to_state(arrays)
     n_blocks = len(model.blocks)
@@ -226,9 +268,10 @@ def model_from_npz(path: str | os.PathLike, **overrides) -> torch.nn.Module:
     """Build a `VisionTransformer` from an official .npz (config read from the shapes) and load it.
 
     The model uses tanh GELU like the official code, so logits equal the official ones; note timm uses exact
-    GELU (pass gelu="exact" to match timm). Overrides are ViTConfig fields: img_size resamples the position
-    embeddings; another num_classes or representation_size leaves the head as initialised (zeros), as
-    fine-tuning does.
+    GELU (pass gelu="exact" to match timm). A hybrid checkpoint (keys conv_root, gn_root, block{s}/unit{u})
+    gives an "R..+ViT" model (ViTConfig.backbone read from the units per stage). Overrides are ViTConfig
+    fields: img_size resamples the position embeddings; another num_classes or representation_size leaves
+    the head as initialised (zeros), as fine-tuning does.
     """
     from .model import VisionTransformer
 
@@ -242,7 +285,8 @@ def save_npz(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write a vitlib `VisionTransformer` as an official-layout .npz (readable by the official code and timm)."""
     cfg, state = model.cfg, model.state_dict()
     k = cfg.num_heads
-    arrays = {o: _to_numpy(state[v], layout, k) for o, v, layout in _npz_names(cfg.num_layers) if v in state}
+    names = _npz_names(cfg.num_layers, cfg.backbone)
+    arrays = {o: _to_numpy(state[v], layout, k) for o, v, layout in names if v in state}
     D = cfg.hidden_size
     for i in range(cfg.num_layers):
         o = _BLOCK.format(i=i) + _MHA
