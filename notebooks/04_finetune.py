@@ -45,7 +45,7 @@ from vitlib.finetune import finetune_and_evaluate, load_pretrained, predict, pre
 from vitlib.plots import save_figure
 
 # %% tags=["parameters"]
-checkpoint = ""  # "" = the shipped model; or a vitlib checkpoint, an official .npz or a timm weights file
+checkpoint = ""  # empty: the shipped model; else a vitlib checkpoint, an official .npz or a timm weights file
 dataset = "fashion_mnist"  # any vitlib.data name: fashion_mnist, mnist5k, digits, cifar10 (if you have it)
 img_size = 48  # fine-tuning resolution; pre-training was at the checkpoint's (32 for the shipped model)
 steps = 0  # optimizer updates per run; 0: the profile's default
@@ -57,7 +57,7 @@ np.random.seed(0)
 
 # %%
 SIZES = {  # full: ~20 min on a 2-core CPU; smoke: exercises every path in seconds
-    "smoke": dict(steps=4, batch_size=16, warmup_steps=1, n_train=256, n_test=64, shots=(1, 5)),
+    "smoke": dict(steps=3, batch_size=16, warmup_steps=1, n_train=64, n_test=32, shots=(1, 2)),
     "full": dict(steps=100, batch_size=32, warmup_steps=10, n_train=4000, n_test=1000, shots=(1, 5, 10, 25)),
 }[profile]
 STEPS = steps or SIZES["steps"]
@@ -224,6 +224,7 @@ assert cm.sum() == len(data[best_key[1]][1]) and np.trace(cm) / cm.sum() == runs
 # ## Results
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 results = dict(
     dataset=dataset, checkpoint=checkpoint or "shipped", profile=profile, steps=STEPS,
     batch_size=recipe.batch_size, n_train=SIZES["n_train"], n_test=SIZES["n_test"], pretrain_resolution=pre_res,
