@@ -44,7 +44,7 @@ from vitlib.plots import heatmap_row_figure, patch_grid_figure
 pio.renderers.default = "plotly_mimetype"  # figures stored as JSON: they render in JupyterLab and repeat exactly
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke": ViT-Ti/16; "full": ViT-B/16 (the same steps, D = 768)
+profile = "smoke"  # "smoke": ViT-Ti/16; "full": ViT-B/16 (the same steps with D 768)
 image_name = "astronaut"  # a photo from skimage.data: "astronaut" or "chelsea"
 seed = 0
 

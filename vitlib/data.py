@@ -112,7 +112,8 @@ def resized_crop(images: Tensor, boxes: Tensor, size: int, flip: Tensor | None =
     wx = _interp_weights(boxes[:, 1], boxes[:, 3], W, size)  # (B, S, W)
     if flip is not None:
         wx = torch.where(flip[:, None, None], wx.flip(1), wx)
-    x = images.float() @ wx.transpose(1, 2)[:, None]  # (B, C, H, S)
+    C = images.shape[1]
+    x = torch.bmm(images.float().reshape(B, C * H, W), wx.transpose(1, 2)).reshape(B, C, H, size)  # (B, C, H, S)
     return wy[:, None] @ x  # (B, C, S, S)
 
 
@@ -138,9 +139,10 @@ class Transform:
         """Channel conversion and [0, 255] -> [-1, 1] of a float batch (B, C, S, S)."""
         if x.shape[1] == 3 and self.in_chans == 1:
             x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
-        elif x.shape[1] == 1 and self.in_chans == 3:
-            x = x.expand(-1, 3, -1, -1)
-        return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+        x = (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+        if x.shape[1] == 1 and self.in_chans == 3:
+            x = x.expand(-1, 3, -1, -1).contiguous()  # after the arithmetic: ops on stride-0 views are slow
+        return x
 
     def __call__(self, images: Tensor) -> Tensor:
         """A uint8 batch (B, C, H, W) -> float32 (B, in_chans, img_size, img_size) in [-1, 1]."""
