@@ -36,13 +36,13 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
-from vitlib.data import get_dataset
-from vitlib.train import finetune_recipe
 
 import vitlib
 from vitlib import fewshot
+from vitlib.data import get_dataset
 from vitlib.finetune import finetune_and_evaluate, load_pretrained, predict, prepare_finetune
 from vitlib.plots import save_figure
+from vitlib.train import finetune_recipe
 
 # %% tags=["parameters"]
 checkpoint = ""  # empty: the shipped model; else a vitlib checkpoint, an official .npz or a timm weights file
