@@ -2,7 +2,8 @@
 
 vitlib's attribute names are timm's, so timm weights load almost by name;
 torchvision keeps q, k, v in one `in_proj` of `nn.MultiheadAttention` with
-other names. Each converter returns a state dict for `VisionTransformer`;
+other names. timm's ResNetV2 (BiT, and the hybrids' stem) nests units one level
+deeper (`stages.i.blocks.j`) and has a 1x1-conv head. Each converter returns a state dict for `VisionTransformer`;
 tests/test_checkpoints.py shows the logits then equal the reference's.
 """
 
@@ -13,7 +14,7 @@ import re
 import torch
 from torch import Tensor
 
-__all__ = ["from_timm", "from_torchvision", "load_into"]
+__all__ = ["from_timm", "from_torchvision", "from_timm_resnet", "load_into"]
 
 StateDict = dict[str, Tensor]
 
@@ -28,6 +29,8 @@ def from_timm(state_dict: StateDict) -> StateDict:
     for k, v in state_dict.items():
         if k.startswith(("fc_norm.", "norm_pre.")):
             raise ValueError(f"timm key {k!r}: only plain class-token ViTs (global_pool='token', no pre-norm) convert")
+        if k.startswith("patch_embed.backbone."):  # a hybrid (vit_base_r50_s16_384, ...): timm's ResNetV2 names
+            k = "patch_embed.backbone." + _timm_resnet_key(k.removeprefix("patch_embed.backbone."), stem_only=True)
         out[k] = v
     return out
 
@@ -78,6 +81,29 @@ def load_into(model: torch.nn.Module, state_dict: StateDict) -> torch.nn.Module:
     return model
 
 
+def _timm_resnet_key(k: str, stem_only: bool = False) -> str:
+    """timm ResNetV2 key -> vitlib ResNet key: `stages.i.blocks.j.` -> `stages.i.j.`; a stem-only backbone's
+    `conv.`/`norm.` (timm's vit_tiny_r_s16_p8) -> `stem.conv.`/`stem.norm.`."""
+    k = re.sub(r"^stages\.(\d+)\.blocks\.(\d+)\.", r"stages.\1.\2.", k)
+    return re.sub(r"^(conv|norm)\.", r"stem.\1.", k) if stem_only else k
+
+
+def from_timm_resnet(state_dict: StateDict) -> StateDict:
+    """timm `ResNetV2` (resnetv2_50x1_bit, ...) state dict -> vitlib `ResNet` state dict.
+
+    >>> import timm; m = timm.create_model("resnetv2_50x1_bit")  # doctest: +SKIP
+    >>> load_into(vitlib.create_model("BiT-R50x1"), from_timm_resnet(m.state_dict()))  # doctest: +SKIP
+    """
+    out = {}
+    for k, v in state_dict.items():
+        if not k.startswith(("stem.", "stages.", "norm.", "head.fc.")):
+            raise ValueError(f"unexpected timm key {k!r}: is this a timm ResNetV2 (resnetv2_50x1_bit, ...)?")
+        if k.startswith("head.fc."):  # a 1x1 conv (K, C, 1, 1) on the pooled features = a Linear (K, C)
+            k, v = "head." + k.removeprefix("head.fc."), v.flatten(1) if v.ndim == 4 else v
+        out[_timm_resnet_key(k)] = v
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # vitlib's own checkpoints (design.md "Safety"): safetensors + JSON, atomic writes, exact resume.
 #
@@ -106,6 +132,7 @@ from typing import Any as _Any  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from .config import ViTConfig as _ViTConfig  # noqa: E402
+from .resnet import ResNetConfig as _ResNetConfig  # noqa: E402
 
 __all__ += ["ARCHS", "save_checkpoint", "load_checkpoint", "load_model", "latest_checkpoint", "prune_checkpoints",
             "capture_rng", "restore_rng", "CheckpointError"]
@@ -119,10 +146,17 @@ def _build_vit(cfg: _ViTConfig) -> torch.nn.Module:
     return VisionTransformer(cfg)
 
 
+def _build_resnet(cfg: _ResNetConfig) -> torch.nn.Module:
+    from .resnet import ResNet
+
+    return ResNet(cfg)
+
+
 # arch name -> (config dataclass, builder(config) -> model). A model is saved under the first arch whose config
 # class matches `model.cfg`; add a row here for another architecture (e.g. the BiT ResNet).
 ARCHS: dict[str, tuple[type, _Callable[[_Any], torch.nn.Module]]] = {
     "ViT": (_ViTConfig, _build_vit),
+    "ResNet": (_ResNetConfig, _build_resnet),
 }
 
 

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "known_names"]
+__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "known_names", "RESNET_DEPTHS", "hybrid_backbone",
+           "backbone_stride", "split_hybrid_name"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class ViTConfig:
     drop_path: float = 0.0  # stochastic depth rate of the last block (linearly increasing from 0); not in the paper
     gelu: Literal["exact", "tanh"] = "exact"  # "tanh": the official JAX code's approximation
     layer_norm_eps: float = 1e-6  # as the official code, timm and torchvision
+    # Hybrid (Section 3.1): units per stage of the ResNet whose feature map replaces the raw patches, e.g.
+    # (3, 4, 9) for R50+ViT-B/16; () is the ResNet root alone (map /4). P stays in input pixels: the CNN's
+    # stride times the patch size on its map. None: a plain ViT.
+    backbone: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         h, w = self.image_hw
@@ -62,6 +67,11 @@ class ViTConfig:
             raise ValueError(f"pos_embed must be 'learned' or 'none', got {self.pos_embed!r}")
         if self.gelu not in ("exact", "tanh"):
             raise ValueError(f"gelu must be 'exact' or 'tanh', got {self.gelu!r}")
+        if self.backbone is not None:
+            object.__setattr__(self, "backbone", tuple(int(d) for d in self.backbone))  # a JSON list -> tuple
+        if self.backbone is not None and self.patch_size % backbone_stride(self.backbone):
+            raise ValueError(f"patch_size P={self.patch_size} must be a multiple of the backbone's stride "
+                             f"{backbone_stride(self.backbone)} (ResNet stages {self.backbone})")
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -108,7 +118,8 @@ _NAME = re.compile(r"^vit[-_]?(?P<size>ti|tiny|s|small|b|base|l|large|h|huge)(?:
 
 def known_names() -> list[str]:
     """Examples of the names `vit_config` accepts (any patch size works)."""
-    return ["ViT-Ti/16", "ViT-S/16", "ViT-B/16", "ViT-B/32", "ViT-L/16", "ViT-L/32", "ViT-H/14", "vit_b16", "vit_ti4"]
+    return ["ViT-Ti/16", "ViT-S/16", "ViT-B/16", "ViT-B/32", "ViT-L/16", "ViT-L/32", "ViT-H/14", "vit_b16", "vit_ti4",
+            "R50+ViT-B/16", "R50+ViT-L/32", "R26+ViT-S/32", "R26+ViT-Ti/8", "R+ViT-Ti/32"]
 
 
 def parse_name(name: str) -> tuple[str, int]:
@@ -117,7 +128,8 @@ def parse_name(name: str) -> tuple[str, int]:
     if not m:
         raise ValueError(
             f"unknown model name {name!r}; known: {', '.join(known_names())} "
-            "(size Ti, S, B, L or H, any patch size: 'ViT-<size>/<P>' or 'vit_<size><P>')"
+            "(size Ti, S, B, L or H, any patch size: 'ViT-<size>/<P>' or 'vit_<size><P>'; hybrids "
+            "'R<26|50|101|152>+ViT-<size>/<P>')"
         )
     size = m["size"]
     size = _LONG.get(size, size.capitalize() if size != "ti" else "Ti")
@@ -130,9 +142,60 @@ def vit_config(name: str, **overrides) -> ViTConfig:
     >>> vit_config("ViT-Ti/4", img_size=32, num_classes=10).num_patches
     64
     """
-    size, patch = parse_name(name)
+    depth, vit_name = split_hybrid_name(name)
+    size, patch = parse_name(vit_name)
     fields = {f.name for f in dataclasses.fields(ViTConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise TypeError(f"unknown ViTConfig field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
-    return ViTConfig(**{**VARIANTS[size], "patch_size": patch, **overrides})
+    hybrid = {"backbone": hybrid_backbone(depth, patch)} if vit_name != name else {}
+    return ViTConfig(**{**VARIANTS[size], "patch_size": patch, **hybrid, **overrides})
+
+
+# Hybrid names (Section 3.1 "Hybrid Architecture"): "R50+ViT-B/16" is ViT-B on the feature map of a ResNet-50
+# cut to stride 16. Units per stage of the bottleneck ResNets (He et al., 2016) that BiT and the hybrids use:
+RESNET_DEPTHS: dict[int, tuple[int, ...]] = {
+    26: (2, 2, 2, 2),  # R26: 3 * 8 + 2 layers
+    50: (3, 4, 6, 3),  # R50
+    101: (3, 4, 23, 3),  # R101
+    152: (3, 8, 36, 3),  # R152
+}
+_HYBRID = re.compile(r"^r(?P<depth>\d*)\+(?P<vit>.+)$")
+
+
+def split_hybrid_name(name: str) -> tuple[int | None, str]:
+    """'R50+ViT-B/16' -> (50, 'ViT-B/16'); 'R+ViT-Ti/32' -> (None, 'ViT-Ti/32'); 'ViT-B/16' -> (None, 'ViT-B/16')."""
+    m = _HYBRID.match(name.strip().lower())
+    if not m:
+        return None, name
+    return (int(m["depth"]) if m["depth"] else None), name.strip()[name.index("+") + 1:]
+
+
+def backbone_stride(depths: tuple[int, ...]) -> int:
+    """Input pixels per cell of a hybrid's feature map: 4 after the ResNet root, x2 per stage after the first."""
+    return 4 * 2 ** max(len(depths) - 1, 0)
+
+
+def hybrid_backbone(depth: int | None, patch_size: int) -> tuple[int, ...]:
+    """Units per ResNet stage of 'R<depth>+ViT-<size>/<P>' (P: the effective patch size in input pixels).
+
+    The stages whose stride divides P are kept (at most all 4) and the last kept one takes the units of the
+    removed ones, so that the layer count stays (Section 3.1: R50+ViT-B/16 is (3, 4, 6 + 3) = (3, 4, 9), a map
+    at 1/16 with 1x1 patches; R50+ViT-L/32 the whole (3, 4, 6, 3); R26+ViT-Ti/8 is (2, 6), a map at 1/8).
+    When P exceeds the backbone's stride, the patches on the map are P / stride wide (R50+ViT-B/64: 2x2 on
+    the /32 map). Without a depth ('R+ViT-Ti/32') it is the ResNet root alone: a map at 1/4, 8x8 patches.
+    """
+    # NOTE: the official code calls the root-only model with 8x8 patches on the /4 map "R+ViT-Ti_16"; here
+    # names give P in input pixels (4 x 8 = 32) as everywhere else. tests/test_hybrid.py checks the names.
+    if patch_size % 4:
+        raise ValueError(f"a hybrid's patch size P={patch_size} must be a multiple of 4, the stride of the ResNet root")
+    if depth is None:
+        return ()
+    if depth not in RESNET_DEPTHS:
+        raise ValueError(f"no standard ResNet-{depth} for a hybrid: use R26, R50, R101 or R152 "
+                         f"(depths {RESNET_DEPTHS}), or pass backbone=(...) for other stage depths")
+    full = RESNET_DEPTHS[depth]
+    n = 1
+    while n < len(full) and patch_size % backbone_stride(full[: n + 1]) == 0:
+        n += 1
+    return full[: n - 1] + (sum(full[n - 1:]),)

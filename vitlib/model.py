@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ViTConfig
+from .hybrid import HybridEmbedding
 
 __all__ = ["PatchEmbedding", "Attention", "MLP", "Block", "VisionTransformer", "resample_pos_embed"]
 
@@ -199,6 +200,8 @@ class VisionTransformer(nn.Module):
         self.cfg = cfg
         D = cfg.hidden_size
         # Eq. 1. A hybrid passes its own embedding (a CNN feature map as patches) with the same interface.
+        if patch_embed is None and cfg.backbone is not None:  # Section 3.1 hybrid: patches of a ResNet feature map
+            patch_embed = HybridEmbedding(cfg.backbone, cfg.patch_size, cfg.in_chans, D)
         self.patch_embed = patch_embed or PatchEmbedding(cfg.patch_size, cfg.in_chans, D)
         self.grid = self.patch_embed.grid_size(*cfg.image_hw)
         n_tokens = self.grid[0] * self.grid[1] + cfg.num_prefix_tokens
@@ -229,7 +232,7 @@ class VisionTransformer(nn.Module):
             for w in blk.attn.qkv.weight.chunk(3, dim=0):
                 nn.init.xavier_uniform_(w)
             nn.init.normal_(blk.mlp.fc1.bias, std=1e-6), nn.init.normal_(blk.mlp.fc2.bias, std=1e-6)
-        if isinstance(self.patch_embed, PatchEmbedding):
+        if isinstance(self.patch_embed, (PatchEmbedding, HybridEmbedding)):  # E; a hybrid's ResNet inits itself
             w = self.patch_embed.proj.weight
             std = math.sqrt(1.0 / w[0].numel()) / 0.87962566103423978  # LeCun normal, truncated at 2 std
             nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
