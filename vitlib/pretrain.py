@@ -1,0 +1,96 @@
+"""The pre-training experiment: a small model on FractalDB-style images (Section 4.1 in miniature).
+
+Paper: Section 4.1 and Appendix B.1 pre-train on JFT-300M with Adam, weight decay 0.1 and a linear
+schedule (`vitlib.train.pretrain_recipe`) and an MLP head with one tanh hidden layer (Eq. 4's
+pre-training head, `representation_size`). Here the corpus is vitlib.data's procedural `fractaldb`
+(design.md "Data without the internet"), at 32x32 with patch 4.
+
+One `spec(profile, **overrides)` describes a run (model name and overrides, dataset and options,
+TrainConfig); `run(spec, out_dir)` builds and trains it. Notebook 03 and `python -m vitlib pretrain`
+both go through these two functions.
+
+Deviations from the paper: the data (fractals, not JFT), the scale (thousands of images, not
+300M; batch 64, not 4096) and a short warm-up; all forced by a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .train import TrainConfig, pretrain_recipe, train
+
+__all__ = ["PROFILES", "spec", "build", "run"]
+
+# NOTE: the full profile is sized for about 20 minutes on a shared 2-core CPU (about 3 images/s for
+# ViT-Ti/4 at 32x32 under load), far below the paper's scale; see the module docstring.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(model="ViT-Ti/4",  # shrunk below: CI executes this in seconds
+                  model_overrides=dict(hidden_size=64, num_layers=2, num_heads=2, mlp_size=128,
+                                       representation_size=64),
+                  dataset="fractaldb", img_size=32, in_chans=3,
+                  data_options=dict(num_classes=10, images_per_class=20),
+                  train=dict(steps=10, batch_size=32, warmup_steps=2, eval_every=5, log_every=2)),
+    "full": dict(model="ViT-Ti/4",  # L=12, D=192, k=3, D_mlp=768: ViT-Ti with 4x4 patches, N=64 at 32x32
+                 model_overrides=dict(representation_size=192),
+                 dataset="fractaldb", img_size=32, in_chans=3,
+                 data_options=dict(num_classes=10, images_per_class=250),
+                 train=dict(steps=60, batch_size=64, warmup_steps=6, eval_every=20, log_every=2,
+                            precision="bf16", checkpoint_every=20)),
+}
+
+
+def spec(profile: str = "smoke", *, train_overrides: dict | None = None, **overrides: Any) -> dict[str, Any]:
+    """A run description: PROFILES[profile] with top-level `overrides` (model, dataset, img_size,
+    in_chans, model_overrides, data_options) and `train_overrides` (TrainConfig fields) applied."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
+    base = PROFILES[profile]
+    unknown = set(overrides) - set(base)
+    if unknown:
+        raise TypeError(f"unknown spec field(s) {sorted(unknown)}; known: {sorted(base)} and train_overrides")
+    s = {**base, **overrides}
+    s["train_config"] = pretrain_recipe(**{**base["train"], **(train_overrides or {})})
+    del s["train"]
+    return s
+
+
+def build(s: dict[str, Any]) -> tuple[nn.Module, Dataset, Dataset]:
+    """(model, train_set, val_set) of a spec; the model's class count is the dataset's."""
+    import vitlib
+    from vitlib.data import get_dataset
+
+    kw = dict(in_chans=s["in_chans"], seed=s["train_config"].seed, **s["data_options"])
+    train_set = get_dataset(s["dataset"], "train", s["img_size"], **kw)
+    val_set = get_dataset(s["dataset"], "val", s["img_size"], **kw)
+    torch.manual_seed(s["train_config"].seed)
+    model = vitlib.create_model(s["model"], img_size=s["img_size"], in_chans=s["in_chans"],
+                                num_classes=train_set.num_classes, **s["model_overrides"])
+    return model, train_set, val_set
+
+
+def run(s: dict[str, Any], out_dir: str | os.PathLike | None = None, resume: bool = False
+        ) -> tuple[nn.Module, dict[str, list[dict]]]:
+    """Build the spec's model and data and train it (`vitlib.train.train`); returns (model, history)."""
+    model, train_set, val_set = build(s)
+    history = train(model, train_set, s["train_config"], val_set=val_set, out_dir=out_dir, resume=resume)
+    return model, history
+
+
+def describe(s: dict[str, Any]) -> dict[str, Any]:
+    """A spec as JSON-ready values (for provenance)."""
+    out = {k: v for k, v in s.items() if k != "train_config"}
+    out["train_config"] = dataclasses.asdict(s["train_config"])
+    return out
+
+
+def final_checkpoint(out_dir: str | os.PathLike, s: dict[str, Any]) -> Path:
+    """Path stem of the checkpoint `train` writes at the end of the spec's run."""
+    cfg: TrainConfig = s["train_config"]
+    return Path(out_dir) / f"step_{cfg.steps:07d}"
