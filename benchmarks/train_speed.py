@@ -53,7 +53,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"threads; ViT-Ti/4 at 32x32, batch {args.batch_size}, {args.timed} timed steps after {args.warm}", flush=True)
+          f"threads; ViT-Ti/4 at 32x32, batch {args.batch_size}, {args.timed} timed steps after {args.warm}",
+          flush=True)
     print("| mode | images/s | ratio vs fp32 eager | loss after run | wall s (incl. compile) |")
     print("|---|---|---|---|---|")
     ref = None

@@ -185,8 +185,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256, device: str | torch.device | None = None,
-             precision: str = "fp32") -> dict[str, float]:
+def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256,
+             device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy of `model` on a Dataset or a loader of (images, labels).
 
     The model's train/eval mode is restored afterwards; nothing else changes.
