@@ -68,7 +68,7 @@ def test_timm_parity_other_hybrids(timm_name, ours):
                                             ("R101+ViT-B/16", (3, 4, 26)), ("R50+ViT-B/64", (3, 4, 6, 3)),
                                             ("R+ViT-Ti/32", ())])
 def test_names_give_backbones_that_keep_the_layer_count(name, backbone):
-    cfg = vit_config(name)
+    cfg = vit_config(name, img_size=256)
     assert cfg.backbone == backbone
     depth = name.split("+")[0][1:]
     if depth:  # Section 3.1: "remove stage 4, place the same number of layers in stage 3"

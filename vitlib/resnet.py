@@ -243,7 +243,8 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.GroupNorm):
                 nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
-            elif isinstance(m, Bottleneck) and not m.preact:
+        for m in self.modules():
+            if isinstance(m, Bottleneck) and not m.preact:
                 nn.init.zeros_(m.norm3.weight)
         if isinstance(self.head, nn.Linear):
             nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
@@ -298,6 +299,6 @@ def resnet_config(name: str, **overrides) -> ResNetConfig:
     if unknown:
         raise TypeError(f"unknown ResNetConfig field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
     if depth not in RESNET_DEPTHS and "depths" not in overrides:
-        raise ValueError(f"no standard bottleneck ResNet of depth {depth}: use one of {sorted(RESNET_DEPTHS)} "
-                         "or pass depths=(...) for another")
+        raise ValueError(f"no standard bottleneck ResNet of depth {depth}: use R26, R50, R101 or R152 "
+                         "(e.g. 'BiT-R50x1'), or pass depths=(...) for other stage depths")
     return ResNetConfig(**{"depths": RESNET_DEPTHS.get(depth), "width": width, **overrides})

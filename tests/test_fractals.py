@@ -1,0 +1,83 @@
+"""FractalDB-style renderer: determinism, subsets, the filling-rate test, cache, learnability."""
+
+import numpy as np
+import pytest
+
+from vitlib import fractals
+
+
+@pytest.fixture(scope="module")
+def small():
+    return fractals.render_fractaldb(10, 8, 32, seed=0, progress=False)
+
+
+def test_same_seed_same_bytes_other_seed_differs(small):
+    images, labels = small
+    again, labels2 = fractals.render_fractaldb(10, 8, 32, seed=0, progress=False)
+    assert images.dtype == np.uint8 and images.shape == (80, 3, 32, 32)
+    assert images.tobytes() == again.tobytes() and np.array_equal(labels, labels2)
+    other, _ = fractals.render_fractaldb(10, 8, 32, seed=1, progress=False)
+    assert (other != images).mean() > 0.3 and (other != images).any(axis=(1, 2, 3)).all()  # black background shared
+    assert np.array_equal(labels, np.repeat(np.arange(10), 8))
+
+
+def test_processes_and_subsets_give_the_same_images(small, monkeypatch):
+    images, _ = small
+    monkeypatch.setattr(fractals, "CHUNK_IMAGES", 16)  # 5 tasks of 2 categories
+    parallel, labels = fractals.render_fractaldb(10, 8, 32, seed=0, workers=2, progress=False)
+    assert parallel.tobytes() == images.tobytes()
+    sub, _ = fractals.render_fractaldb(4, 3, 32, seed=0, progress=False)  # fewer classes and instances: a subset
+    assert np.array_equal(sub.reshape(4, 3, 3, 32, 32), images.reshape(10, 8, 3, 32, 32)[:4, :3])
+
+
+def test_test_split_renders_new_instances(small):
+    train, _ = small
+    test, labels = fractals.render_fractaldb(10, 2, 32, seed=0, split="test", progress=False)
+    assert labels.tolist() == np.repeat(np.arange(10), 2).tolist()
+    assert not any((t == train).all(axis=(1, 2, 3)).any() for t in test)
+
+
+def test_filling_rate_rejects_degenerate_systems():
+    """Sierpinski's triangle fills the canvas; a system whose maps all squash y to 0 (a segment) does not."""
+    sierpinski = np.array([[0.5, 0, 0, 0.5, 0, 0], [0.5, 0, 0, 0.5, 0.5, 0], [0.5, 0, 0, 0.5, 0.25, 0.5]])
+    segment = np.array([[0.5, 0, 0, 0.001, 0, 0], [0.5, 0, 0, 0.001, 0.5, 0]])
+    fills = []
+    for p in (sierpinski, segment):
+        rng = np.random.default_rng(0)
+        maps = fractals._choose_maps(rng.random((40, 1, 64), np.float32), p[None])
+        counts = fractals._splat(fractals._chaos_game(p[None], maps, rng.uniform(-1, 1, (1, 64, 2)), 8), 32)
+        fills.append((counts > 0).mean())
+    assert fills[0] > 0.3 > 0.15 > fills[1]
+    ifs = fractals.sample_ifs(0, 3)
+    assert ifs.shape == (4, 6) and 2 <= (np.abs(ifs).sum(1) > 0).sum() <= 4 and np.abs(ifs).max() <= 1
+
+
+def test_cache_round_trip(tmp_path):
+    a = fractals.load_fractaldb(3, 4, 16, seed=0, cache_dir=tmp_path, progress=False)
+    folders = list((tmp_path / "fractaldb").iterdir())
+    assert len(folders) == 1 and (folders[0] / "options.json").exists()
+    b = fractals.load_fractaldb(3, 4, 16, seed=0, cache_dir=tmp_path, progress=False)  # read back
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert a["test_images"].shape == (3, 3, 16, 16)  # test_images_per_class = max(1, 4 // 5)
+    fractals.load_fractaldb(3, 4, 16, seed=1, cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "fractaldb").iterdir())) == 2  # other options, other folder
+
+
+def test_a_category_is_learnable(small):
+    """Nearest class centroid on raw grey pixels, trained on 8 instances per class, classifies new
+    (test-stream) instances far above chance (10%)."""
+    def grey(x):
+        g = x.astype(np.float64).max(axis=1).reshape(len(x), -1)  # colour is a nuisance: keep the shape
+        return g / np.maximum(g.max(axis=1, keepdims=True), 1)
+
+    train, labels = small
+    test, test_labels = fractals.render_fractaldb(10, 4, 32, seed=0, split="test", progress=False)
+    centroids = np.stack([grey(train)[labels == c].mean(0) for c in range(10)])
+    pred = ((grey(test)[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (pred == test_labels).mean() >= 0.6
+
+
+def test_sample_grid_montage():
+    grid = fractals.sample_grid(3, 4, 16, gap=2)
+    assert grid.shape == (3 * 18 - 2, 4 * 18 - 2, 3) and grid.dtype == np.uint8
+    assert grid[16:18].max() == 0 and grid[:16, :16].max() > 0
