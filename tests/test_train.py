@@ -164,3 +164,18 @@ def test_ddp_two_processes_match_one(tmp_path):
     ddp_weights = vitlib.checkpoints.load_model(tmp_path / "step_0000006")
     for (k, a), b in zip(model.state_dict().items(), ddp_weights.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
+
+
+@pytest.mark.parametrize("command, flags", [
+    ("pretrain", ["--profile", "--model", "--dataset", "--img-size", "--steps", "--batch-size", "--lr", "--out-dir",
+                  "--resume", "--bf16", "--compile", "--threads"]),
+    ("finetune", ["--checkpoint", "--dataset", "--img-size", "--steps", "--out-dir", "--resume"]),
+    ("evaluate", ["--checkpoint", "--dataset", "--split", "--batch-size"]),
+])
+def test_cli_help_documents_flags(command, flags, capsys):
+    from vitlib.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(f in out for f in flags), out
