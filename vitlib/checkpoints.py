@@ -393,3 +393,306 @@ def from_timm_resnet(state_dict: StateDict) -> StateDict:
             k, v = "head." + k.removeprefix("head.fc."), v.flatten(1) if v.ndim == 4 else v
         out[_timm_resnet_key(k)] = v
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# vitlib's own checkpoints (design.md "Safety"): safetensors + JSON, atomic writes, exact resume.
+#
+# A checkpoint NAME is up to three files:
+#   NAME.safetensors        the model's state dict (timm attribute names), nothing else
+#   NAME.json               {"format", "arch", "config", "train_config", "step", "files": {sha256, bytes},
+#                            "optimizer": param_groups and non-tensor state, "rng": numpy/python states, ...}
+#   NAME.state.safetensors  training state tensors: optimizer moments ("optim.<i>.<name>") and the torch,
+#                           CUDA and trainer-generator RNG states ("rng.*"); absent for weights-only files.
+# NOTE: optimizer state goes to safetensors + JSON rather than torch.save so that nothing is ever unpickled
+# (torch.load is not used at all); the scheduler is the pure function `lr_at(step, cfg)`, so its whole state
+# is the step. Files are written to a temporary name then os.replace'd; the JSON, written last, holds the
+# sha256 of the others, so a torn or truncated set is detected on load
+# (tests/test_checkpoints_train.py::test_corrupt_or_truncated_file_is_a_clear_error).
+# ---------------------------------------------------------------------------------------------------------------
+
+import dataclasses as _dc  # noqa: E402
+import hashlib as _hashlib  # noqa: E402
+import json as _json  # noqa: E402
+import os as _os  # noqa: E402
+import random as _random  # noqa: E402
+from collections.abc import Callable as _Callable  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
+from .config import ViTConfig as _ViTConfig  # noqa: E402
+from .resnet import ResNetConfig as _ResNetConfig  # noqa: E402
+
+__all__ += ["ARCHS", "save_checkpoint", "load_checkpoint", "load_model", "latest_checkpoint", "prune_checkpoints",
+            "capture_rng", "restore_rng", "CheckpointError"]
+
+FORMAT = "vitlib-checkpoint-1"
+
+
+def _build_vit(cfg: _ViTConfig) -> torch.nn.Module:
+    from .model import VisionTransformer
+
+    return VisionTransformer(cfg)
+
+
+def _build_resnet(cfg: _ResNetConfig) -> torch.nn.Module:
+    from .resnet import ResNet
+
+    return ResNet(cfg)
+
+
+# arch name -> (config dataclass, builder(config) -> model). A model is saved under the first arch whose config
+# class matches `model.cfg`; add a row here for another architecture (e.g. the BiT ResNet).
+ARCHS: dict[str, tuple[type, _Callable[[_Any], torch.nn.Module]]] = {
+    "ViT": (_ViTConfig, _build_vit),
+    "ResNet": (_ResNetConfig, _build_resnet),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or for another model."""
+
+
+def _stem(path: str | _os.PathLike) -> _Path:
+    p = _Path(path)
+    for suffix in (".state.safetensors", ".safetensors", ".json"):
+        if p.name.endswith(suffix):
+            return p.with_name(p.name[: -len(suffix)])
+    return p
+
+
+def _sha256(path: _Path) -> str:
+    h = _hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic(path: _Path, write: _Callable[[str], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{_os.getpid()}")
+    try:
+        write(str(tmp))
+        _os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _arch_of(model: torch.nn.Module) -> tuple[str, dict]:
+    cfg = getattr(model, "cfg", None)
+    for name, (cfg_cls, _) in ARCHS.items():
+        if isinstance(cfg, cfg_cls):
+            return name, _dc.asdict(cfg)
+    raise CheckpointError(f"cannot save a {type(model).__name__}: it has no `.cfg` of a known config class "
+                          f"({', '.join(c.__name__ for c, _ in ARCHS.values())}); add a row to "
+                          "vitlib.checkpoints.ARCHS for its architecture")
+
+
+def _from_json(cfg_cls: type, d: dict) -> _Any:
+    return cfg_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def capture_rng(generator: torch.Generator | None = None) -> dict[str, _Any]:
+    """torch (CPU and CUDA), numpy, python and trainer-generator (mixup) RNG states, for an exact resume."""
+    rng: dict[str, _Any] = {"torch": torch.get_rng_state(), "numpy": _np.random.get_state(),
+                            "python": _random.getstate()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        rng["generator"] = generator.get_state()
+    return rng
+
+
+def restore_rng(rng: dict[str, _Any], generator: torch.Generator | None = None) -> None:
+    """Inverse of `capture_rng` (as returned by `load_checkpoint(...)["rng"]`)."""
+    torch.set_rng_state(rng["torch"])
+    _np.random.set_state(rng["numpy"])
+    _random.setstate(rng["python"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    if generator is not None and "generator" in rng:
+        generator.set_state(rng["generator"])
+
+
+def _split_optimizer(sd: dict) -> tuple[dict[str, Tensor], dict]:
+    tensors, state = {}, {}
+    for idx, entries in sd["state"].items():
+        state[str(idx)] = {}
+        for name, v in entries.items():
+            if isinstance(v, Tensor):
+                tensors[f"optim.{idx}.{name}"] = v.detach().cpu().contiguous()
+            else:
+                state[str(idx)][name] = v
+    return tensors, {"state": state, "param_groups": sd["param_groups"]}
+
+
+def _join_optimizer(meta: dict, tensors: dict[str, Tensor]) -> dict:
+    state: dict[int, dict] = {int(i): dict(v) for i, v in meta["state"].items()}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(path: str | _os.PathLike, model: torch.nn.Module, *, train_config: _Any = None, step: int = 0,
+                    optimizer: torch.optim.Optimizer | None = None, rng: dict | None = None,
+                    extra: dict | None = None) -> _Path:
+    """Write NAME.safetensors + NAME.json (+ NAME.state.safetensors with an optimizer or RNG state) atomically.
+
+    `extra` (JSON-ready) is stored as is, e.g. provenance. Returns the path of the weights file.
+    """
+    from safetensors.torch import save_file
+
+    from .train import config_dict
+
+    stem = _stem(path)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    arch, config = _arch_of(model)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    files = {"weights": stem.with_name(stem.name + ".safetensors")}
+    _atomic(files["weights"], lambda tmp: save_file(weights, tmp, metadata={"format": FORMAT, "arch": arch}))
+    meta: dict[str, _Any] = {"format": FORMAT, "arch": arch, "config": config, "step": step,
+                             "train_config": config_dict(train_config) if train_config is not None else None}
+    if optimizer is not None or rng is not None:
+        tensors: dict[str, Tensor] = {}
+        if optimizer is not None:
+            tensors, meta["optimizer"] = _split_optimizer(optimizer.state_dict())
+        if rng is not None:
+            tensors["rng.torch"] = rng["torch"]
+            tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(rng.get("cuda", []))})
+            if "generator" in rng:
+                tensors["rng.generator"] = rng["generator"]
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            meta["rng"] = {"numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "python": rng["python"]}
+        files["state"] = stem.with_name(stem.name + ".state.safetensors")
+        _atomic(files["state"], lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+    meta["files"] = {k: {"name": p.name, "sha256": _sha256(p), "bytes": p.stat().st_size} for k, p in files.items()}
+    meta["extra"] = extra or {}
+    json_path = stem.with_name(stem.name + ".json")
+    _atomic(json_path, lambda tmp: _Path(tmp).write_text(_json.dumps(meta, indent=1, default=float)))
+    return files["weights"]
+
+
+def _read_meta(stem: _Path) -> dict:
+    json_path = stem.with_name(stem.name + ".json")
+    if not json_path.exists():
+        raise FileNotFoundError(f"no vitlib checkpoint at {stem}: {json_path.name} is missing in "
+                                f"{json_path.parent}; check the path (a checkpoint is NAME.safetensors + NAME.json, "
+                                "written by vitlib.checkpoints.save_checkpoint or `python -m vitlib pretrain`)")
+    try:
+        meta = _json.loads(json_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{json_path} is corrupt or truncated ({e}); delete this checkpoint and resume "
+                              "from an earlier one, or re-create it") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a vitlib checkpoint (format {meta.get('format')!r}, expected "
+                              f"{FORMAT!r}); for timm/torchvision weights use from_timm / from_torchvision")
+    return meta
+
+
+def _read_tensors(stem: _Path, meta: dict, key: str) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    info = meta["files"][key]
+    path = stem.parent / info["name"]
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file {path} is missing (its JSON {stem.name}.json names it); "
+                                "copy it next to the JSON or use another checkpoint")
+    if path.stat().st_size != info["bytes"] or _sha256(path) != info["sha256"]:
+        raise CheckpointError(f"checkpoint file {path} is corrupt or truncated ({path.stat().st_size} bytes, "
+                              f"expected {info['bytes']} with sha256 {info['sha256'][:12]}...); delete this "
+                              "checkpoint and resume from an earlier one, or copy the file again")
+    return load_file(str(path))
+
+
+def load_model(path: str | _os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model a vitlib checkpoint was saved from (architecture and config from its JSON), with its
+    weights, in eval mode. `path` is NAME, NAME.safetensors or NAME.json."""
+    stem = _stem(path)
+    meta = _read_meta(stem)
+    if meta["arch"] not in ARCHS:
+        raise CheckpointError(f"{stem}.json is a {meta['arch']!r} checkpoint and this vitlib knows only "
+                              f"{sorted(ARCHS)}; update vitlib or add the architecture to vitlib.checkpoints.ARCHS")
+    cfg_cls, build = ARCHS[meta["arch"]]
+    model = build(_from_json(cfg_cls, meta["config"]))
+    load_into(model, _read_tensors(stem, meta, "weights"))
+    return model.to(device).eval()
+
+
+def load_checkpoint(path: str | _os.PathLike, model: torch.nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, expect_train_config: _Any = None) -> dict:
+    """Load a checkpoint into `model` (and `optimizer`) in place; return its metadata:
+    {"arch", "config", "train_config" (TrainConfig or None), "step", "rng" (for restore_rng), "extra", ...}.
+
+    The model must have the architecture and config the checkpoint was saved from (else a CheckpointError
+    says what differs); `expect_train_config` must equal the saved TrainConfig up to logging fields.
+    """
+    from .train import config_from_dict
+
+    stem = _stem(path)
+    meta = _read_meta(stem)
+    if meta.get("train_config") is not None:
+        meta["train_config"] = config_from_dict(meta["train_config"])
+    if model is not None:
+        arch, config = _arch_of(model)
+        if arch != meta["arch"] or config != meta["config"]:
+            diff = {k: (meta["config"].get(k), v) for k, v in config.items() if meta["config"].get(k) != v}
+            raise CheckpointError(f"{stem.name} holds a {meta['arch']} and the model is a {arch} that differs in "
+                                  f"(saved, model): {diff or 'architecture'}; rebuild the model with "
+                                  "vitlib.checkpoints.load_model(path), or use vitlib.finetune for a new head or "
+                                  "resolution")
+        load_into(model, _read_tensors(stem, meta, "weights"))
+    if expect_train_config is not None and meta["train_config"] is not None:
+        _check_same_run(meta["train_config"], expect_train_config, stem)
+    if optimizer is not None or "rng" in meta:
+        if "state" not in meta["files"]:
+            raise CheckpointError(f"{stem.name} holds weights only (no optimizer or RNG state): it cannot resume a "
+                                  "run; start a new run from its weights with load_model instead")
+        tensors = _read_tensors(stem, meta, "state")
+        if optimizer is not None:
+            optimizer.load_state_dict(_join_optimizer(meta["optimizer"], tensors))
+        if "rng" in meta:
+            kind, keys, pos, has_gauss, gauss = meta["rng"]["numpy"]
+            py_version, py_state, py_gauss = meta["rng"]["python"]
+            meta["rng"] = {"torch": tensors["rng.torch"], "numpy": (kind, _np.array(keys, dtype=_np.uint32), pos,
+                                                                   has_gauss, gauss),
+                           "python": (py_version, tuple(py_state), py_gauss),
+                           "cuda": [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]}
+            if "rng.generator" in tensors:
+                meta["rng"]["generator"] = tensors["rng.generator"]
+            if not meta["rng"]["cuda"]:
+                del meta["rng"]["cuda"]
+    return meta
+
+
+# TrainConfig fields that may change between a run and its resumption without changing its result.
+_RESUMABLE_CHANGES = {"progress", "num_workers", "eval_every", "eval_batch_size", "log_every", "checkpoint_every",
+                      "keep_checkpoints", "device"}
+
+
+def _check_same_run(saved: _Any, now: _Any, stem: _Path) -> None:
+    diff = {f.name: (getattr(saved, f.name), getattr(now, f.name)) for f in _dc.fields(saved)
+            if f.name not in _RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(now, f.name)}
+    if diff:
+        raise CheckpointError(f"cannot resume from {stem.name}: the TrainConfig differs in (saved, now) {diff}; "
+                              "resume with the saved config, or start a new run in another out_dir")
+
+
+def latest_checkpoint(out_dir: str | _os.PathLike) -> _Path | None:
+    """The newest checkpoint (highest step) written by `train` in out_dir, or None."""
+    found = sorted(_Path(out_dir).glob("step_*.json")) if _Path(out_dir).is_dir() else []
+    return _stem(found[-1]) if found else None
+
+
+def prune_checkpoints(out_dir: str | _os.PathLike, keep: int) -> None:
+    """Delete all but the `keep` newest step_* checkpoints in out_dir (JSON first, so no half-set looks valid)."""
+    for json_path in sorted(_Path(out_dir).glob("step_*.json"))[: -keep or None] if keep > 0 else []:
+        stem = _stem(json_path)
+        for p in (json_path, stem.with_name(stem.name + ".safetensors"),
+                  stem.with_name(stem.name + ".state.safetensors")):
+            p.unlink(missing_ok=True)

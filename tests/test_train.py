@@ -1,0 +1,181 @@
+"""vitlib.train: the schedule, evaluation, overfitting one batch, exact resume, DDP on CPU (gloo, 2 processes)."""
+
+import json
+import math
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import TensorDataset
+
+import vitlib
+from vitlib.train import TrainConfig, evaluate, finetune_recipe, lr_at, make_loader, pretrain_recipe, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The test machine is shared: one intra-op thread avoids OpenMP spin-waiting on busy cores.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_vit(num_classes=4, **kw):
+    return vitlib.create_model("ViT-Ti/4", img_size=8, num_classes=num_classes, hidden_size=16, num_layers=2,
+                               num_heads=2, mlp_size=32, **kw)
+
+
+def toy_data(n=32, num_classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, num_classes, (n,), generator=g))
+
+
+def test_lr_schedule_known_values():
+    cfg = TrainConfig(steps=110, lr=2.0, warmup_steps=10, schedule="linear")
+    assert [lr_at(s, cfg) for s in (0, 1, 10, 35, 60, 110)] == pytest.approx([0.0, 0.2, 2.0, 1.5, 1.0, 0.0])
+    cos = TrainConfig(steps=110, lr=2.0, warmup_steps=10, schedule="cosine")
+    assert lr_at(60, cos) == pytest.approx(1.0)  # half-way: cos(pi/2) = 0
+    assert lr_at(35, cos) == pytest.approx(1.0 + math.cos(math.pi / 4))
+    assert lr_at(5, cos) == pytest.approx(1.0)  # warm-up multiplies the decayed value
+    assert lr_at(50, TrainConfig(steps=100, lr=0.5, schedule="constant")) == 0.5
+    end = TrainConfig(steps=10, lr=1.0, end_lr=0.1)
+    assert lr_at(10, end) == pytest.approx(0.1) and lr_at(0, end) == pytest.approx(1.0)
+
+
+def test_recipes_follow_the_paper():
+    pre = pretrain_recipe()
+    assert (pre.optimizer, pre.betas, pre.weight_decay, pre.batch_size, pre.warmup_steps, pre.schedule) == \
+        ("adamw", (0.9, 0.999), 0.1, 4096, 10_000, "linear")
+    ft = finetune_recipe()
+    assert (ft.optimizer, ft.momentum, ft.grad_clip, ft.weight_decay, ft.lr, ft.schedule, ft.warmup_steps) == \
+        ("sgd", 0.9, 1.0, 0.0, 0.03, "cosine", 500)
+    assert pretrain_recipe(batch_size=64, steps=20, warmup_steps=2).batch_size == 64
+    with pytest.raises(TypeError):
+        pretrain_recipe(learning_rate=1.0)  # unknown field: no silent ignore
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="lamb")
+
+
+def test_evaluate_matches_hand_computation():
+    model = tiny_vit().eval()
+    ds = toy_data(10)
+    x, y = ds.tensors
+    with torch.no_grad():
+        logits = model(x)
+    res = evaluate(model.train(), ds, batch_size=3)
+    assert res["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert res["accuracy"] == pytest.approx((logits.argmax(-1) == y).float().mean().item())
+    assert model.training  # mode restored
+
+
+def test_loader_shards_are_the_single_process_batches():
+    ds = toy_data(20)
+    one = [b[1] for b in make_loader(ds, 4, shuffle=True, seed=3, epoch=1)]
+    two = [[b[1] for b in make_loader(ds, 2, shuffle=True, seed=3, epoch=1, rank=r, world_size=2)] for r in (0, 1)]
+    for step, batch in enumerate(one):
+        assert sorted(batch.tolist()) == sorted(torch.cat([two[0][step], two[1][step]]).tolist())
+    skipped = [b[1] for b in make_loader(ds, 4, shuffle=True, seed=3, epoch=1, skip_batches=2)]
+    assert all(torch.equal(a, b) for a, b in zip(skipped, one[2:])) and len(skipped) == len(one) - 2
+
+
+def test_overfits_one_batch():
+    ds = toy_data(8)
+    model = tiny_vit()
+    cfg = TrainConfig(steps=30, batch_size=8, lr=1e-2, warmup_steps=3, progress=False, log_every=30)
+    hist = train(model, ds, cfg, val_set=ds)
+    assert hist["val"][-1]["accuracy"] == 1.0
+    assert hist["val"][-1]["loss"] < 0.5  # from ln 4 = 1.39 at the zero-initialised head
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfter(torch.utils.data.Dataset):
+    """Raises after `n` reads: a crash in the middle of a run."""
+
+    def __init__(self, ds, n):
+        self.ds, self.n = ds, n
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        self.n -= 1
+        if self.n < 0:
+            raise Interrupt
+        return self.ds[i]
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    # dropout, mixup and label smoothing make every RNG matter; 7 steps of 4 per epoch cross an epoch boundary.
+    ds = toy_data(18)
+    cfg = pretrain_recipe(steps=7, batch_size=4, warmup_steps=2, checkpoint_every=3, mixup_alpha=0.4,
+                          label_smoothing=0.1, progress=False, log_every=1)
+    torch.manual_seed(1)
+    ref = tiny_vit(dropout=0.1)
+    ref_hist = train(ref, ds, cfg, out_dir=tmp_path / "ref")
+
+    torch.manual_seed(1)
+    with pytest.raises(Interrupt):
+        train(tiny_vit(dropout=0.1), StopAfter(ds, 5 * 4 + 2), cfg, out_dir=tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.json")) == ["step_0000003.json"]
+    torch.manual_seed(123)  # another init: everything must come from the checkpoint
+    resumed = tiny_vit(dropout=0.1)
+    hist = train(resumed, ds, cfg, out_dir=tmp_path / "run", resume=True)
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [r["loss"] for r in hist["train"]] == [r["loss"] for r in ref_hist["train"]]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["step"] for ln in lines] == list(range(1, 8))  # records after step 3 rewritten once
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    cfg = pretrain_recipe(steps=6, batch_size=8, warmup_steps=1, progress=False, log_every=1)
+    hist = train(tiny_vit(), toy_data(32), cfg, out_dir=out if rank == 0 else None)
+    if rank == 0:
+        with open(os.path.join(out, "hist.json"), "w") as f:
+            json.dump(hist, f)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_vit()
+    cfg = pretrain_recipe(steps=6, batch_size=8, warmup_steps=1, progress=False, log_every=1)
+    one = train(model, toy_data(32), cfg)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    two = json.loads((tmp_path / "hist.json").read_text())
+    assert [r["loss"] for r in two["train"]] == pytest.approx([r["loss"] for r in one["train"]], abs=1e-5)
+    assert [r["accuracy"] for r in two["train"]] == [r["accuracy"] for r in one["train"]]
+    ddp_weights = vitlib.checkpoints.load_model(tmp_path / "step_0000006")
+    for (k, a), b in zip(model.state_dict().items(), ddp_weights.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k
+
+
+@pytest.mark.parametrize("command, flags", [
+    ("pretrain", ["--profile", "--model", "--dataset", "--img-size", "--steps", "--batch-size", "--lr", "--out-dir",
+                  "--resume", "--bf16", "--compile", "--threads"]),
+    ("finetune", ["--checkpoint", "--dataset", "--img-size", "--steps", "--out-dir", "--resume"]),
+    ("evaluate", ["--checkpoint", "--dataset", "--split", "--batch-size"]),
+])
+def test_cli_help_documents_flags(command, flags, capsys):
+    from vitlib.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(f in out for f in flags), out

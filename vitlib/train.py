@@ -1,0 +1,393 @@
+"""Training: one loop for every model that returns logits (ViT, ResNet, hybrid).
+
+Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021),
+Section 4.1 "Training & Fine-tuning" and Appendix B.1:
+- pre-training: Adam, beta1 0.9, beta2 0.999, weight decay 0.1, batch 4096,
+  linear warm-up (10k steps) then linear decay (`pretrain_recipe`);
+- fine-tuning: SGD, momentum 0.9, global-norm gradient clipping at 1, cosine
+  decay with a short warm-up, no weight decay, base LR 0.03 with 500 warm-up
+  steps in the official code (`finetune_recipe`).
+The trainer knows nothing of ViT: it takes an `nn.Module` mapping images
+(B, C, H, W) to logits (B, K) and a Dataset of (image, label).
+
+Deviations from the paper (each is an option whose default is the paper's):
+label smoothing and mixup (off by default; the paper uses neither), bf16
+autocast and `torch.compile` (speed only), cosine decay for pre-training.
+
+Many devices: under `torchrun` the same `train` runs with
+DistributedDataParallel; the global batch `cfg.batch_size` is split evenly
+across the ranks, rank 0 logs and writes checkpoints
+(tests/test_train.py::test_ddp_two_processes_match_one).
+
+    model = vitlib.create_model("ViT-Ti/4", img_size=32, num_classes=10)
+    history = train(model, train_set, pretrain_recipe(steps=500, batch_size=128, warmup_steps=50),
+                    val_set=val_set, out_dir="runs/vit_ti4")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+__all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
+           "build_optimizer", "resolve_device", "read_metrics"]
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run except the model and the data. Never mutated:
+    make variants with `dataclasses.replace` or the recipes' overrides."""
+
+    steps: int = 1000  # optimizer updates in the whole run
+    batch_size: int = 128  # global batch: split evenly across DDP ranks
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # "adamw": Adam with decoupled weight decay; "sgd": with momentum
+    lr: float = 1e-3  # base (peak) learning rate, reached at the end of the warm-up
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam beta1, beta2 (Appendix B.1)
+    momentum: float = 0.9  # SGD momentum (Appendix B.1.1)
+    weight_decay: float = 0.0  # decoupled, multiplied by the LR as in flax.optim.Adam and torch AdamW
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
+    schedule: Literal["linear", "cosine", "constant"] = "linear"  # decay after the warm-up
+    end_lr: float = 0.0  # LR at the last step of a linear decay
+    grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
+    label_smoothing: float = 0.0  # not in the paper; 0 disables
+    mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); not in the paper; 0 disables
+    precision: Literal["fp32", "bf16"] = "fp32"  # "bf16": autocast forward in bfloat16, weights stay fp32
+    compile: bool = False  # wrap the model in torch.compile
+    device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
+    seed: int = 0  # seeds data order, worker seeds, mixup and dropout
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
+    eval_batch_size: int = 256  # batch size for evaluation
+    log_every: int = 10  # write a train record (mean loss/accuracy since the last one) every this many steps
+    checkpoint_every: int = 0  # write a checkpoint every this many steps (0: only at the end)
+    keep_checkpoints: int = 2  # how many of the newest checkpoints to keep in out_dir
+    progress: bool = True  # show a tqdm progress bar (rank 0)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+
+
+def pretrain_recipe(**overrides: Any) -> TrainConfig:
+    """Appendix B.1 pre-training: Adam (0.9, 0.999), weight decay 0.1, batch 4096, 10k warm-up steps, linear decay.
+
+    Every field can be overridden, e.g. `pretrain_recipe(steps=2000, batch_size=128, warmup_steps=200)`;
+    `schedule="cosine", grad_clip=1.0` is Table 3's ImageNet-1k variant.
+    """
+    # steps: 7 epochs of JFT-300M at batch 4096 (Table 3) is ~518k; set it for your data.
+    paper = dict(optimizer="adamw", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.1, batch_size=4096,
+                 warmup_steps=10_000, steps=518_000, schedule="linear", grad_clip=None)
+    return TrainConfig(**{**paper, **overrides})
+
+
+def finetune_recipe(**overrides: Any) -> TrainConfig:
+    """Appendix B.1.1 fine-tuning: SGD momentum 0.9, clip global norm at 1, cosine with 500 warm-up steps,
+    no weight decay, base LR 0.03, batch 512 (the official code's defaults)."""
+    paper = dict(optimizer="sgd", lr=0.03, momentum=0.9, weight_decay=0.0, grad_clip=1.0, schedule="cosine",
+                 warmup_steps=500, batch_size=512, steps=10_000)  # steps: Table 4's CIFAR-10 length
+    return TrainConfig(**{**paper, **overrides})
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of update `step` (0-based), as the official code's `create_learning_rate_schedule`:
+    lr * min(1, step / warmup) * decay(progress), progress = (step - warmup) / (steps - warmup) in [0, 1].
+
+    >>> cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10)
+    >>> lr_at(0, cfg), lr_at(5, cfg), lr_at(10, cfg), lr_at(60, cfg)
+    (0.0, 0.5, 1.0, 0.5)
+    """
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    progress = min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "linear":
+        lr = cfg.end_lr + (cfg.lr - cfg.end_lr) * (1.0 - progress)
+    elif cfg.schedule == "cosine":
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        lr = cfg.lr
+    if cfg.warmup_steps:
+        lr *= min(1.0, step / cfg.warmup_steps)
+    return lr
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> the local rank's GPU when CUDA is available, else the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(W) or SGD over all parameters (as the official code: weight decay on every parameter)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader worker seeding: numpy and random from the worker's torch seed (itself from the loader generator)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
+                skip_batches: int = 0, num_workers: int = 0, rank: int = 0, world_size: int = 1,
+                generator: torch.Generator | None = None, drop_last: bool = True) -> DataLoader:
+    """One epoch's DataLoader. The order depends only on (seed, epoch): `DistributedSampler`'s permutation,
+    rank r taking every world_size-th index, so the union of the ranks' batches at each step is the batch a
+    single process would see. `skip_batches` starts mid-epoch (resume) without loading the skipped images.
+    Worker seeds come from `generator`, by default one seeded by (seed, epoch)."""
+    # NOTE: a DataLoader draws its workers' base seed from its generator each time it is iterated (even with
+    # num_workers=0), so the generator is per epoch, not the trainer's: a resumed run then draws the same
+    # numbers (tests/test_train.py::test_resume_is_bitwise_identical). With num_workers > 0 and random
+    # augmentation, a resume mid-epoch gives the workers other batches, so only num_workers=0 is bitwise exact.
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                 drop_last=drop_last)
+    sampler.set_epoch(epoch)
+    indices = list(sampler)[skip_batches * batch_size:]
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, drop_last=drop_last,
+                      num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
+                      persistent_workers=False, pin_memory=False)
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256,
+             device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy of `model` on a Dataset or a loader of (images, labels).
+
+    The model's train/eval mode is restored afterwards; nothing else changes.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    # its own generator: evaluating never draws from the global RNG, so it cannot change a training run
+    loader = (DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
+              if isinstance(data, Dataset) else data)
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, n = 0.0, 0, 0
+    try:
+        for x, y in loader:
+            x, y = x.to(device), torch.as_tensor(y).to(device)
+            with _autocast(device, precision):
+                logits = model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            correct += (logits.argmax(-1) == y).sum().item()
+            n += y.numel()
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("evaluate got an empty dataset or loader: pass at least one (image, label) pair")
+    return dict(loss=loss_sum / n, accuracy=correct / n, n=n)
+
+
+def _loss(logits: Tensor, y: Tensor, y2: Tensor | None, lam: float, label_smoothing: float) -> Tensor:
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    if y2 is not None:  # mixup: the same mixture of the two targets' losses
+        loss = lam * loss + (1 - lam) * F.cross_entropy(logits.float(), y2, label_smoothing=label_smoothing)
+    return loss
+
+
+def _mixup(x: Tensor, y: Tensor, alpha: float, generator: torch.Generator) -> tuple[Tensor, Tensor | None, float]:
+    """Mixup (Zhang et al. 2018; not in the paper): x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha)."""
+    if alpha <= 0:
+        return x, None, 1.0
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())  # global torch RNG (saved in checkpoints)
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    return lam * x + (1 - lam) * x[perm], y[perm], lam
+
+
+def _dist_info() -> tuple[int, int, bool]:
+    """(rank, world_size, we_initialised): joins the process group that torchrun's environment describes."""
+    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size(), True
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    return 0, 1, False
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(out_dir: str | os.PathLike) -> dict[str, list[dict]]:
+    """The metrics a run appended to out_dir/metrics.jsonl, as {"train": [...], "val": [...]}."""
+    history: dict[str, list[dict]] = {"train": [], "val": []}
+    path = Path(out_dir) / METRICS_FILE
+    if path.exists():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            history[rec.pop("split")].append(rec)
+    return history
+
+
+def _truncate_metrics(out_dir: Path, step: int) -> None:
+    """On resume, drop the records written after the checkpoint we restart from."""
+    path = out_dir / METRICS_FILE
+    if path.exists():
+        keep = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
+          out_dir: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list[dict]]:
+    """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
+
+    Returns the history {"train": [{step, lr, loss, accuracy, images_per_s, seconds}], "val": [{step, loss,
+    accuracy}]}, also appended to out_dir/metrics.jsonl. With `out_dir`, checkpoints are written there
+    (every `cfg.checkpoint_every` steps and at the end); `resume=True` restarts from the newest one and ends
+    with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
+    Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
+    """
+    from . import checkpoints  # checkpoints imports TrainConfig from here
+
+    rank, world, own_group = _dist_info()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world})")
+    local_batch = cfg.batch_size // world
+    steps_per_epoch = (len(train_set) // world) // local_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
+                         f"({cfg.batch_size}): lower batch_size or use more data")
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    raw = model.to(device)
+    optimizer = build_optimizer(raw, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the trainer's own draws (mixup permutations)
+    out = Path(out_dir) if out_dir is not None else None
+    step = 0
+    if out is not None and resume:
+        last = checkpoints.latest_checkpoint(out)
+        if last is not None:
+            state = checkpoints.load_checkpoint(last, raw, optimizer, expect_train_config=cfg)
+            step = state["step"]
+            checkpoints.restore_rng(state["rng"], gen)
+            if rank == 0:
+                _truncate_metrics(out, step)
+    if out is not None and rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if step == 0:
+            (out / METRICS_FILE).unlink(missing_ok=True)
+    net: nn.Module = raw
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    history = read_metrics(out) if (out is not None and step > 0) else {"train": [], "val": []}
+
+    def log(split: str, record: dict) -> None:
+        history[split].append(record)
+        if out is not None and rank == 0:
+            _append_jsonl(out / METRICS_FILE, {"split": split, **record})
+
+    def run_eval() -> None:
+        if val_set is not None and rank == 0:
+            res = evaluate(raw, val_set, cfg.eval_batch_size, device, cfg.precision)
+            log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
+            if cfg.progress:
+                bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
+    net.train()
+    sums = torch.zeros(3, device=device)  # loss * B, correct, images since the last log record
+    t_log = time.perf_counter()
+    while step < cfg.steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
+                             num_workers=cfg.num_workers, rank=rank, world_size=world)
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            xm, y2, lam = _mixup(x, y, cfg.mixup_alpha, gen)
+            with _autocast(device, cfg.precision):
+                logits = net(xm)
+            loss = _loss(logits, y, y2, lam, cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            sums += torch.stack([loss.detach() * y.numel(), (logits.argmax(-1) == y).sum().float(),
+                                 torch.tensor(float(y.numel()), device=device)])
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                if world > 1:
+                    dist.all_reduce(sums)
+                dt = time.perf_counter() - t_log
+                s = sums.tolist()
+                rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[2] / dt)
+                log("train", rec)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['accuracy']:.3f}",
+                                img_s=f"{rec['images_per_s']:.0f}")
+                sums.zero_()
+                t_log = time.perf_counter()
+            bar.update(1)
+            t_pause = time.perf_counter()  # evaluation and checkpoints do not count in images/s
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+                run_eval()
+            if out is not None and rank == 0 and (step == cfg.steps or (cfg.checkpoint_every and
+                                                                        step % cfg.checkpoint_every == 0)):
+                checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
+                                            optimizer=optimizer, rng=checkpoints.capture_rng(gen))
+                checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
+            t_log += time.perf_counter() - t_pause
+            if step >= cfg.steps:
+                break
+    run_eval()
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    if own_group:
+        dist.destroy_process_group()
+    return history
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """TrainConfig as JSON-ready plain values."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Inverse of `config_dict` (JSON lists back to tuples)."""
+    d = dict(d)
+    if "betas" in d:
+        d["betas"] = tuple(d["betas"])
+    return TrainConfig(**d)
