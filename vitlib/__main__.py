@@ -82,22 +82,19 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from .checkpoints import load_model
     from .data import get_dataset
+    from .finetune import load_pretrained, prepare_finetune
     from .train import finetune_recipe, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.checkpoint)
+    pretrained = load_pretrained(args.checkpoint or "")
     cfg = finetune_recipe(**_train_overrides(args))
-    kw = dict(in_chans=model.cfg.in_chans, seed=cfg.seed)
+    kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed)
     train_set = get_dataset(args.dataset, "train", args.img_size, **kw)
     val_set = get_dataset(args.dataset, "val", args.img_size, **kw)
-    # Head and resolution surgery (Section 3.2: new zero-initialised head, 2D-resampled E_pos) belongs to
-    # vitlib.finetune; until it is called here, the checkpoint must already fit the dataset.
-    if getattr(model.cfg, "num_classes", None) != train_set.num_classes:
-        raise SystemExit(f"the checkpoint has {model.cfg.num_classes} classes and {args.dataset} has "
-                         f"{train_set.num_classes}: replace the head first (vitlib.finetune)")
+    # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone.
+    model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size, freeze=args.linear_probe)
     train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
 
 
@@ -139,9 +136,12 @@ def _add_training_commands(sub) -> None:
 
     p = sub.add_parser("finetune", help="fine-tune a vitlib checkpoint (SGD 0.9, clip 1, cosine; Appendix B.1.1)",
                        description="Fine-tune a checkpoint with vitlib.train.finetune_recipe.")
-    p.add_argument("--checkpoint", required=True, help="a vitlib checkpoint: NAME, NAME.safetensors or NAME.json")
+    p.add_argument("--checkpoint", default="", help="a vitlib checkpoint (NAME.safetensors + NAME.json), an official "
+                   "JAX .npz or a timm weights file (default: the shipped vitlib/weights/vit_ti4_fractal32)")
     p.add_argument("--dataset", required=True, help="vitlib.data name, e.g. fashion_mnist, mnist5k, cifar10")
-    p.add_argument("--img-size", type=int, required=True, help="input resolution H = W")
+    p.add_argument("--img-size", type=int, required=True, help="input resolution H = W (higher than pre-training: "
+                   "E_pos is 2D-interpolated, Section 3.2)")
+    p.add_argument("--linear-probe", action="store_true", help="freeze the backbone, train only the new head")
     _add_train_flags(p)
     p.set_defaults(func=_finetune)
 
