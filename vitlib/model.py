@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from .config import ViTConfig
 from .hybrid import HybridEmbedding
+from .resnet import check_image_batch
 
 __all__ = ["PatchEmbedding", "Attention", "MLP", "Block", "VisionTransformer", "resample_pos_embed"]
 
@@ -248,13 +249,7 @@ class VisionTransformer(nn.Module):
             nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
 
     def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor) or x.ndim != 4:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"expected a 4D image batch (B, C, H, W), got {shape}; add a batch dim with x[None]")
-        C = self.cfg.in_chans
-        if x.shape[1] != C:
-            raise ValueError(f"expected {C} input channels (B, {C}, H, W), got {x.shape[1]} in shape {tuple(x.shape)}; "
-                             f"build the model with in_chans={x.shape[1]} or convert the images")
+        check_image_batch(x, self.cfg.in_chans)
         P = self.patch_embed.patch_size
         h, w = x.shape[-2:]
         if h % P or w % P:

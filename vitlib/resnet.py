@@ -51,6 +51,17 @@ GN_EPS = 1e-5
 GN_GROUPS = 32  # BiT: 32 groups in every GroupNorm
 
 
+def check_image_batch(x: Tensor, in_chans: int) -> None:
+    """Raise a ValueError naming the problem and the fix unless x is a (B, in_chans, H, W) tensor."""
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected a 4D image batch (B, C, H, W), got {shape}; add a batch dim with x[None]")
+    C = in_chans
+    if x.shape[1] != C:
+        raise ValueError(f"expected {C} input channels (B, {C}, H, W), got {x.shape[1]} in shape {tuple(x.shape)}; "
+                         f"build the model with in_chans={x.shape[1]} or convert the images")
+
+
 @dataclass(frozen=True)
 class ResNetConfig:
     """Everything that defines a BiT ResNet (Section 4.1; Kolesnikov et al., 2020)."""
@@ -250,13 +261,7 @@ class ResNet(nn.Module):
             nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
 
     def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor) or x.ndim != 4:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"expected a 4D image batch (B, C, H, W), got {shape}; add a batch dim with x[None]")
-        C = self.cfg.in_chans
-        if x.shape[1] != C:
-            raise ValueError(f"expected {C} input channels (B, {C}, H, W), got {x.shape[1]} in shape {tuple(x.shape)}; "
-                             f"build the model with in_chans={x.shape[1]} or convert the images")
+        check_image_batch(x, self.cfg.in_chans)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The feature map after the last stage (and the final GN + ReLU of ResNet v2): (B, C', H/s, W/s)."""
