@@ -43,7 +43,7 @@ out_dir = ""
 compare_resnet = True
 
 # %%
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %%
 vit_spec = pretrain.spec(profile)

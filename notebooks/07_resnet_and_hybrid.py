@@ -35,7 +35,7 @@ from vitlib.resnet import standardize
 profile = "smoke"
 
 # %%
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %%
 img = {"smoke": 64, "full": 224}[profile]  # image side for the demonstrations that run the CNN
