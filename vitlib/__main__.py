@@ -17,7 +17,9 @@ def _bench(args: argparse.Namespace) -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.cpu_only else [])
     results = []
     for device in devices:
-        results += run_bench(rows, batch_size=args.batch_size, repeats=args.repeats, device=device)
+        for row in rows:  # one row at a time, printed as it finishes: a slow machine still shows progress
+            results += run_bench([row], batch_size=args.batch_size, repeats=args.repeats, device=device)
+            print(format_table(results[-2:]).splitlines()[-2:], file=sys.stderr, flush=True)
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads" + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
     print(format_table(results))
