@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +19,7 @@
 # Reproduces, in miniature, the transfer recipe of Section 3.2 and Appendix B.1.1: remove the
 # pre-training head, attach a zero-initialised D x K head, fine-tune with SGD (momentum 0.9, gradient
 # clipping at 1, cosine decay with warm-up, no weight decay), at a *higher resolution* than pre-training
-# with the position embeddings 2D-interpolated. The pre-trained model is vitlib's shipped ViT-Ti/4
+# with the position embeddings 2D-interpolated. The pre-trained model is vitlib's shipped ViT-Ti/8
 # (pre-trained on procedural fractals at 32 px) or any checkpoint you pass (vitlib, official `.npz`, timm).
 # It is compared with the same architecture trained from scratch with the same budget, and with the
 # linear few-shot accuracy of its frozen features (Section 4.1).
@@ -68,7 +73,7 @@ try:
     pre_note = f"pre-trained model: {checkpoint or 'shipped'} ({pretrained.cfg.img_size} px)"
 except FileNotFoundError as e:  # a fresh clone before the shipped weights exist: the pre-trained arm is skipped
     pretrained, pre_note = None, f"SKIPPING the pre-trained arm: {e}"
-base_cfg = pretrained.cfg if pretrained is not None else vitlib.vit_config("ViT-Ti/4", img_size=32, in_chans=1)
+base_cfg = pretrained.cfg if pretrained is not None else vitlib.vit_config("ViT-Ti/8", img_size=32, in_chans=1)
 pre_res = base_cfg.image_hw[0]
 resolutions = [img_size] if profile == "smoke" else sorted({pre_res, img_size})
 print(pre_note, "| recipe:", recipe.optimizer, recipe.lr, recipe.schedule, "steps", STEPS, "| resolutions", resolutions)
@@ -116,7 +121,7 @@ assert ft.cfg.img_size == img_size and ft.grid == (img_size // ft.cfg.patch_size
 # > larger effective sequence length. [...] We therefore perform 2D interpolation of the pre-trained
 # > position embeddings, according to their location in the original image." (Section 3.2)
 #
-# $$N = \frac{HW}{P^2}:\quad \left(\frac{32}{4}\right)^2 = 64 \;\rightarrow\; \left(\frac{48}{4}\right)^2 = 144$$
+# $$N = \frac{HW}{P^2}:\quad \left(\frac{32}{8}\right)^2 = 16 \;\rightarrow\; \left(\frac{48}{8}\right)^2 = 36 \quad\text{(the shipped ViT-Ti/8, 32 to 48 px)}$$
 #
 # Below: four channels of $E_{pos}$ (class token left out) as images on the patch grid, before
 # (top) and after (bottom) the interpolation.

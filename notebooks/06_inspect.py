@@ -28,9 +28,9 @@
 # and ends with an **interactive explorer** of the attention of any query patch (ipywidgets + plotly).
 #
 # **Model.** Parameter `checkpoint`: a path to a vitlib checkpoint (`.safetensors` + `.json`);
-# `""` means the shipped pre-trained model `vitlib/weights/vit_ti4_fractal32.safetensors`
-# (ViT-Ti/4 at 32 x 32 pre-trained on FractalDB-style images). The paper's Fig. 7 uses ViT-L/16 and
-# 128 JFT images; here the model is far smaller, its images are 32 x 32 (an 8 x 8 patch grid, P = 4)
+# `""` means the shipped pre-trained model `vitlib/weights/vit_ti8_fractal32.safetensors`
+# (ViT-Ti/8 at 32 x 32 pre-trained on FractalDB-style images). The paper's Fig. 7 uses ViT-L/16 and
+# 128 JFT images; here the model is far smaller, its images are 32 x 32 (a 4 x 4 patch grid, P = 8)
 # and the mean attention distance is averaged over `n_images` test images of its pre-training
 # distribution (128 in the full profile, as the paper; 16 in smoke).
 #
@@ -59,6 +59,7 @@ from vitlib import analysis, plots
 from vitlib.data import get_dataset
 
 from vitlib.checkpoints import load_model
+from vitlib.finetune import SHIPPED
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke": seconds, figures to a temp dir; "full": writes figures/
@@ -73,8 +74,7 @@ np.random.seed(seed)
 assert profile in ("smoke", "full"), profile
 n_images = {"smoke": 16, "full": 128}[profile]  # images averaged in the mean attention distance (paper: 128)
 n_shown = {"smoke": 4, "full": 6}[profile]  # fractal images in Fig. 6 (plus two photos)
-shipped = Path(vitlib.__file__).parent / "weights" / "vit_ti4_fractal32.safetensors"
-path = Path(checkpoint) if checkpoint else shipped
+path = Path(checkpoint) if checkpoint else SHIPPED
 fig_dir = Path("../figures" if Path.cwd().name == "notebooks" else "figures") \
     if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_06_"))
 png = profile == "full"  # PNG export (kaleido + chromium) takes ~20 s a figure: full profile only
@@ -138,8 +138,8 @@ assert torch.allclose(attn[0].sum(-1), torch.ones(())), "attention rows sum to 1
 # $$z_0 = [x_\text{class};\, x_p^1 E;\, \dots;\, x_p^N E] + E_{pos}, \qquad E \in \mathbb{R}^{(P^2 C) \times D}$$
 #
 # `embedding_filters_pca` treats the D filters (columns of E, each a P x P x C image) as samples and
-# returns the top k = 28 principal components as images. With P = 4 and C = 3 a filter has only 48
-# pixels, so 28 components are more than half of the space.
+# returns the top k = 28 principal components as images. With P = 8 and C = 3 (the shipped model) a
+# filter has 192 pixels, and there are D = 192 filters (the paper's ViT-L/16: 768 pixels, 1024 filters).
 
 # %%
 comps, ratio = analysis.embedding_filters_pca(model.patch_embed.proj.weight, k=28)
@@ -205,7 +205,7 @@ print("closer patches have more similar embeddings:", rho < -0.3, "| row-column 
 # averaged over query patches and images; the class token is left out as query and as key and each
 # query's patch weights renormalised (the paper does not say; see `mean_attention_distance`).
 # The paper uses ViT-L/16 and 128 images; here the shipped model and `n_images` images.
-# For reference, uniform attention over the 8 x 8 grid gives the dashed line.
+# For reference, uniform attention over the patch grid gives the dashed line.
 
 # %%
 dist = analysis.mean_attention_distance(attn, grid, P)  # (L, k) pixels
@@ -307,7 +307,7 @@ cmp
 #
 # Pick an image, a layer and a head (or the mean of the heads); pick the query patch with the
 # sliders or by clicking on either panel, or take the class token as query. Left: the query's
-# attention drawn on the image; right: the raw weights on the 8 x 8 patch grid. (In JupyterLab with
+# attention drawn on the image; right: the raw weights on the patch grid. (In JupyterLab with
 # ipywidgets and anywidget installed; a static render shows only the first state.)
 
 # %%

@@ -4,17 +4,10 @@ import pytest
 import timm
 import torch
 import torchvision
+from helpers import randomise
 
 import vitlib
 from vitlib.checkpoints import from_timm, from_torchvision, load_into
-
-
-def randomise(model):
-    # Reference models start with a zero head: give every parameter random values so parity is not trivial.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model.eval()
 
 
 @pytest.mark.parametrize("timm_name, ours", [

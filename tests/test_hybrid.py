@@ -5,23 +5,13 @@ import dataclasses
 import pytest
 import timm
 import torch
+from helpers import n_params, randomise
 
 import vitlib
 from vitlib.checkpoints import from_timm, load_into
 from vitlib.config import RESNET_DEPTHS, ViTConfig, vit_config
 from vitlib.hybrid import HybridEmbedding
 from vitlib.model import resample_pos_embed
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise(model):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model.eval()
 
 
 def tiny(name="R50+ViT-B/16", img_size=64, **kw):

@@ -5,6 +5,7 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
+from helpers import n_params
 
 import vitlib
 from vitlib.model import resample_pos_embed
@@ -20,10 +21,6 @@ PARAM_COUNTS = {
     "ViT-L/32": 306_535_400,
     "ViT-H/14": 632_045_800,
 }
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.parametrize("name", PARAM_COUNTS)

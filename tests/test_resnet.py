@@ -6,6 +6,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from helpers import n_params, randomise
 from timm.layers import StdConv2d as TimmStdConv2d
 from timm.layers.padding import pad_same as timm_pad_same
 from timm.models.resnetv2 import ResNetV2
@@ -13,18 +14,6 @@ from timm.models.resnetv2 import ResNetV2
 import vitlib
 from vitlib.checkpoints import from_timm_resnet, load_into
 from vitlib.resnet import ResNet, ResNetConfig, StdConv2d, resnet_config, same_pad, standardize
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise(model):
-    # Start from random values everywhere (zero heads, unit GN scales) so parity is not trivial.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model.eval()
 
 
 def tiny(**kw):

@@ -179,3 +179,20 @@ def test_cli_help_documents_flags(command, flags, capsys):
         main([command, "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and all(f in out for f in flags), out
+
+
+def test_cli_pretrain_exports_weights_with_provenance(tmp_path, capsys):
+    from vitlib.__main__ import main
+
+    dest = tmp_path / "weights" / "tiny"
+    main(["pretrain", "--profile", "smoke", "--steps", "2", "--out-dir", str(tmp_path / "run"),
+          "--export", str(dest)])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    meta = json.loads(dest.with_suffix(".json").read_text())
+    assert printed["exported"].startswith(str(dest)) and meta["step"] == 2
+    assert "--export" in meta["extra"]["provenance"]["command"] and meta["extra"]["provenance"]["seconds"] > 0
+    assert "optimizer" not in meta  # weights only: nothing to resume from
+    trained = vitlib.checkpoints.load_model(tmp_path / "run" / "step_0000002")
+    shipped = vitlib.checkpoints.load_model(dest)
+    for (k, a), b in zip(trained.state_dict().items(), shipped.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 
 import torch
 
@@ -13,13 +14,16 @@ import torch
 def _bench(args: argparse.Namespace) -> None:
     from .bench import ROWS, format_table, run_bench
 
+    unknown = set(args.models or ()) - {r.name for r in ROWS}
+    if unknown:
+        raise SystemExit(f"bench: unknown model(s) {sorted(unknown)}; known: {[r.name for r in ROWS]}")
     rows = [r for r in ROWS if not args.models or r.name in args.models]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.cpu_only else [])
     results = []
     for device in devices:
         for row in rows:  # one row at a time, printed as it finishes: a slow machine still shows progress
             results += run_bench([row], batch_size=args.batch_size, repeats=args.repeats, device=device)
-            print(format_table(results[-2:]).splitlines()[-2:], file=sys.stderr, flush=True)
+            print("\n".join(format_table(results[-2:]).splitlines()[-2:]), file=sys.stderr, flush=True)
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads" + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
     print(format_table(results))
@@ -77,10 +81,16 @@ def _pretrain(args: argparse.Namespace) -> None:
     if args.model and args.model != pretrain.PROFILES[args.profile]["model"]:
         top.setdefault("model_overrides", {})  # the profile's shrinking applies to its own model only
     s = pretrain.spec(args.profile, train_overrides=_train_overrides(args), **top)
+    t0 = time.perf_counter()
     _, history = pretrain.run(s, args.out_dir, resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"checkpoint": str(pretrain.final_checkpoint(args.out_dir, s)),
-                          "val": history["val"][-1:] if history["val"] else None}))
+        out = {"checkpoint": str(pretrain.final_checkpoint(args.out_dir, s)),
+               "val": history["val"][-1:] if history["val"] else None}
+        if args.export:
+            command = "python -m vitlib " + " ".join(sys.argv[1:])
+            out["exported"] = str(pretrain.export_weights(args.out_dir, s, args.export, command,
+                                                          seconds=time.perf_counter() - t0))
+        print(json.dumps(out))
 
 
 def _finetune(args: argparse.Namespace) -> None:
@@ -123,10 +133,13 @@ def _data_options(args: argparse.Namespace) -> dict:
 def _add_training_commands(sub) -> None:
     p = sub.add_parser("pretrain", help="pre-train a model (Adam, wd 0.1, warm-up + linear decay; Appendix B.1)",
                        description="Pre-train with vitlib.train.pretrain_recipe on a vitlib.data dataset. "
-                                   "Example: python -m vitlib pretrain --profile full --out-dir runs/vit_ti4. "
+                                   "Example: python -m vitlib pretrain --profile full --out-dir runs/vit_ti8. "
                                    "Under torchrun the same command runs with DistributedDataParallel.")
     p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
                    help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (~20 min on a 2-core CPU)")
+    p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
+                   "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
+                   "--export vitlib/weights/vit_ti8_fractal32)")
     p.add_argument("--model", help="model name, e.g. ViT-Ti/4, ViT-S/8, BiT-R26x1 (default: the profile's)")
     p.add_argument("--dataset", help="vitlib.data name (default: fractaldb)")
     p.add_argument("--img-size", type=int, help="input resolution H = W (default 32)")
@@ -139,7 +152,7 @@ def _add_training_commands(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a vitlib checkpoint (SGD 0.9, clip 1, cosine; Appendix B.1.1)",
                        description="Fine-tune a checkpoint with vitlib.train.finetune_recipe.")
     p.add_argument("--checkpoint", default="", help="a vitlib checkpoint (NAME.safetensors + NAME.json), an official "
-                   "JAX .npz or a timm weights file (default: the shipped vitlib/weights/vit_ti4_fractal32)")
+                   "JAX .npz or a timm weights file (default: the shipped vitlib/weights/vit_ti8_fractal32)")
     p.add_argument("--dataset", required=True, help="vitlib.data name, e.g. fashion_mnist, mnist5k, cifar10")
     p.add_argument("--img-size", type=int, required=True, help="input resolution H = W (higher than pre-training: "
                    "E_pos is 2D-interpolated, Section 3.2)")

@@ -3,7 +3,10 @@
 For each row, the two models get the same batch; forward and forward+backward
 are timed alternately (vitlib, timm, vitlib, timm, ...) so that drifts in the
 machine's speed hit both; the table reports the median images/s of each and
-the ratio vitlib / timm (>= 1.0 means vitlib is no slower).
+the ratio vitlib / timm (>= 1.0 means vitlib is no slower) as the median of
+the ratios of adjacent pairs: on a shared machine whose speed swings from one
+second to the next (a virtual machine with a throttled CPU), a pair run back
+to back sees the same speed, where two medians taken over minutes may not.
 
     python -m vitlib bench                 # CPU (and GPU when present)
     python -m vitlib bench --repeats 20 --batch-size 8
@@ -84,14 +87,16 @@ def run_bench(rows: list[BenchRow] | None = None, batch_size: int = 8, repeats: 
                     times[k].append(_time_once(m, x, backward))
                     m.zero_grad(set_to_none=True)
             ips = {k: batch_size / statistics.median(v) for k, v in times.items()}
+            ratio = statistics.median(t / o for o, t in zip(times["vitlib"], times["timm"]))
             results.append(dict(model=row.name, mode=mode, device=device, batch=batch_size, img=row.img_size,
-                                vitlib=ips["vitlib"], timm=ips["timm"], ratio=ips["vitlib"] / ips["timm"]))
+                                vitlib=ips["vitlib"], timm=ips["timm"], ratio=ratio))
     return results
 
 
 def format_table(results: list[dict]) -> str:
     """A Markdown table of `run_bench` results."""
-    lines = ["| model | pass | device | batch | vitlib img/s | timm img/s | ratio |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | pass | device | batch | vitlib img/s | timm img/s | ratio (paired) |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch']} | {r['vitlib']:.1f} | "
                      f"{r['timm']:.1f} | {r['ratio']:.2f} |")

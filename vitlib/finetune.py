@@ -33,8 +33,8 @@ from .model import PatchEmbedding, VisionTransformer, resample_pos_embed
 __all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", "trainable_parameters",
            "load_pretrained", "finetune_and_evaluate", "predict", "SHIPPED"]
 
-# The model shipped with vitlib: ViT-Ti/4 pre-trained on procedural fractals at 32 px (see the train notebook).
-SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti4_fractal32.safetensors"
+# The model shipped with vitlib: ViT-Ti/8 pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
+SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti8_fractal32.safetensors"
 
 
 def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
