@@ -92,12 +92,26 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 
 # %% [markdown]
 # **Read this first: how trained is the model?** The shipped model
-# (`vitlib/weights/vit_ti4_fractal32.safetensors`) has so far been pre-trained for only 24 steps of 48
-# fractal images (validation accuracy 13.6% against 10% chance; see `figures/pretrain_fractal_vit.json`),
-# because the machine it was trained on was heavily shared. It is barely different from an untrained
-# model, so the observations below are expected to come out mostly "no": the stored outputs show the
-# method, not the paper's result. Pass `-p checkpoint PATH` with a better-trained checkpoint (or an
-# official one loaded through `vitlib.checkpoints`) to see the learned structure.
+# (`vitlib/weights/vit_ti8_fractal32.safetensors`) saw 14,400 fractal images (300 steps of 48) on a
+# 2-core CPU and reached 10% validation accuracy on 20 categories (5% chance; see its JSON and
+# `figures/pretrain_fractal_vit.*`): weakly pre-trained, nowhere near the paper's ViT-L/16 on JFT.
+# Its full-profile results (`figures/fig7_inside_vit.json`, `figures/fig6_attention_rollout.json`,
+# 128 images) reproduce only a little of Section 4.5, and the cells below say so one by one:
+#
+# - Fig. 7 left: **not reproduced**. The filter components are as noisy as at initialisation (first 4
+#   components explain 8.2% of the variance against 7.5% untrained; roughness 0.90 against 0.99).
+# - Fig. 7 center: **half**. Similarity does not fall with grid distance (correlation -0.08; untrained
+#   +0.12), but the row-column structure appears: pairs in the same row or column are more similar
+#   than the others at the same distance (gap ROWCOL, untrained about 0).
+# - Fig. 7 right: **weakly**. The mean distance over heads rises with depth (correlation +0.68) but by
+#   only 0.4 px (from about 15 to 16 px, uniform attention being 16.1 px); layer 1 has a global head
+#   (98% of uniform) but no local one (its most local head is at 88% of uniform).
+# - Fig. 6: the rollout puts 89% of its mass on patches with fractal pixels, which are 83% of the
+#   patches (untrained: 84%): a slight preference, on a test that 32 x 32 fractals make easy.
+#
+# The method is the paper's; the model is too small and too briefly trained to show most of the
+# result. Pass `-p checkpoint PATH` with a better-trained checkpoint (or an official one loaded through
+# `vitlib.checkpoints`) to see more.
 
 # %%
 untrained = vitlib.VisionTransformer(cfg).eval()  # same architecture, official initialisation, never trained
@@ -174,8 +188,9 @@ print("the trained filters are more concentrated and smoother than at initialisa
 # > explains why hand-crafted 2D-aware embedding variants do not yield improvements (Appendix D.4)."
 #
 # We test both sentences: the correlation between similarity and distance on the grid
-# (negative if closer patches are more similar), and the mean similarity of pairs in the same row or
-# column against pairs at the same distance that are not (only distances where both exist).
+# (negative if closer patches are more similar), and how much more similar pairs in the same row or
+# column are than the other pairs once distance is accounted for (residuals of a linear fit of
+# similarity on distance; see `position_similarity_structure`).
 
 # %%
 sim = analysis.position_embedding_similarity(model.pos_embed, grid)
@@ -183,7 +198,7 @@ sim_u = analysis.position_embedding_similarity(untrained.pos_embed, grid)
 rho, row_col = analysis.position_similarity_structure(sim)
 rho_u, row_col_u = analysis.position_similarity_structure(sim_u)
 print(f"correlation(similarity, distance): trained {rho:+.2f}, untrained {rho_u:+.2f}")
-print(f"same row/column minus other pairs at equal distance: trained {row_col:+.3f}, untrained {row_col_u:+.3f}")
+print(f"same row/column minus other pairs, distance held fixed: trained {row_col:+.3f}, untrained {row_col_u:+.3f}")
 
 # %%
 assert sim.shape == (*grid, *grid) and torch.allclose(sim.reshape(cfg.num_patches, -1).diagonal(), torch.ones(()))

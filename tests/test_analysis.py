@@ -248,14 +248,22 @@ def test_filter_roughness_known_values():
 
 def test_position_structure_by_hand_and_on_sincos():
     # One-hot row + one-hot column embeddings on a 6x6 grid: similarity 1/2 in the same row or column,
-    # 0 elsewhere. At distance 5 both kinds exist (5 + 0 and 3 + 4): gap 1/2.
+    # 0 elsewhere: a clear row-column structure.
     g = 6
     E = torch.zeros(g * g, 2 * g)
     for r in range(g):
         for c in range(g):
             E[r * g + c, r] = E[r * g + c, g + c] = 1.0
-    corr, gap = position_similarity_structure(position_embedding_similarity(E, g))
-    assert gap == pytest.approx(0.5) and corr < 0
+    S = position_embedding_similarity(E, g)
+    corr, gap = position_similarity_structure(S)
+    # the same gap by numpy: residuals of a degree-1 polyfit of similarity on distance, line pairs minus others
+    rr, cc = np.divmod(np.arange(g * g), g)
+    dist = np.hypot(rr[:, None] - rr[None], cc[:, None] - cc[None])
+    off = ~np.eye(g * g, dtype=bool)
+    on_line = ((rr[:, None] == rr[None]) | (cc[:, None] == cc[None]))[off]
+    y = S.reshape(g * g, g * g).numpy()[off]
+    res = y - np.polyval(np.polyfit(dist[off], y, 1), dist[off])
+    assert gap == pytest.approx(res[on_line].mean() - res[~on_line].mean(), abs=1e-6) and gap > 0.3 and corr < 0
     # 2D sine-cosine embeddings: similarity falls with distance
     r, c = (t.flatten()[:, None].float() for t in torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij"))
     w = 1 / 10 ** (torch.arange(16) / 16)
@@ -265,4 +273,7 @@ def test_position_structure_by_hand_and_on_sincos():
     # random embeddings: no structure
     corr, gap = position_similarity_structure(position_embedding_similarity(torch.randn(64, 192), 8))
     assert abs(corr) < 0.1 and abs(gap) < 0.05
-    assert math.isnan(position_similarity_structure(position_embedding_similarity(torch.randn(16, 8), 4))[1])
+    # defined on a 4 x 4 grid too (no line pair and off-line pair there share a distance), NaN on a 1 x n grid
+    corr, gap = position_similarity_structure(position_embedding_similarity(torch.randn(16, 192), 4))
+    assert math.isfinite(gap) and abs(gap) < 0.05
+    assert math.isnan(position_similarity_structure(position_embedding_similarity(torch.randn(4, 8), (1, 4)))[1])

@@ -235,20 +235,23 @@ def position_similarity_structure(similarity: Tensor) -> tuple[float, float]:
     - the correlation (Pearson, over all pairs of distinct patches) between the similarity of two
       patches' embeddings and their distance on the grid: negative when "closer patches tend to have
       more similar position embeddings";
-    - the row-column gap: mean similarity of pairs in the same row or column minus that of pairs that
-      are not, compared at equal distance (e.g. 5 = 5 + 0 = 3 + 4 on a grid of side >= 6) and
-      averaged over the distances where both kinds exist: positive when "the row-column structure
-      appears". NaN when no distance has both kinds (both sides of the grid shorter than 6).
+    - the row-column gap: how much more similar pairs in the same row or column are than the other
+      pairs once distance is accounted for: similarity is fitted linearly on distance over all pairs
+      (least squares), and the gap is the mean residual of same-row/column pairs minus that of the
+      others. Positive when "the row-column structure appears". Distance must be controlled because
+      same-line pairs are closer on average; a linear fit (not matching pairs at exactly equal
+      distance) keeps the measure defined on small grids such as 4 x 4, where no two pairs, one on a
+      line and one off it, are at the same distance.
     """
     gh, gw = similarity.shape[:2]
     S, d = similarity.reshape(gh * gw, gh * gw).double(), grid_distances((gh, gw))
     r, c = (t.flatten() for t in torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij"))
     off = ~torch.eye(gh * gw, dtype=torch.bool)
-    corr = torch.corrcoef(torch.stack([d[off], S[off]]))[0, 1].item()
-    line = (r[:, None] == r[None]) | (c[:, None] == c[None])
-    gaps = []
-    for v in d[off].unique():
-        same, other = off & line & (d == v), off & ~line & (d == v)
-        if same.any() and other.any():
-            gaps.append((S[same].mean() - S[other].mean()).item())
-    return corr, (sum(gaps) / len(gaps) if gaps else float("nan"))
+    x, y = d[off], S[off]
+    corr = torch.corrcoef(torch.stack([x, y]))[0, 1].item()
+    line = ((r[:, None] == r[None]) | (c[:, None] == c[None]))[off]
+    if line.all() or not line.any():  # a 1 x n grid: every pair is on one line
+        return corr, float("nan")
+    X = torch.stack([torch.ones_like(x), x], dim=1)
+    residual = y - X @ torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    return corr, (residual[line].mean() - residual[~line].mean()).item()
