@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 
@@ -87,7 +88,7 @@ def _pretrain(args: argparse.Namespace) -> None:
         out = {"checkpoint": str(pretrain.final_checkpoint(args.out_dir, s)),
                "val": history["val"][-1:] if history["val"] else None}
         if args.export:
-            command = "python -m vitlib " + " ".join(sys.argv[1:])
+            command = "python -m vitlib " + shlex.join(args.argv)
             out["exported"] = str(pretrain.export_weights(args.out_dir, s, args.export, command,
                                                           seconds=time.perf_counter() - t0))
         print(json.dumps(out))
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     _add_training_commands(sub)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for provenance
     args.func(args)
 
 
