@@ -26,6 +26,9 @@ def test_processes_and_subsets_give_the_same_images(small, monkeypatch):
     monkeypatch.setattr(fractals, "CHUNK_IMAGES", 16)  # 5 tasks of 2 categories
     parallel, labels = fractals.render_fractaldb(10, 8, 32, seed=0, workers=2, progress=False)
     assert parallel.tobytes() == images.tobytes()
+    monkeypatch.setattr(fractals, "BLOCK_IMAGES", 3)  # chains advanced in blocks of 3 images, not 64
+    blocked, _ = fractals.render_fractaldb(10, 8, 32, seed=0, progress=False)
+    assert blocked.tobytes() == images.tobytes()
     sub, _ = fractals.render_fractaldb(4, 3, 32, seed=0, progress=False)  # fewer classes and instances: a subset
     assert np.array_equal(sub.reshape(4, 3, 3, 32, 32), images.reshape(10, 8, 3, 32, 32)[:4, :3])
 

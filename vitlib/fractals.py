@@ -45,6 +45,7 @@ CHECK_CHAINS, CHECK_STEPS = 64, 40  # 64 * (40 - 8) = 2048 points for the fillin
 CANDIDATES = 8  # IFS candidates tried per round of the category search
 MAX_ROUNDS = 500
 CHUNK_IMAGES = 2048  # images per multiprocessing task
+BLOCK_IMAGES = 64  # images whose chains advance together (about 3x faster than a whole chunk at once)
 FORMAT_VERSION = 1  # bump when the rendering changes, so that old caches are not reused
 
 
@@ -56,29 +57,30 @@ def default_cache_dir() -> Path:
 def _chaos_game(params: np.ndarray, maps: np.ndarray, x0: np.ndarray, burn_in: int) -> np.ndarray:
     """Run K chains per image: params (B, m, 6) = (a, b, c, d, e, f) of the maps x' = a x + b y + e,
     y' = c x + d y + f; maps (T, B, K) the index of the map each chain applies at each step; x0 (B, K, 2) the
-    start points. Returns the points visited after burn-in, (T - burn_in, B, K, 2) float32 (inf/nan where a
-    chain diverged)."""
+    start points. Returns the points visited after burn-in, (2, T - burn_in, B, K) float32, x then y (inf/nan
+    where a chain diverged)."""
     T, B, K = maps.shape
-    flat = params.reshape(B * params.shape[1], 6).astype(np.float32)  # one row per (image, map)
-    row = (np.arange(B) * params.shape[1])[:, None]  # (B, 1) first row of each image
+    m = params.shape[1]
+    planes = np.ascontiguousarray(params.reshape(B * m, 6).astype(np.float32).T)  # (6, B m): one row per parameter
+    index = (np.arange(B, dtype=np.intp) * m)[None, :, None] + maps  # (T, B, K) row of (image, map) in B m
     x, y = x0[..., 0].astype(np.float32), x0[..., 1].astype(np.float32)  # (B, K)
-    out = np.empty((T - burn_in, B, K, 2), np.float32)
+    out = np.empty((2, T - burn_in, B, K), np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(T):
-            p = flat[row + maps[t]]  # (B, K, 6) the parameters of the map each chain applies
-            x, y = p[..., 0] * x + p[..., 1] * y + p[..., 4], p[..., 2] * x + p[..., 3] * y + p[..., 5]
+            p = planes[:, index[t]]  # (6, B, K) the parameters of the map each chain applies
+            x, y = p[0] * x + p[1] * y + p[4], p[2] * x + p[3] * y + p[5]
             if t >= burn_in:
-                out[t - burn_in, ..., 0], out[t - burn_in, ..., 1] = x, y
+                out[0, t - burn_in], out[1, t - burn_in] = x, y
     return out
 
 
 def _splat(points: np.ndarray, size: int, margin: float = 0.04, tail: float = 0.002) -> np.ndarray:
-    """Hit counts (B, size, size) of points (T, B, K, 2). Each image's points are fitted to the canvas, aspect
+    """Hit counts (B, size, size) of points (2, T, B, K). Each image's points are fitted to the canvas, aspect
     ratio kept, inside a box from the `tail` and 1 - `tail` quantiles of a sample of 16 steps (so that a few
     stragglers do not shrink the fractal to a dot); points outside the box are dropped. Images whose points
     diverged get an empty canvas."""
-    T, B, K, _ = points.shape
-    first = points[::max(1, T // 16)].transpose(1, 0, 2, 3).reshape(B, -1, 2)  # (B, ~16 K, 2) sample for the box
+    _, T, B, K = points.shape
+    first = points[:, ::max(1, T // 16)].transpose(2, 1, 3, 0).reshape(B, -1, 2)  # (B, ~16 K, 2) sample for the box
     ok = np.isfinite(first).all(axis=(1, 2)) & (np.abs(first).max(axis=(1, 2), initial=0) < 1e6)
     first = np.where(ok[:, None, None], first, 0.0)
     lo, hi = np.quantile(first, [tail, 1 - tail], axis=1)  # (B, 2) each
@@ -88,8 +90,8 @@ def _splat(points: np.ndarray, size: int, margin: float = 0.04, tail: float = 0.
     ox = (size / 2 - (lo[:, 0] + hi[:, 0]) / 2 * scale[:, 0]).astype(np.float32)[:, None]  # (B, 1)
     oy = (size / 2 + (lo[:, 1] + hi[:, 1]) / 2 * scale[:, 0]).astype(np.float32)[:, None]  # y axis points up
     with np.errstate(all="ignore"):  # diverged chains are inf/nan: they land outside
-        fx = points[..., 0] * scale + ox  # (T, B, K) float32, canvas coordinates
-        fy = oy - points[..., 1] * scale
+        fx = points[0] * scale + ox  # (T, B, K) float32, canvas coordinates
+        fy = oy - points[1] * scale
         inside = (fx >= 0) & (fx < size) & (fy >= 0) & (fy < size) & ok[:, None]
         row = (np.arange(B, dtype=np.int32) * size)[:, None]  # (B, 1)
         pixel = (row + fy.astype(np.int32)) * size + fx.astype(np.int32)  # truncation = floor where inside
@@ -158,7 +160,10 @@ def render_images(category_params: np.ndarray, keys: np.ndarray, size: int, seed
         x0[b] = rng.random((chains, 2), np.float32) * 2 - 1
         u[:, b] = rng.random((steps, chains), np.float32)
         hue[b], sat[b], flip[b] = rng.random(), rng.uniform(0.4, 1.0), rng.random() < 0.5
-    counts = _splat(_chaos_game(params, _choose_maps(u, params), x0, burn_in), size)
+    counts = np.empty((B, size, size), np.int64)
+    for a in range(0, B, BLOCK_IMAGES):  # images are independent: blocks keep the temporaries in cache
+        s = slice(a, a + BLOCK_IMAGES)
+        counts[s] = _splat(_chaos_game(params[s], _choose_maps(u[:, s], params[s]), x0[s], burn_in), size)
     bad = counts.sum(axis=(1, 2)) == 0  # the jitter made this instance diverge: render the category itself
     if bad.any():
         p = category_params[bad]
