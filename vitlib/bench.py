@@ -1,8 +1,9 @@
 """Speed benchmark: vitlib against timm on the same config, in the same process.
 
 For each row, the two models get the same batch; forward and forward+backward
-are timed alternately (vitlib, timm, vitlib, timm, ...) so that drifts in the
-machine's speed hit both; the table reports the median images/s of each and
+are timed alternately (vitlib, timm, timm, vitlib, vitlib, timm, ...: the order
+flips each pair, so that running first or second favours neither) so that
+drifts in the machine's speed hit both; the table reports the median images/s of each and
 the ratio vitlib / timm (>= 1.0 means vitlib is no slower) as the median of
 the ratios of adjacent pairs: on a shared machine whose speed swings from one
 second to the next (a virtual machine with a throttled CPU), a pair run back
@@ -82,10 +83,10 @@ def run_bench(rows: list[BenchRow] | None = None, batch_size: int = 8, repeats: 
                 for _ in range(warmup):
                     _time_once(m, x, backward)
             times: dict[str, list[float]] = {k: [] for k in models}
-            for _ in range(repeats):
-                for k, m in models.items():
-                    times[k].append(_time_once(m, x, backward))
-                    m.zero_grad(set_to_none=True)
+            for i in range(repeats):
+                for k in (("vitlib", "timm") if i % 2 == 0 else ("timm", "vitlib")):  # ABBA: no order bias
+                    times[k].append(_time_once(models[k], x, backward))
+                    models[k].zero_grad(set_to_none=True)
             ips = {k: batch_size / statistics.median(v) for k, v in times.items()}
             ratio = statistics.median(t / o for o, t in zip(times["vitlib"], times["timm"]))
             results.append(dict(model=row.name, mode=mode, device=device, batch=batch_size, img=row.img_size,
