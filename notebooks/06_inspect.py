@@ -103,9 +103,7 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 # - Fig. 7 center: **half**. Similarity does not fall with grid distance (correlation -0.08; untrained
 #   +0.12), but the row-column structure appears: pairs in the same row or column are more similar
 #   than the others at the same distance (gap +0.106 in cosine similarity, untrained +0.003; this
-#   number depends on E_pos only, so smoke and full agree. `figures/fig7_inside_vit.json` was made
-#   before the measure was redefined for small grids and holds NaN for it: the old measure compared
-#   pairs at exactly equal distance, which a 4 x 4 grid never offers).
+#   number depends on E_pos only, so smoke and full agree; `figures/fig7_inside_vit.json` holds it).
 # - Fig. 7 right: **weakly**. The mean distance over heads rises with depth (correlation +0.68) but by
 #   only 0.4 px (from about 15 to 16 px, uniform attention being 16.1 px); layer 1 has a global head
 #   (98% of uniform) but no local one (its most local head is at 88% of uniform).
