@@ -1,9 +1,9 @@
 """Speed benchmark: vitlib against timm on the same config, in the same process.
 
 For each row, the two models get the same batch; forward and forward+backward
-are timed alternately (vitlib, timm, timm, vitlib, vitlib, timm, ...: the order
-flips each pair, so that running first or second favours neither) so that
-drifts in the machine's speed hit both; the table reports the median images/s of each and
+are timed alternately so that drifts in the machine's speed hit both, with the
+order flipped every pair (vitlib, timm, timm, vitlib, vitlib, timm, ...) so that
+running first favours neither; the table reports the median images/s of each and
 the ratio vitlib / timm (>= 1.0 means vitlib is no slower) as the median of
 the ratios of adjacent pairs: on a shared machine whose speed swings from one
 second to the next (a virtual machine with a throttled CPU), a pair run back
