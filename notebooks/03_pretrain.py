@@ -21,8 +21,11 @@
 # of IFS fractals that stands in for JFT-300M, with a ViT-Ti/8 at 32x32 (N = 16 patches; 20 categories of
 # 250 images), and the BiT ResNet baseline (BiT-R26x1) trained the same way for comparison.
 #
-# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` about 20 minutes per model on
-#   the project's shared 2-core CPU (300 steps of 48 images at about 13 images/s).
+# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` about 20 minutes for the ViT on
+#   the project's shared 2-core CPU (300 steps of 48 images at about 13 images/s). The BiT-R26x1
+#   comparison (`compare_resnet`, 3.5M parameters, 0.36 GFLOPs per image against the ViT's 0.18) trained
+#   at about 3 images/s there, so it adds about 80 minutes: `-p compare_resnet False` skips it, and
+#   `figures/pretrain_fractal_vit.*` was made that way (the full ResNet run has not been done).
 # - Expected result: the loss falls below ln(K) (a uniform guess) and validation accuracy rises above
 #   chance (1/K); at this tiny scale the model is far from converged.
 # - Command: `papermill notebooks/03_pretrain.ipynb out.ipynb -p profile full`
