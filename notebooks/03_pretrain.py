@@ -21,8 +21,8 @@
 # of IFS fractals that stands in for JFT-300M, with a ViT-Ti/8 at 32x32 (N = 16 patches; 20 categories of
 # 250 images), and the BiT ResNet baseline (BiT-R26x1) trained the same way for comparison.
 #
-# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` about 20 minutes for the ViT on
-#   the project's shared 2-core CPU (300 steps of 48 images at about 13 images/s). The BiT-R26x1
+# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` 27 minutes (1,634 s) for the ViT on
+#   the project's shared 2-core CPU (300 steps of 48 images at about 13 images/s, plus evaluations). The BiT-R26x1
 #   comparison (`compare_resnet`, 3.5M parameters, 0.36 GFLOPs per image against the ViT's 0.18) trained
 #   at about 3 images/s there, so it adds about 80 minutes: `-p compare_resnet False` skips it, and
 #   `figures/pretrain_fractal_vit.*` was made that way (the full ResNet run has not been done).

@@ -62,7 +62,7 @@ torch.manual_seed(0)
 np.random.seed(0)
 
 # %%
-SIZES = {  # full: ~25 min on the project's 2-core CPU (4 runs of 60 steps); smoke: every path in seconds
+SIZES = {  # full: 18 min on the project's 2-core CPU (4 runs of 60 steps); smoke: every path in seconds
     "smoke": dict(steps=3, batch_size=16, warmup_steps=1, n_train=64, n_test=32, shots=(1, 2)),
     "full": dict(steps=60, batch_size=32, warmup_steps=6, n_train=2000, n_test=1000, shots=(1, 5, 10, 25)),
 }[profile]

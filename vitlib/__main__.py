@@ -137,7 +137,8 @@ def _add_training_commands(sub) -> None:
                                    "Example: python -m vitlib pretrain --profile full --out-dir runs/vit_ti8. "
                                    "Under torchrun the same command runs with DistributedDataParallel.")
     p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
-                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (~20 min on a 2-core CPU)")
+                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (~27 min on the project's "
+                        "2-core CPU)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
                    "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
                    "--export vitlib/weights/vit_ti8_fractal32)")

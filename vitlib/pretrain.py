@@ -29,9 +29,9 @@ from .train import TrainConfig, pretrain_recipe, read_metrics, train
 __all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "learning_curves", "mean_throughput",
            "export_weights"]
 
-# NOTE: the full profile is sized for about 20 minutes on the project's shared 2-core CPU, which trained ViT-Ti/8
-# at 32x32 at about 13 images/s (ViT-Ti/4: about 5 images/s; bf16 autocast was no faster than fp32 there), so
-# 300 steps of 48 images (14,400 images seen, ~3 epochs of 5,000): a training set 60,000x
+# NOTE: the full profile took 27 minutes (1,634 s) on the project's shared 2-core CPU, which trained ViT-Ti/8
+# at 32x32 at about 13 images/s between evaluations (ViT-Ti/4: about 5 images/s; bf16 autocast was no faster
+# than fp32 there): 300 steps of 48 images (14,400 images seen, ~3 epochs of 5,000), a training set 60,000x
 # smaller than JFT-300M's 303M images.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(model="ViT-Ti/4",  # shrunk below: CI executes this in seconds
