@@ -1,42 +1,94 @@
-"""Training throughput on this machine: fp32 eager vs bf16 autocast vs torch.compile (vitlib.train, one process).
+"""Training throughput by mode: precision x attention path (x torch.compile), at 17, 65 and 197 tokens.
 
-A ViT-Ti-sized model at 32x32 (default ViT-Ti/8, the shipped model's shape: L=12, D=192, k=3, P=8) runs the
-real `vitlib.train.train` loop on random images; each mode does `warm` untimed steps (compilation happens
-there) then `timed` steps. The modes run in turn, `--repeat` rounds (fp32 eager, bf16, ..., fp32 eager, bf16,
-...), because this VM's speed drifts within minutes: a mode's ratio is the median over rounds of its images/s
-divided by fp32 eager's in the same round. The loss after the run shows whether a mode keeps the numbers
-(same data, same init, so it should match fp32 eager's to about 1e-2).
+Each shape runs the real `vitlib.train.train` loop on random images, in every mode in turn, `--repeat`
+rounds (mode order flipped every round), because a shared machine's speed drifts within minutes. A mode's
+ratio is the median over rounds of its images/s divided by the reference's (fp32, fused attention) in the
+same round. Also printed: model FLOP/s (forward FLOPs x 3 for forward + backward, counted by
+`vitlib.flops.forward_flops`) as a share of the matmul ceiling, a 2048x2048 matmul timed in the same
+process in fp32 and bf16. The loss after the run shows whether a mode keeps the numbers (same data and
+init: it should match the reference's to about 1e-2).
 
-    PYTHONPATH=. python benchmarks/train_speed.py [--model ViT-Ti/8] [--batch-size 64] [--repeat 3]
+    python benchmarks/train_speed.py                      # all shapes, the default modes, 2 rounds
+    python benchmarks/train_speed.py --shapes 65 --modes "fp32 fused" "fp32 explicit" --repeat 3
+    python benchmarks/train_speed.py --out figures/train_speed.json   # the results file the README renders
+
+Shapes: 17 tokens = ViT-Ti/8 at 32x32 (L=12, batch 64); 65 = ViT-Ti/4 at 32x32 with L=6 (batch 128);
+197 = ViT-Ti/4 at 56x56 with L=6 (batch 32).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
 import vitlib
+from vitlib.flops import forward_flops
+from vitlib.model import set_attention_path
+from vitlib.plots import provenance
 from vitlib.train import TrainConfig, train
 
-MODES = {"fp32 eager": dict(), "bf16 eager": dict(precision="bf16"), "fp32 compiled": dict(compile=True),
-         "bf16 compiled": dict(precision="bf16", compile=True)}
+SHAPES = {  # tokens: (model name, img_size, overrides, batch size)
+    17: ("ViT-Ti/8", 32, {}, 64),
+    65: ("ViT-Ti/4", 32, dict(num_layers=6), 128),
+    197: ("ViT-Ti/4", 56, dict(num_layers=6), 32),
+}
+MODES = {  # name: (precision, attention path, compile)
+    "fp32 fused": ("fp32", "fused", False),
+    "fp32 explicit": ("fp32", "explicit", False),
+    "bf16 fused": ("bf16", "fused", False),
+    "bf16 explicit": ("bf16", "explicit", False),
+    "bf16 explicit, bf16 softmax": ("bf16", "explicit_lowp", False),
+    "fp32 explicit compiled": ("fp32", "explicit", True),
+    "bf16 explicit compiled": ("bf16", "explicit", True),
+}
+DEFAULT_MODES = [m for m in MODES if not MODES[m][2]]  # compiling costs minutes per run: ask for it by name
+REFERENCE = "fp32 fused"
 
 
-def run(model_name: str, mode: dict, batch_size: int, warm: int, timed: int) -> dict:
-    """One training run in `mode`; images/s of the timed window, final loss, wall seconds (compile included)."""
+def cpu_features() -> dict[str, bool | str]:
+    """What decides whether bf16 pays on a CPU: native bf16 dot products (AMX tiles or AVX512-BF16)."""
+    flags = {"capability": torch.backends.cpu.get_cpu_capability()}
+    for name in ("amx_tile", "avx512_bf16", "avx512"):
+        fn = getattr(torch.cpu, f"_is_{name}_supported", None)
+        flags[name] = bool(fn()) if fn else False
+    try:
+        lines = open("/proc/cpuinfo").read().splitlines()
+        flags["model"] = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        flags["model"] = "unknown"
+    return flags
+
+
+def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n matmul in `dtype` (best of `repeats`)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def run(tokens: int, mode: str, warm: int, timed: int) -> dict:
+    """One training run of shape `tokens` in `mode`: images/s of the timed window, final loss, wall seconds."""
+    name, img, overrides, batch = SHAPES[tokens]
+    precision, path, compiled = MODES[mode]
     g = torch.Generator().manual_seed(0)
-    n = batch_size * (warm + timed)
-    data = TensorDataset(torch.rand(n, 3, 32, 32, generator=g) * 2 - 1, torch.randint(0, 100, (n,), generator=g))
+    n = batch * (warm + timed)
+    data = TensorDataset(torch.rand(n, 3, img, img, generator=g) * 2 - 1, torch.randint(0, 100, (n,), generator=g))
     torch.manual_seed(0)
-    model = vitlib.create_model(model_name, img_size=32, num_classes=100)
-    cfg = TrainConfig(steps=warm + timed, batch_size=batch_size, lr=1e-3, warmup_steps=1, log_every=warm,
-                      progress=False, **mode)
+    model = set_attention_path(vitlib.create_model(name, img_size=img, num_classes=100, **overrides), path)
+    cfg = TrainConfig(steps=warm + timed, batch_size=batch, lr=1e-3, warmup_steps=1, log_every=warm,
+                      precision=precision, compile=compiled, progress=False)
     t0 = time.perf_counter()
     hist = train(model, data, cfg)
     windows = [r["images_per_s"] for r in hist["train"][1:]]  # a record every `warm` steps; the first: warm-up
@@ -44,39 +96,71 @@ def run(model_name: str, mode: dict, batch_size: int, warm: int, timed: int) -> 
     return dict(images_per_s=rate, loss=hist["train"][-1]["loss"], seconds=time.perf_counter() - t0)
 
 
-def main() -> None:
+def summarise(results: dict[int, dict[str, list[dict]]], flops: dict[int, int], ceilings: dict[str, float]
+              ) -> list[dict]:
+    """One row per (shape, mode): median images/s, paired median ratio vs the reference, share of the ceiling."""
+    rows = []
+    for tokens, by_mode in results.items():
+        ref = [r["images_per_s"] for r in by_mode[REFERENCE]]
+        for mode, rs in by_mode.items():
+            rate = statistics.median(r["images_per_s"] for r in rs)
+            ceiling = ceilings[MODES[mode][0]]
+            rows.append(dict(tokens=tokens, model=SHAPES[tokens][0], mode=mode, images_per_s=rate,
+                             ratio=statistics.median(r["images_per_s"] / f for r, f in zip(rs, ref)),
+                             ratios=[r["images_per_s"] / f for r, f in zip(rs, ref)],
+                             share_of_ceiling=rate * 3 * flops[tokens] / ceiling, loss=rs[-1]["loss"],
+                             seconds=statistics.median(r["seconds"] for r in rs)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="ViT-Ti/8", help="a vitlib model name (default ViT-Ti/8)")
-    ap.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
-    ap.add_argument("--warm", type=int, default=3, help="untimed steps per run, compilation included (default 3)")
-    ap.add_argument("--timed", type=int, default=9, help="timed steps per run (default 9)")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds over all modes (default 3)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    ap.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), help="subset of the modes")
-    args = ap.parse_args()
+    ap.add_argument("--shapes", type=int, nargs="*", default=list(SHAPES), choices=list(SHAPES),
+                    help="sequence lengths T = N + 1 to run (default: all)")
+    ap.add_argument("--modes", nargs="*", default=DEFAULT_MODES, choices=list(MODES),
+                    help=f"modes besides the reference {REFERENCE!r} (default: all but the compiled ones)")
+    ap.add_argument("--warm", type=int, default=2, help="untimed steps per run, compilation included (default 2)")
+    ap.add_argument("--timed", type=int, default=6, help="timed steps per run, a multiple of --warm (default 6)")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds over all modes (default 2)")
+    ap.add_argument("--out", type=Path, default=None, help="write the rows and provenance to this JSON file")
+    args = ap.parse_args(argv)
     if args.timed % args.warm:
         ap.error("--timed must be a multiple of --warm (the loop records every --warm steps)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    modes = ["fp32 eager"] + [m for m in args.modes if m != "fp32 eager"]  # the reference runs in every round
-    print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"threads; {args.model} at 32x32, batch {args.batch_size}, {args.timed} timed steps after {args.warm}, "
-          f"{args.repeat} rounds", flush=True)
-    results = {m: [] for m in modes}
+    modes = [REFERENCE] + [m for m in args.modes if m != REFERENCE]
+    t_start = time.perf_counter()
+    ceilings = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
+    cpu = cpu_features()
+    print(f"# torch {torch.__version__}, {cpu['model']} ({torch.get_num_threads()} threads, amx {cpu['amx_tile']}, "
+          f"avx512_bf16 {cpu['avx512_bf16']}); 2048^2 matmul: fp32 {ceilings['fp32'] / 1e9:.0f}, "
+          f"bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+    flops = {}
+    for tokens in args.shapes:
+        name, img, overrides, _ = SHAPES[tokens]
+        with torch.device("meta"):
+            flops[tokens] = forward_flops(vitlib.create_model(name, img_size=img, num_classes=100, **overrides), img)
+    results: dict[int, dict[str, list[dict]]] = {t: {m: [] for m in modes} for t in args.shapes}
     for i in range(args.repeat):
-        for name in modes:
-            results[name].append(run(args.model, MODES[name], args.batch_size, args.warm, args.timed))
-            print(f"  round {i + 1} {name}: {results[name][-1]['images_per_s']:.1f} img/s", file=sys.stderr,
-                  flush=True)
-    print("| mode | images/s (median) | ratio vs fp32 eager (paired median) | loss after run | wall s per run |")
-    print("|---|---|---|---|---|")
-    ref = [r["images_per_s"] for r in results["fp32 eager"]]
-    for name in modes:
-        rs = results[name]
-        rate = statistics.median(r["images_per_s"] for r in rs)
-        ratio = statistics.median(r["images_per_s"] / f for r, f in zip(rs, ref))
-        print(f"| {name} | {rate:.1f} | {ratio:.2f} | {rs[-1]['loss']:.4f} | "
-              f"{statistics.median(r['seconds'] for r in rs):.0f} |", flush=True)
+        for tokens in args.shapes:
+            for mode in (modes if i % 2 == 0 else modes[::-1]):
+                r = run(tokens, mode, args.warm, args.timed)
+                results[tokens][mode].append(r)
+                print(f"  round {i + 1}, {tokens} tokens, {mode}: {r['images_per_s']:.1f} img/s", file=sys.stderr,
+                      flush=True)
+    rows = summarise(results, flops, ceilings)
+    print(f"| tokens | mode | images/s (median) | ratio vs {REFERENCE} (paired median) | share of matmul ceiling "
+          "| loss after run |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['tokens']} | {r['mode']} | {r['images_per_s']:.1f} | {r['ratio']:.2f} | "
+              f"{100 * r['share_of_ceiling']:.0f}% | {r['loss']:.4f} |", flush=True)
+    if args.out is not None:
+        record = dict(rows=rows, ceilings_flop_per_s=ceilings, forward_flops=flops, cpu=cpu,
+                      provenance=provenance(" ".join(["python benchmarks/train_speed.py", *(argv or sys.argv[1:])]),
+                                            time.perf_counter() - t_start, repeat=args.repeat, warm=args.warm,
+                                            timed=args.timed))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=1))
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from helpers import n_params
 
 import vitlib
-from vitlib.model import resample_pos_embed
+from vitlib.model import ATTENTION_PATHS, choose_attention_path, resample_pos_embed, set_attention_path
 
 # Exact parameter counts at 224 px, 1000 classes (paper.md; the official implementation's tests pin
 # ViT-B/16 at 86,567,656, and timm and torchvision agree). Table 1 rounds these to 86M / 307M / 632M.
@@ -88,6 +89,39 @@ def test_fused_attention_equals_explicit_eq6_7():
     T = m.cfg.num_patches + 1
     assert attn[0].shape == (3, m.cfg.num_heads, T, T)
     assert torch.allclose(attn[0].sum(-1), torch.ones(3, m.cfg.num_heads, T), atol=1e-5)  # rows of A sum to 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_attention_path_equals_explicit_eq6_7(precision):
+    """Each attention path (fused, explicit with fp32 softmax, explicit with bf16 softmax) gives the same logits
+    and gradients as the fp32 explicit reference, in fp32 (to 1e-5) and under bf16 autocast (to bf16 rounding)."""
+    x = torch.randn(4, 3, 32, 32)
+    ref = vitlib.create_model("ViT-Ti/8", img_size=32, num_classes=5)
+    torch.nn.init.normal_(ref.head.weight, std=0.5)  # a zero head would hide differences in the tokens
+    set_attention_path(ref, "explicit")
+    ref_out = ref(x)
+    ref_out.square().sum().backward()
+    ref_grad = ref.blocks[0].attn.qkv.weight.grad.clone()
+    tol = 1e-5 if precision == "fp32" else 3e-2
+    for path in ATTENTION_PATHS:
+        m = copy.deepcopy(ref)
+        m.zero_grad()
+        set_attention_path(m, path)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = m(x)
+        out.float().square().sum().backward()
+        scale = ref_out.abs().max()
+        assert (out.float() - ref_out).abs().max() <= tol * scale, path
+        g = m.blocks[0].attn.qkv.weight.grad
+        assert (g - ref_grad).abs().max() <= tol * 10 * ref_grad.abs().max(), path
+
+
+def test_attention_path_rule_is_explicit_on_cpu_in_bf16_only():
+    q = torch.zeros(1, 1, 2, 4)
+    assert choose_attention_path(q) == "fused"
+    assert choose_attention_path(q.bfloat16()) == "explicit"
+    with pytest.raises(ValueError, match="attention path"):
+        set_attention_path(tiny(), "flash")
 
 
 def test_attention_scaled_by_sqrt_head_dim_not_hidden_size():

@@ -36,7 +36,8 @@ from .config import ViTConfig
 from .hybrid import HybridEmbedding
 from .resnet import check_image_batch
 
-__all__ = ["PatchEmbedding", "Attention", "MLP", "Block", "VisionTransformer", "resample_pos_embed"]
+__all__ = ["PatchEmbedding", "Attention", "ATTENTION_PATHS", "choose_attention_path", "set_attention_path", "MLP",
+           "Block", "VisionTransformer", "resample_pos_embed"]
 
 
 class PatchEmbedding(nn.Module):
@@ -61,12 +62,27 @@ class PatchEmbedding(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 
 
+# The attention path, chosen by measurement (benchmarks/train_speed.py, figures/train_speed.json):
+#   "fused"     F.scaled_dot_product_attention: flash / memory-efficient kernels on GPU, a fused kernel on CPU;
+#   "explicit"  Eq. 6-7 written out (q k^T, softmax in fp32, A v): on CPU in bf16 the fused kernel's backward
+#               is several times slower than these three ops, which run as bf16 matmuls;
+#   "explicit_lowp"  the same with the softmax in the input's dtype (bf16): faster still, kept for measurement.
+# `return_attention=True` always takes the explicit path (it needs A). All paths agree (tests/test_model.py).
+ATTENTION_PATHS = ("auto", "fused", "explicit", "explicit_lowp")
+
+
+def choose_attention_path(q: Tensor) -> str:
+    """The rule behind path="auto": "explicit" on CPU in bf16/fp16 (autocast), else "fused"."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        return "explicit"
+    return "fused"
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, Appendix A Eq. 5-8.
 
-    The fast path calls `F.scaled_dot_product_attention` (fused kernels on GPU,
-    a fused CPU kernel too); `return_attention=True` takes the explicit path that
-    writes out Eq. 6-7 and returns A. Both give the same output (tested).
+    `path` (one of ATTENTION_PATHS, default "auto") picks how Eq. 6-7 are computed; every path gives the same
+    output up to rounding. `return_attention=True` takes the explicit path and returns A as well.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
@@ -78,20 +94,35 @@ class Attention(nn.Module):
         self.proj = nn.Linear(hidden_size, hidden_size)  # U_msa
         self.attn_drop = nn.Dropout(attn_dropout)
         self.proj_drop = nn.Dropout(dropout)
+        self.path = "auto"  # see ATTENTION_PATHS; set with `set_attention_path(model, path)`
 
     def forward(self, z: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
         B, T, D = z.shape  # T = N + 1 tokens
         qkv = self.qkv(z).reshape(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, k, T, D_h)
-        if return_attention:
-            A = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # Eq. 6, (B, k, T, T)
-            A = A.softmax(dim=-1)
-            out = self.attn_drop(A) @ v  # Eq. 7, SA(z) = A v, (B, k, T, D_h)
-        else:
+        path = "explicit" if return_attention else self.path
+        if path == "auto":
+            path = choose_attention_path(q)
+        if path == "fused":
             A = None
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+        else:
+            A = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # Eq. 6 logits, (B, k, T, T)
+            A = A.softmax(dim=-1) if path == "explicit_lowp" else A.softmax(dim=-1, dtype=torch.float32).to(v.dtype)
+            out = self.attn_drop(A) @ v  # Eq. 7, SA(z) = A v, (B, k, T, D_h)
+            A = A if return_attention else None
         out = out.transpose(1, 2).reshape(B, T, D)  # Eq. 8, [SA_1; ...; SA_k], (B, T, D)
         return self.proj_drop(self.proj(out)), A  # ... U_msa
+
+
+def set_attention_path(model: nn.Module, path: str) -> nn.Module:
+    """Set the attention path of every `Attention` in `model` (for benchmarks and tests); returns the model."""
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, got {path!r}")
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.path = path
+    return model
 
 
 class MLP(nn.Module):
