@@ -40,12 +40,12 @@ PROFILES: dict[str, dict[str, Any]] = {
                   dataset="fractaldb", img_size=32, in_chans=3,
                   data_options=dict(num_classes=10, images_per_class=20),
                   train=dict(steps=10, batch_size=32, warmup_steps=2, eval_every=5, log_every=2)),
-    "full": dict(model="ViT-Ti/8",  # L=12, D=192, k=3, D_mlp=768: ViT-Ti with 8x8 patches, N=16 at 32x32
-                 model_overrides=dict(representation_size=192),
+    "full": dict(model="ViT-Ti/4",  # D=192, k=3, D_mlp=768, P=4: an 8x8 grid at 32x32 (N=64); L=6, below
+                 model_overrides=dict(num_layers=6, representation_size=192),
                  dataset="fractaldb", img_size=32, in_chans=3,
-                 data_options=dict(num_classes=20, images_per_class=250),
-                 train=dict(steps=300, batch_size=48, warmup_steps=30, eval_every=50, log_every=10,
-                            checkpoint_every=50)),
+                 data_options=dict(num_classes=100, images_per_class=1000),  # FractalDB-100's shape
+                 train=dict(steps=2500, batch_size=128, warmup_steps=250, grad_clip=1.0, eval_every=500,
+                            log_every=25, checkpoint_every=100)),  # 320,000 images seen
 }
 
 
