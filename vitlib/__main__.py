@@ -51,7 +51,11 @@ def _blame(flag: str, errors: tuple[type[BaseException], ...] = EXPECTED, hint: 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors take one line, `vitlib <command>: error: ...`, and exit with status 2."""
+    """argparse whose errors take one line, `vitlib <command>: error: ...`, and exit with status 2. Flags are
+    spelled out (no abbreviations), so that a renamed flag fails in the README's commands instead of matching."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
