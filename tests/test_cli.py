@@ -122,7 +122,7 @@ def test_short_runs_get_a_short_warmup():
 
 def test_batch_fits_a_cpu_and_the_paper_batch_is_one_flag_away(monkeypatch, capsys):
     seen = []
-    monkeypatch.setattr(vitlib.train, "train", lambda model, data, cfg, **kw: seen.append(cfg))
+    monkeypatch.setattr(vitlib.train, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
     base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50", "--no-estimate"]
     main(base)
     main(base + ["--paper-batch"])

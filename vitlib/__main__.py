@@ -272,7 +272,8 @@ def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set, cfg) 
     epochs = images / len(train_set)
     line = (f"{args.parser.prog}: {images:,} training images ({epochs:.2g} epochs of "
             f"{len(train_set):,}): {steps:,} steps of {cfg.batch_size}" + (f" after step {done}" if done else ""))
-    if args.estimate and steps and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+    fits = cfg.batch_size <= len(train_set)  # else `train` refuses at once: nothing to time
+    if args.estimate and steps and fits and int(os.environ.get("WORLD_SIZE", 1)) == 1:
         print(line + "; timing a few steps (--no-estimate skips this) ...", file=sys.stderr, flush=True)
         rate, batch = _measure(model, train_set, cfg)
         line = (f"{args.parser.prog}: estimated {_human(images / rate)} of training at {rate:.1f} images/s "
@@ -335,6 +336,9 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
+    import json
+
+    from .checkpoints import latest_checkpoint
     from .data import get_dataset
     from .finetune import load_pretrained, prepare_finetune
     from .train import finetune_recipe, train
@@ -355,7 +359,10 @@ def _finetune(args: argparse.Namespace) -> None:
                                  freeze=args.linear_probe)
     _announce(args, model, train_set, cfg)
     with _train_stage(" (--checkpoint, --dataset, --img-size and the training flags)"):
-        train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
+        history = train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({"checkpoint": str(latest_checkpoint(args.out_dir)),
+                          "val": history["val"][-1:] if history["val"] else None}))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
