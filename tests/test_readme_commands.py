@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 # Appended to each command: small sizes, same code paths (the README's own flags are all parsed and used).
+# None: the command writes into the checkout, so it is parsed and its --help run, and its own tests run it.
 SMALL = {
+    "results": None,
     "pretrain": ["--profile", "smoke", "--steps", "2", "--batch-size", "8"],
     "finetune": ["--steps", "2", "--batch-size", "8", "--val-fraction", "0.01"],
     "evaluate": ["--limit", "16"],
@@ -136,7 +138,9 @@ def _shrunk(argv: list[str], tmp: Path, written: list[str]) -> list[str]:
                 assert steps, f"`vitlib {shlex.join(argv)}`: the command that writes {stem.parent} has not run"
                 stem = steps[-1].with_suffix("")
             out[i + 1] = str(stem)
-    return out if _exits_early(argv) else out + SMALL[_command(argv)]
+    if _exits_early(argv):
+        return out
+    return out + SMALL[_command(argv)] if SMALL[_command(argv)] is not None else [_command(argv), "--help"]
 
 
 def test_every_readme_command_runs_at_a_small_size(tmp_path):

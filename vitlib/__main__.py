@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import copy
 import inspect
+import itertools
 import math
 import os
 import platform
@@ -27,9 +28,7 @@ from . import __version__
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
 EXPECTED = (ValueError, OSError, ImportError)
-# Fine-tuning batch by default: a step of the shipped ViT-Ti/8 at 48 px stays under a second on 2 CPU cores.
-# The paper's batch (finetune_recipe's) is one flag away: --paper-batch.
-CPU_FINETUNE_BATCH = 32
+CPU_FINETUNE_BATCH = 32  # fine-tuning batch by default, for a CPU; the paper's (finetune_recipe's) is --paper-batch
 ESTIMATE_STEPS, ESTIMATE_BATCH = 2, 32  # timed steps (after one untimed) and their batch, before a run starts
 
 
@@ -239,7 +238,8 @@ def _measure(model: torch.nn.Module, train_set, cfg) -> tuple[float, int]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         probe = copy.deepcopy(model).to(device).train()
         optimizer = build_optimizer(probe, cfg)
-        batches = iter(DataLoader(train_set, batch_size=batch, shuffle=False))
+        loader = DataLoader(train_set, batch_size=batch, shuffle=False)
+        batches = itertools.chain.from_iterable(itertools.repeat(loader))  # a small set is read again
         for i in range(ESTIMATE_STEPS + 1):
             if i == 1:
                 if device.type == "cuda":
@@ -282,16 +282,22 @@ def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set, cfg) 
     print(line, file=sys.stderr, flush=True)
 
 
-def _train_stage(hint_flags: str = ""):
+@contextlib.contextmanager
+def _training(args: argparse.Namespace, same: str = ""):
     """The expected failures of a training run, put on the flags that fix them."""
+    from pathlib import Path
+
     from .checkpoints import CheckpointError
 
-    stack = contextlib.ExitStack()
-    stack.enter_context(_blame("--out-dir", (OSError,)))
-    stack.enter_context(_blame("--resume", (CheckpointError,), hint="--resume continues the run saved in --out-dir: "
-                                                                     f"repeat its flags{hint_flags}, or use another "
-                                                                     "--out-dir"))
-    return stack
+    try:
+        yield
+    except CheckpointError as e:  # --resume met a checkpoint of another run
+        raise UsageError(str(e), "--resume", hint=f"--resume continues the run saved in --out-dir: repeat its flags"
+                                                  f"{same}, or use another --out-dir") from e
+    except OSError as e:
+        where = Path(str(e.filename)).resolve() if e.filename is not None else None
+        writing = where is not None and Path(args.out_dir).resolve() in (where, *where.parents)
+        raise UsageError(str(e), "--out-dir" if writing else None) from e
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -321,7 +327,7 @@ def _pretrain(args: argparse.Namespace) -> None:
         model, train_set, val_set = pretrain.build(s)
     _announce(args, model, train_set, s["train_config"])
     t0 = time.perf_counter()
-    with _train_stage():
+    with _training(args):
         history = train(model, train_set, s["train_config"], val_set=val_set, out_dir=args.out_dir,
                         resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
@@ -358,7 +364,7 @@ def _finetune(args: argparse.Namespace) -> None:
         model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
                                  freeze=args.linear_probe)
     _announce(args, model, train_set, cfg)
-    with _train_stage(" (--checkpoint, --dataset, --img-size and the training flags)"):
+    with _training(args, " (--checkpoint, --dataset, --img-size and the training flags)"):
         history = train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({"checkpoint": str(latest_checkpoint(args.out_dir)),
@@ -404,7 +410,7 @@ def _add_training_commands(sub) -> None:
                                    "starts it prints the images it will see and a time estimate from a couple of "
                                    "timed steps.")
     p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
-                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (the shipped model's run; its "
+                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (the shipped model; its run "
                         "time is in vitlib/weights/vit_ti8_fractal32.json)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
                    "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
@@ -418,7 +424,7 @@ def _add_training_commands(sub) -> None:
     p.add_argument("--images-per-class", type=_at_least(1), help="fractaldb: training images per category")
     _add_data_flags(p)
     _add_train_flags(p, "the profile's", pretrain_recipe().batch_size)
-    p.set_defaults(func=_pretrain, parser=p)
+    p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune a vitlib checkpoint (SGD 0.9, clip 1, cosine; Appendix B.1.1)",
                        description="Fine-tune a checkpoint with vitlib.train.finetune_recipe. Before it starts it "
@@ -435,7 +441,7 @@ def _add_training_commands(sub) -> None:
                    f"images held out for validation (default {val_fraction})")
     _add_data_flags(p)
     _add_train_flags(p, str(CPU_FINETUNE_BATCH), finetune_recipe().batch_size)
-    p.set_defaults(func=_finetune, parser=p)
+    p.set_defaults(func=_finetune)
 
     p = sub.add_parser("evaluate", help="loss and accuracy of a checkpoint on a dataset split",
                        description="Evaluate a vitlib checkpoint; prints JSON {loss, accuracy, n}.")
@@ -452,7 +458,7 @@ def _add_training_commands(sub) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--device", type=_device, default="auto", help="'auto' (default), 'cpu', 'cuda'")
     p.add_argument("--threads", type=_at_least(1), help="torch intra-op threads")
-    p.set_defaults(func=_evaluate, parser=p)
+    p.set_defaults(func=_evaluate)
 # --- end of training commands -----------------------------------------------------------------------------------
 
 
@@ -470,10 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed repeats per model, alternating (default 10)")
     p.add_argument("--models", nargs="*", help="only these rows, e.g. ViT-Ti/16 (default: all)")
     p.add_argument("--cpu-only", action="store_true", help="skip the GPU even when one is present")
-    p.set_defaults(func=_bench, parser=p)
+    p.set_defaults(func=_bench)
     _add_training_commands(sub)
-    for p in sub.choices.values():  # after the command too: `vitlib finetune ... --debug`
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,  # also after the command
+                       help="show the traceback of an error")
+        p.set_defaults(parser=p)  # errors are reported in the words of the command's flags
     return parser
 
 
