@@ -464,11 +464,13 @@ def _add_training_commands(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (the tests parse the README's commands with it)."""
-    parser = _Parser(prog="vitlib", description=__doc__.split("\n\n")[0] + " Commands:",
+    parser = _Parser(prog="vitlib", description="Pre-train, fine-tune, evaluate and time Vision Transformers "
+                     "(vitlib). `vitlib` and `python -m vitlib` are the same program; `vitlib <command> --help` "
+                     "documents every flag.",
                      epilog="Set VITLIB_DEBUG=1 (or --debug) to see the traceback of an error.")
     parser.add_argument("--version", action="version", version=f"vitlib {__version__} (torch {torch.__version__})")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{pretrain,finetune,evaluate,bench}")
+    sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="images/s of vitlib vs timm on the same configs (ratio >= 1: no slower)")
     p.add_argument("--batch-size", type=_at_least(1), default=8, help="images per step (default 8)")
