@@ -149,3 +149,16 @@ def test_device_is_checked_before_anything_runs(capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     assert "argument --device" in _error_line(capsys, ["pretrain", "--device", "cuda", "--out-dir", "x"])
+
+
+def test_the_time_estimate_leaves_the_run_unchanged(tmp_path, capsys):
+    from vitlib import pretrain
+    from vitlib.checkpoints import load_model
+
+    main(["pretrain", "--profile", "smoke", "--steps", "3", "--out-dir", str(tmp_path / "cli"), "--no-progress"])
+    assert "estimated" in capsys.readouterr().err
+    s = pretrain.spec("smoke", train_overrides=dict(steps=3, warmup_steps=None, progress=False))  # as --steps 3
+    model, _ = pretrain.run(s, tmp_path / "python")
+    cli = load_model(tmp_path / "cli" / "step_0000003")
+    for (k, a), b in zip(model.state_dict().items(), cli.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -235,7 +235,8 @@ def _measure(model: torch.nn.Module, train_set, cfg) -> tuple[float, int]:
     device = resolve_device(cfg.device)
     batch = min(cfg.batch_size, ESTIMATE_BATCH, len(train_set))
     states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    gpus = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
         probe = copy.deepcopy(model).to(device).train()
         optimizer = build_optimizer(probe, cfg)
         loader = DataLoader(train_set, batch_size=batch, shuffle=False)
