@@ -1,6 +1,7 @@
 """The benchmark harness (vitlib.bench): it times both models and reports what it measured."""
 
 import math
+import re
 
 import pytest
 
@@ -32,6 +33,7 @@ def test_run_bench_flips_the_order_every_pair(monkeypatch):
     assert order == ["vitlib", "timm", "timm", "vitlib"] * 2 * 2  # 4 repeats, forward then fwd+bwd
 
 
-def test_bench_cli_rejects_unknown_rows():
-    with pytest.raises(SystemExit, match="unknown model.*ViT-Ti/16"):
+def test_bench_cli_rejects_unknown_rows(capsys):
+    with pytest.raises(SystemExit) as e:
         main(["bench", "--models", "ViT-X/99"])
+    assert e.value.code == 2 and re.search("unknown model.*ViT-Ti/16", capsys.readouterr().err)

@@ -97,20 +97,36 @@ def pretrain_recipe(**overrides: Any) -> TrainConfig:
     """Appendix B.1 pre-training: Adam (0.9, 0.999), weight decay 0.1, batch 4096, 10k warm-up steps, linear decay.
 
     Every field can be overridden, e.g. `pretrain_recipe(steps=2000, batch_size=128, warmup_steps=200)`;
-    `schedule="cosine", grad_clip=1.0` is Table 3's ImageNet-1k variant.
+    `schedule="cosine", grad_clip=1.0` is Table 3's ImageNet-1k variant. Unless `warmup_steps` is given (None
+    counts as not given), the warm-up is the paper's capped at a tenth of `steps` (`_recipe`).
     """
     # steps: 7 epochs of JFT-300M at batch 4096 (Table 3) is ~518k; set it for your data.
     paper = dict(optimizer="adamw", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.1, batch_size=4096,
                  warmup_steps=10_000, steps=518_000, schedule="linear", grad_clip=None)
-    return TrainConfig(**{**paper, **overrides})
+    return _recipe(paper, overrides)
 
 
 def finetune_recipe(**overrides: Any) -> TrainConfig:
     """Appendix B.1.1 fine-tuning: SGD momentum 0.9, clip global norm at 1, cosine with 500 warm-up steps,
-    no weight decay, base LR 0.03, batch 512 (the official code's defaults)."""
+    no weight decay, base LR 0.03, batch 512 (the official code's defaults). Unless `warmup_steps` is given, the
+    warm-up is the paper's capped at a tenth of `steps`, so a short run keeps a short warm-up:
+
+    >>> finetune_recipe().warmup_steps, finetune_recipe(steps=50).warmup_steps
+    (500, 5)
+    """
     paper = dict(optimizer="sgd", lr=0.03, momentum=0.9, weight_decay=0.0, grad_clip=1.0, schedule="cosine",
                  warmup_steps=500, batch_size=512, steps=10_000)  # steps: Table 4's CIFAR-10 length
-    return TrainConfig(**{**paper, **overrides})
+    return _recipe(paper, overrides)
+
+
+def _recipe(paper: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    """The paper's fields with `overrides`; warmup_steps not given (or None): the paper's, at most steps // 10."""
+    # NOTE: at the paper's lengths the cap changes nothing (10k of 518k, 500 of 10k steps: both under a tenth);
+    # it keeps `steps=50` from failing on a 500-step warm-up (tests/test_cli.py::test_short_runs_get_a_short_warmup).
+    kw = {**paper, **overrides}
+    if overrides.get("warmup_steps") is None:
+        kw["warmup_steps"] = min(paper["warmup_steps"], kw["steps"] // 10)
+    return TrainConfig(**kw)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -1,0 +1,164 @@
+"""The command line as a front door: one-line errors that name the flag, defaults that fit a CPU, --version."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vitlib
+import vitlib.data
+import vitlib.finetune
+import vitlib.train
+from vitlib.__main__ import CPU_FINETUNE_BATCH, _in_flags, build_parser, main
+from vitlib.train import finetune_recipe, pretrain_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _error_line(capsys, argv):
+    """Run the CLI in-process; it must exit with status 2 and print exactly one line on stderr."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("vitlib ")]
+    assert e.value.code == 2, err
+    assert lines and lines[-1].startswith(f"vitlib {argv[0]}: error: "), err
+    assert "Traceback" not in err
+    return lines[-1]
+
+
+def _run(*argv, env=None, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "vitlib", *argv], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "0"], "argument --steps"),
+    (["finetune", "--dataset", "nope", "--img-size", "32", "--out-dir", "x"], "argument --dataset"),
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50",
+      "--warmup-steps", "60"], "--warmup-steps 60 must lie in [0, --steps 50]"),
+    (["finetune", "--dataset", "digits", "--img-size", "30", "--out-dir", "x", "--no-estimate"], "--img-size"),
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--checkpoint", "no/such.pth"],
+     "argument --checkpoint"),
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--data-dir", "."], "--data-dir"),
+    (["pretrain", "--model", "ViT-Q/3", "--out-dir", "x"], "argument --model: unknown model name 'ViT-Q/3'"),
+    (["pretrain", "--dataset", "digits", "--num-classes", "5", "--out-dir", "x"], "--num-classes"),
+    (["pretrain", "--lr", "nan", "--out-dir", "x"], "argument --lr"),
+    (["evaluate", "--checkpoint", "no/such", "--dataset", "digits"], "argument --checkpoint"),
+    (["bench", "--models", "ViT-X/99"], "argument --models: unknown model(s) ['ViT-X/99']"),
+])
+def test_an_expected_failure_is_one_line_that_names_the_flag(argv, says, capsys):
+    assert says in _error_line(capsys, argv)
+
+
+def test_a_missing_dataset_names_the_flag_not_the_python_argument(tmp_path, capsys):
+    line = _error_line(capsys, ["finetune", "--dataset", "cifar10", "--img-size", "32", "--out-dir", "x",
+                                "--data-dir", str(tmp_path)])
+    assert "dataset 'cifar10' not found" in line and "Pass --data-dir the folder" in line and "--download" in line
+    assert "data_dir=" not in line and "download=True" not in line
+    with pytest.raises(vitlib.data.DatasetNotFoundError, match="data_dir="):  # Python callers keep their words
+        vitlib.data.get_dataset("cifar10", "train", 32, data_dir=tmp_path)
+
+
+def test_a_checkpoint_for_another_model_is_refused(capsys):
+    line = _error_line(capsys, ["evaluate", "--checkpoint", str(vitlib.finetune.SHIPPED), "--dataset", "digits"])
+    assert "pass a --checkpoint trained on digits" in line and "20 classes" in line and "digits has 10" in line
+
+
+def test_resuming_with_another_model_names_resume_and_out_dir(tmp_path, capsys):
+    run = ["pretrain", "--profile", "smoke", "--steps", "2", "--out-dir", str(tmp_path), "--no-progress"]
+    main(run)
+    err = capsys.readouterr().err
+    assert "64 training images" in err and "estimated" in err and "images/s" in err  # announced before the run
+    line = _error_line(capsys, run + ["--resume", "--img-size", "16"])
+    assert "--resume continues the run saved in --out-dir" in line and "--img-size" in line
+
+
+def test_a_non_finite_loss_is_one_line_in_flags(monkeypatch, capsys):
+    class NonFinite(ValueError):  # what vitlib.train raises, in the library's (Python) words
+        pass
+
+    def explode(*a, **k):
+        raise NonFinite("non-finite loss at step 3 (loss nan): try a lower learning rate (lr=0.03), "
+                        "precision='fp32' (bf16 autocast is on), a smaller grad_clip than 1; resume=True continues")
+
+    monkeypatch.setattr(vitlib.train, "train", explode)
+    line = _error_line(capsys, ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x",
+                                "--no-estimate", "--steps", "10"])
+    assert "(--lr 0.03)" in line and "--fp32 (bf16" in line and "smaller --grad-clip than" in line
+    assert "--resume continues" in line
+
+
+def test_python_argument_names_become_flags():
+    finetune = build_parser()._subparsers._group_actions[0].choices["finetune"]
+    said = ("lower batch_size or use more data; warmup_steps=500 must lie in [0, steps=50]; pass data_dir= a folder, "
+            "or download=True; out_dir; vitlib.data_dir stays; cfg.lr stays")
+    assert _in_flags(said, finetune) == ("lower --batch-size or use more data; --warmup-steps 500 must lie in "
+                                         "[0, --steps 50]; pass --data-dir a folder, or --download; --out-dir; "
+                                         "vitlib.data_dir stays; cfg.lr stays")
+
+
+def test_debug_shows_the_traceback():
+    argv = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "5",
+            "--warmup-steps", "6"]
+    plain = _run(*argv)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip() == "vitlib finetune: error: --warmup-steps 6 must lie in [0, --steps 5]"
+    for debug in (_run(*argv, "--debug"), _run(*argv, env={"VITLIB_DEBUG": "1"})):
+        assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr
+
+
+def test_short_runs_get_a_short_warmup():
+    assert finetune_recipe(steps=50).warmup_steps == 5  # the recipe's 500 would not fit
+    assert pretrain_recipe(steps=300).warmup_steps == 30
+    assert finetune_recipe().warmup_steps == 500 and pretrain_recipe().warmup_steps == 10_000  # the paper's
+    assert finetune_recipe(steps=50, warmup_steps=None).warmup_steps == 5
+    assert finetune_recipe(steps=50, warmup_steps=0).warmup_steps == 0  # given: kept
+
+
+def test_batch_fits_a_cpu_and_the_paper_batch_is_one_flag_away(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(vitlib.train, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
+    base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50", "--no-estimate"]
+    main(base)
+    main(base + ["--paper-batch"])
+    main(base + ["--paper-batch", "--batch-size", "8"])  # the last one counts
+    assert [c.batch_size for c in seen] == [CPU_FINETUNE_BATCH, finetune_recipe().batch_size, 8]
+    assert all(c.warmup_steps == 5 for c in seen)
+    assert "50 steps of 32" in capsys.readouterr().err  # the images it will see, announced
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {CPU_FINETUNE_BATCH}, sized for a CPU)" in help_text
+    assert f"the paper's batch size, {finetune_recipe().batch_size}" in help_text
+
+
+def test_version_and_the_console_script(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"vitlib {vitlib.__version__} ")
+    pyproject = (ROOT / "pyproject.toml").read_text()  # `vitlib ...` runs the same main as `python -m vitlib`
+    assert '[project.scripts]\nvitlib = "vitlib.__main__:main"' in pyproject
+
+
+def test_device_is_checked_before_anything_runs(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert "argument --device" in _error_line(capsys, ["pretrain", "--device", "cuda", "--out-dir", "x"])
+
+
+def test_the_time_estimate_leaves_the_run_unchanged(tmp_path, capsys):
+    from vitlib import pretrain
+    from vitlib.checkpoints import load_model
+
+    main(["pretrain", "--profile", "smoke", "--steps", "3", "--out-dir", str(tmp_path / "cli"), "--no-progress"])
+    assert "estimated" in capsys.readouterr().err
+    s = pretrain.spec("smoke", train_overrides=dict(steps=3, warmup_steps=None, progress=False))  # as --steps 3
+    model, _ = pretrain.run(s, tmp_path / "python")
+    cli = load_model(tmp_path / "cli" / "step_0000003")
+    for (k, a), b in zip(model.state_dict().items(), cli.state_dict().values()):
+        assert torch.equal(a, b), k
