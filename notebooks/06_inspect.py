@@ -46,7 +46,6 @@
 # ```
 
 # %%
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,8 @@ from vitlib import analysis, plots
 from vitlib.data import get_dataset
 
 from vitlib.checkpoints import load_model
-from vitlib.finetune import SHIPPED
+from vitlib.interop import SHIPPED
+from vitlib.results import figures_dir, save_figure
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke": seconds, figures to a temp dir; "full": writes figures/
@@ -75,8 +75,7 @@ assert profile in ("smoke", "full"), profile
 n_images = {"smoke": 16, "full": 128}[profile]  # images averaged in the mean attention distance (paper: 128)
 n_shown = {"smoke": 4, "full": 6}[profile]  # fractal images in Fig. 6 (plus two photos)
 path = Path(checkpoint) if checkpoint else SHIPPED
-fig_dir = Path("../figures" if Path.cwd().name == "notebooks" else "figures") \
-    if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_06_"))
+fig_dir = figures_dir(profile)
 png = profile == "full"  # PNG export (kaleido + chromium) takes ~20 s a figure: full profile only
 command = f"papermill notebooks/06_inspect.ipynb out.ipynb -p profile {profile} -p checkpoint '{checkpoint}'"
 
@@ -249,7 +248,7 @@ print("layer 1 has a global head (>= 80% of uniform):", bool(dist[0].max() >= 0.
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig7 = plots.plot_fig7(comps, sim, dist, grid, P, title=f"Fig. 7 reproduced: {path.name} ({n_images} images)")
-plots.save_figure(fig7, fig_dir / "fig7_inside_vit", command=command, png=png, results=dict(
+save_figure(fig7, fig_dir / "fig7_inside_vit", command=command, png=png, results=dict(
     model=str(path.name), n_images=n_images, explained_variance_ratio=ratio.tolist(),
     position_similarity=sim.tolist(), mean_attention_distance_px=dist.tolist(), uniform_attention_px=uniform,
     corr_similarity_distance=rho, row_column_gap=row_col, corr_distance_depth=float(grows)))
@@ -288,7 +287,7 @@ print("attention concentrates on the fractal:", on_fg(roll) > fg.float().mean().
 # %%
 labels = names[:n_shown] + ["astronaut", "chelsea"]
 fig6 = plots.plot_fig6(shown, maps, labels, title=f"Fig. 6 reproduced: attention rollout, {path.name}")
-plots.save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, results=dict(
+save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, results=dict(
     model=str(path.name), labels=labels, rollout_maps=maps.tolist(), fraction_on_fractal_trained=on_fg(roll),
     fraction_on_fractal_untrained=on_fg(roll_u), fraction_fractal_patches=fg.float().mean().item()))
 fig6
@@ -305,7 +304,7 @@ fig6
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig7u = plots.plot_fig7(comps_u, sim_u, dist_u, grid, P, title="The same architecture, untrained")
-plots.save_figure(fig7u, fig_dir / "fig7_untrained", command=command, png=png, results=dict(
+save_figure(fig7u, fig_dir / "fig7_untrained", command=command, png=png, results=dict(
     explained_variance_ratio=ratio_u.tolist(), mean_attention_distance_px=dist_u.tolist(),
     corr_similarity_distance=rho_u, row_column_gap=row_col_u))
 fig7u
@@ -314,7 +313,7 @@ fig7u
 # NBVAL_IGNORE_OUTPUT
 cmp = plots.plot_attention_distance({"trained": dist, "untrained": dist_u}, grid, P,
                                     title="Mean attention distance: trained vs untrained")
-plots.save_figure(cmp, fig_dir / "fig7_right_trained_vs_untrained", command=command, png=png,
+save_figure(cmp, fig_dir / "fig7_right_trained_vs_untrained", command=command, png=png,
                   results=dict(trained=dist.tolist(), untrained=dist_u.tolist(), uniform_attention_px=uniform))
 cmp
 

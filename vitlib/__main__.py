@@ -30,6 +30,12 @@ def _bench(args: argparse.Namespace) -> None:
     print(format_table(results))
 
 
+def _results(args: argparse.Namespace) -> None:
+    from .results import write_results_md
+
+    print(write_results_md())
+
+
 # --- training commands (vitlib.train, vitlib.pretrain): the same functions the notebooks call ------------------
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (TrainConfig fields; unset flags keep the recipe/profile value)")
@@ -137,8 +143,8 @@ def _add_training_commands(sub) -> None:
                                    "Example: python -m vitlib pretrain --profile full --out-dir runs/vit_ti8. "
                                    "Under torchrun the same command runs with DistributedDataParallel.")
     p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
-                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (~27 min on the project's "
-                        "2-core CPU)")
+                   help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (the shipped model; its run "
+                        "time is in RESULTS.md)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
                    "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
                    "--export vitlib/weights/vit_ti8_fractal32)")
@@ -188,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="*", help="only these rows, e.g. ViT-Ti/16 (default: all)")
     p.add_argument("--cpu-only", action="store_true", help="skip the GPU even when one is present")
     p.set_defaults(func=_bench)
+    p = sub.add_parser("results", help="write RESULTS.md from figures/*.json (numbers, figures, provenance)")
+    p.set_defaults(func=_results)
     _add_training_commands(sub)
 
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 
 The functions take plain tensors (attention weights as returned by
 `VisionTransformer(x, return_attention=True)`, a position embedding, a patch-embedding
 weight), so they work for any ViT vitlib can load: its own, the shipped model, an
-official or timm checkpoint converted by `vitlib.checkpoints`.
+official or timm checkpoint converted by `vitlib.interop`.
 
 Deviations from the paper: the paper does not say how the class token enters the mean
 attention distance; here it is left out as query and as key, and each query's weights over
@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from .utils import eval_mode
 
 __all__ = [
     "attention_maps",
@@ -74,12 +76,8 @@ def attention_maps(model: nn.Module, images: Tensor, batch_size: int = 64) -> li
 
     Works for any vitlib `VisionTransformer` (its explicit attention path, Eq. 6).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         chunks = [model(x, return_attention=True)[1] for x in images.split(batch_size)]
-    finally:
-        model.train(was_training)
     return [torch.cat([c[layer] for c in chunks]) for layer in range(len(chunks[0]))]
 
 

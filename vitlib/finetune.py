@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from pathlib import Path
+import time
 
 import torch
 from torch import nn
 
+from .flops import count_parameters
+from .interop import SHIPPED, load_pretrained
 from .model import PatchEmbedding, VisionTransformer, resample_pos_embed
+from .train import evaluate, train
+from .utils import eval_mode
 
 __all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", "trainable_parameters",
            "load_pretrained", "finetune_and_evaluate", "predict", "SHIPPED"]
-
-# The model shipped with vitlib: ViT-Ti/8 pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
-SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti8_fractal32.safetensors"
-
 
 def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
     """A fresh VisionTransformer for cfg with the same kind of patch embedding (a hybrid keeps its CNN)."""
@@ -47,7 +47,7 @@ def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
 def _check(model: nn.Module) -> None:
     if not isinstance(model, VisionTransformer):
         raise TypeError(f"fine-tuning surgery needs a vitlib VisionTransformer, got {type(model).__name__}; "
-                        "load one with vitlib.checkpoints (load_model, model_from_npz, from_timm)")
+                        "load one with vitlib.interop.load_pretrained or vitlib.checkpoints.load_model")
 
 
 def _copy_weights(new: VisionTransformer, state: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> None:
@@ -99,7 +99,7 @@ def freeze_backbone(model: VisionTransformer) -> VisionTransformer:
 
 def trainable_parameters(model: nn.Module) -> int:
     """Number of parameters that receive gradients."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return count_parameters(model, trainable_only=True)
 
 
 def prepare_finetune(model: VisionTransformer, num_classes: int, img_size: int | tuple[int, int] | None = None,
@@ -115,33 +115,9 @@ def prepare_finetune(model: VisionTransformer, num_classes: int, img_size: int |
     return freeze_backbone(model) if freeze else model
 
 
-def load_pretrained(checkpoint: str | Path = "", **overrides) -> VisionTransformer:
-    """A pre-trained model from any source: "" (the shipped model), a vitlib checkpoint (NAME.safetensors with
-    NAME.json), an official JAX .npz (`model_from_npz`, overrides are ViTConfig fields) or a timm weights file
-    (.pth, .bin, or .safetensors without a vitlib JSON; `model_from_timm`)."""
-    from . import checkpoints
-
-    path = Path(checkpoint) if checkpoint else SHIPPED
-    if not checkpoint and not path.exists():
-        raise FileNotFoundError(f"the shipped pre-trained model {path} is not in this checkout; pass the path "
-                                "of a checkpoint (vitlib, official .npz or timm) instead")
-    if path.suffix == ".npz":
-        return checkpoints.model_from_npz(path, **overrides)
-    if path.with_suffix(".json").exists() and path.suffix in (".safetensors", ".json", ""):
-        if overrides:
-            raise TypeError(f"a vitlib checkpoint carries its config; got overrides {sorted(overrides)}: "
-                            "use new_head / new_resolution on the loaded model instead")
-        return checkpoints.load_model(path)
-    return checkpoints.model_from_timm(path, **overrides)
-
-
 def finetune_and_evaluate(model: nn.Module, train_set, test_set, cfg, val_set=None, out_dir=None) -> dict:
     """Train `model` with the TrainConfig `cfg` (e.g. `vitlib.train.finetune_recipe(...)`), then evaluate it once
     on test_set: {"test_accuracy", "test_loss", "history", "seconds"}. The model is trained in place."""
-    import time
-
-    from .train import evaluate, train
-
     start = time.perf_counter()
     history = train(model, train_set, cfg, val_set=val_set, out_dir=out_dir)
     seconds = time.perf_counter() - start
@@ -152,13 +128,9 @@ def finetune_and_evaluate(model: nn.Module, train_set, test_set, cfg, val_set=No
 @torch.no_grad()
 def predict(model: nn.Module, data, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes and true labels (both (n,) int64) of a dataset, in order, in eval mode."""
-    was_training = model.training
-    model.eval()
     preds, labels = [], []
-    try:
+    with eval_mode(model):
         for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False):
             preds.append(model(x.to(next(model.parameters()).device)).argmax(-1).cpu())
             labels.append(torch.as_tensor(y))
-    finally:
-        model.train(was_training)
     return torch.cat(preds), torch.cat(labels)
