@@ -267,7 +267,7 @@ def _fashion_mnist(data_dir: str | None) -> dict:
 
 def _carve_test(name: str, x: np.ndarray, y: np.ndarray) -> dict:
     """mnist5k and digits ship one set: a fixed stratified test split (FIXED_TEST_FRACTION, FIXED_TEST_SEED)."""
-    # NOTE: these sources have no test split; this fixed one never depends on `seed` (tests/test_data.py).
+    # These sources have no test split; this fixed one never depends on `seed` (tests/test_data.py).
     rest, test = split_indices(y, FIXED_TEST_FRACTION, FIXED_TEST_SEED)
     images = torch.from_numpy(np.ascontiguousarray(x))
     return {"train": (images[rest], y[rest]), "test": (images[test], y[test]), "classes": [str(i) for i in range(10)]}

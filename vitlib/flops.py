@@ -40,7 +40,7 @@ def forward_flops(model: nn.Module, img_size: int | tuple[int, int], batch_size:
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     device = next(model.parameters()).device
     x = torch.zeros(batch_size, in_chans, h, w, device=device)
-    # NOTE: FlopCounterMode has no formula for the fused CPU attention kernel and would count q k^T and
+    # FlopCounterMode has no formula for the fused CPU attention kernel and would count q k^T and
     # A v as zero on CPU tensors; the math backend writes them as matrix products, which it counts.
     # tests/test_flops.py checks CPU, meta and the hand count agree.
     with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):

@@ -46,7 +46,7 @@ CHECK_CHAINS, CHECK_STEPS = 64, 40  # 64 * (40 - 8) = 2048 points for the fillin
 CANDIDATES = 8  # IFS candidates tried per round of the category search
 MAX_ROUNDS = 500
 CHUNK_IMAGES = 2048  # images per multiprocessing task
-BLOCK_IMAGES = 64  # images whose chains advance together: small temporaries, ~3.5x faster than a whole chunk (README)
+BLOCK_IMAGES = 64  # images whose chains advance together: temporaries small enough to stay in cache
 FORMAT_VERSION = 1  # bump when the rendering changes, so that old caches are not reused
 
 

@@ -161,7 +161,7 @@ def resample_pos_embed(pos_embed: Tensor, new_grid: int | tuple[int, int], num_p
     mode="bilinear" (default) aligns the corners, which is what the official code's
     `scipy.ndimage.zoom(order=1)` does; mode="bicubic" is timm's choice.
     """
-    # NOTE: default is the official implementation's method (linear spline, corners aligned) so
+    # The default is the official implementation's method (linear spline, corners aligned) so
     # that official checkpoints fine-tune as the authors' did; tests/test_model.py compares it
     # with scipy.ndimage.zoom(order=1).
     new_grid = (new_grid, new_grid) if isinstance(new_grid, int) else tuple(new_grid)

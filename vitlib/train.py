@@ -125,7 +125,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
     rank r taking every world_size-th index, so the union of the ranks' batches at each step is the batch a
     single process would see. `skip_batches` starts mid-epoch (resume) without loading the skipped images.
     Worker seeds come from `generator`, by default one seeded by (seed, epoch)."""
-    # NOTE: a DataLoader draws its workers' base seed from its generator each time it is iterated (even with
+    # A DataLoader draws its workers' base seed from its generator each time it is iterated (even with
     # num_workers=0), so the generator is per epoch, not the trainer's: a resumed run then draws the same
     # numbers (tests/test_train.py::test_resume_is_bitwise_identical). With num_workers > 0 and random
     # augmentation, a resume mid-epoch gives the workers other batches, so only num_workers=0 is bitwise exact.
