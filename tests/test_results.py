@@ -39,3 +39,8 @@ def test_unknown_results_file_gets_a_generic_section(tmp_path):
     assert "## new study" in text and "speedup = 1.25" in text and "`python new.py`" in text
     out = results.write_results_md(tmp_path / "RESULTS.md", tmp_path)
     assert out.read_text() == text
+
+
+def test_results_md_is_up_to_date():
+    """RESULTS.md is rendered, never edited: after a new results file, run `python -m vitlib results`."""
+    assert (results.ROOT / "RESULTS.md").read_text() == results.render_results_md()

@@ -36,6 +36,7 @@ __all__ = ["FIGURES_DIR", "figures_dir", "provenance", "save_figure", "save_resu
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
+SHIPPED_JSON = Path(__file__).resolve().parent / "weights" / "vit_ti8_fractal32.json"  # the shipped model's record
 
 
 def figures_dir(profile: str) -> Path:
@@ -151,6 +152,14 @@ def _pretrain(r: dict, p: dict) -> str:
                    f"**{_pct(last_val.get('accuracy', float('nan')))}** (chance "
                    f"{_pct(1 / data['num_classes'])}), validation loss {last_val.get('loss', float('nan')):.2f}; "
                    f"training accuracy of the last steps {_pct(last_train.get('accuracy', float('nan')))}.")
+    shipped = SHIPPED_JSON if SHIPPED_JSON.exists() else None
+    if shipped is not None:
+        extra = json.loads(shipped.read_text())["extra"]
+        sp = extra.get("provenance", {})
+        out.append(f"The shipped model (`vitlib/weights/{shipped.stem}`) is this run's final weights: made by "
+                   f"`{sp.get('command', '?')}` in {sp.get('seconds', float('nan')):.0f} s "
+                   f"({sp.get('seconds', float('nan')) / 60:.0f} minutes) on {sp.get('cpus', '?')} CPUs, "
+                   f"{sp.get('date', '?')}" + (f"; {sp['load']}" if sp.get("load") else "") + ".")
     return "\n\n".join(out)
 
 
@@ -168,6 +177,12 @@ def _finetune(r: dict, p: dict) -> str:
     rows = [[name] + [_pct(accs[str(s)]) for s in shots] for name, accs in few.items()]
     text += ("\n\nLinear few-shot accuracy of the frozen features (Section 4.1's closed-form least squares):\n\n"
              + _table(["shots per class"] + [str(s) for s in shots], rows))
+    pairs = [(ft[f"pre-trained@{x}"]["test_accuracy"], ft[f"scratch@{x}"]["test_accuracy"]) for x in res
+             if f"pre-trained@{x}" in ft]
+    if pairs:
+        verdict = ("helped at every resolution" if all(a > b for a, b in pairs) else
+                   "hurt at every resolution" if all(a < b for a, b in pairs) else "helped at some resolutions only")
+        text += f"\n\nAgainst the same architecture from scratch, pre-training {verdict}."
     seconds = [v["seconds"] for v in ft.values() if v.get("seconds") is not None]
     if seconds:
         text += "\n\nSeconds per fine-tuning run: " + ", ".join(f"{s:.0f}" for s in seconds) + "."
@@ -182,10 +197,21 @@ def _fig6(r: dict, p: dict) -> str:
 
 
 def _fig7(r: dict, p: dict) -> str:
-    keys = [k for k in r if not isinstance(r[k], (list, dict))]
-    return f"Fig. 7 panels of `{r.get('model', '?')}` on {r.get('n_images', '?')} images; " + ", ".join(
-        f"{k} = {r[k]:.3f}" if isinstance(r[k], float) else f"{k} = {r[k]}" for k in keys if k not in ("model",
-                                                                                                        "n_images"))
+    dist = r["mean_attention_distance_px"]
+    ratio = r["explained_variance_ratio"]
+    text = f"On {r['n_images']} images: " if "n_images" in r else ""
+    return text + (f"the first {len(ratio)} principal components of the embedding filters explain "
+                   f"{_pct(sum(ratio))} of their variance; position-embedding similarity against patch distance: "
+                   f"correlation {r['corr_similarity_distance']:.2f}, row-column gap (distance accounted for) "
+                   f"{r['row_column_gap']:.3f}; mean attention distance of layer 1 from {min(dist[0]):.1f} to "
+                   f"{max(dist[0]):.1f} px, of layer {len(dist)} from {min(dist[-1]):.1f} to {max(dist[-1]):.1f} px.")
+
+
+def _fig7_right(r: dict, p: dict) -> str:
+    rows = [[i + 1, f"{sum(t) / len(t):.1f}", f"{sum(u) / len(u):.1f}"]
+            for i, (t, u) in enumerate(zip(r["trained"], r["untrained"]))]
+    return (f"Mean attention distance (px, mean over heads) per layer; uniform attention gives "
+            f"{r['uniform_attention_px']:.1f} px.\n\n" + _table(["layer", "trained", "untrained"], rows))
 
 
 def _generic(r: Any, p: dict) -> str:
@@ -220,7 +246,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "fig6_attention_rollout": ("Fig. 6: attention rollout (notebook 06)", _fig6),
     "fig7_inside_vit": ("Fig. 7: inside the shipped ViT (notebook 06)", _fig7),
     "fig7_untrained": ("Fig. 7 for an untrained ViT (notebook 06)", _fig7),
-    "fig7_right_trained_vs_untrained": ("Fig. 7 right: trained against untrained (notebook 06)", _generic),
+    "fig7_right_trained_vs_untrained": ("Fig. 7 right: trained against untrained (notebook 06)", _fig7_right),
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
 }
