@@ -39,6 +39,7 @@ __all__ = [
     "filter_roughness",
     "grid_distances",
     "mean_attention_distance",
+    "position_embedding_grid",
     "position_embedding_similarity",
     "position_similarity_structure",
     "query_attention",
@@ -183,6 +184,14 @@ def position_embedding_similarity(pos_embed: Tensor, grid: Grid) -> Tensor:
     E = E[_num_prefix(E.shape[0], g):]  # (N, D)
     E = E / E.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (E @ E.T).reshape(*g, *g)
+
+
+def position_embedding_grid(pos_embed: Tensor, grid: Grid) -> Tensor:
+    """E_pos of the patches laid out on their grid: (gh, gw, D), a class-token entry dropped
+    (pos_embed (1, T, D) or (T, D)); the 2D picture that Section 3.2's interpolation resamples."""
+    g = _grid(grid)
+    E = pos_embed.detach().reshape(-1, pos_embed.shape[-1])  # (T, D)
+    return E[_num_prefix(E.shape[0], g):].reshape(*g, -1)
 
 
 def embedding_filters_pca(patch_embed_weight: Tensor, k: int = 28) -> tuple[Tensor, Tensor]:

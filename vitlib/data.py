@@ -48,7 +48,7 @@ from . import fractals
 from .utils import atomic_write
 
 __all__ = ["NAMES", "OFFLINE", "DatasetNotFoundError", "ImageDataset", "Transform", "get_dataset", "split_indices",
-           "sample_per_class", "random_boxes", "center_boxes", "resized_crop", "FASHION_MNIST_DIR"]
+           "sample_per_class", "subset", "random_boxes", "center_boxes", "resized_crop", "FASHION_MNIST_DIR"]
 
 NAMES = ("fractaldb", "fashion_mnist", "mnist5k", "digits", "cifar10", "cifar100", "pets", "flowers102", "imagefolder")
 OFFLINE = ("fractaldb", "fashion_mnist", "mnist5k", "digits")
@@ -214,6 +214,13 @@ def sample_per_class(targets: Sequence[int], count: int | Callable[[int], int],
         idx = rng.permutation(np.flatnonzero(targets == c))
         out[c.item()] = idx[:count(len(idx)) if callable(count) else count]
     return out
+
+
+def subset(data: torch.utils.data.Dataset, n: int, seed: int = 0) -> torch.utils.data.Subset:
+    """The first n images of a seeded permutation of `data` (the same images for the same length and seed,
+    whatever the resolution or transform)."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return torch.utils.data.Subset(data, idx.tolist())
 
 
 def split_indices(targets: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ import torch
 from .utils import atomic_write
 
 __all__ = ["FIGURES_DIR", "figures_dir", "provenance", "save_figure", "save_results", "load_results", "RENDERERS",
-           "render_results_md", "write_results_md"]
+           "render_section", "render_results_md", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -252,25 +252,30 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
 }
 
 
+def render_section(stem: str, folder: str | os.PathLike = FIGURES_DIR, figure: bool = True) -> str:
+    """The Markdown of one results file folder/STEM.json: title, figure (when `figure` and a PNG exists),
+    numbers and provenance. Notebooks show their last full run with it."""
+    folder = Path(folder)
+    record = load_results(stem, folder)
+    title, render = RENDERERS.get(stem, (stem.replace("_", " "), _generic))
+    parts = [f"## {title}", ""]
+    if figure and (folder / f"{stem}.png").exists():
+        parts += [f"![{stem}]({folder.name}/{stem}.png)", ""]
+    body = render(record["results"], record.get("provenance", {}))
+    return "\n".join(parts + ([body, ""] if body else []) + [_made_by(record.get("provenance", {})), ""])
+
+
 def render_results_md(folder: str | os.PathLike = FIGURES_DIR) -> str:
     """RESULTS.md's text: one section per folder/*.json (known files first, in RENDERERS' order), each with
     its numbers, its figure when there is one, and the provenance line."""
     folder = Path(folder)
     stems = sorted(p.stem for p in folder.glob("*.json"))
     stems = [s for s in RENDERERS if s in stems] + [s for s in stems if s not in RENDERERS]
-    parts = ["# Results", "",
-             f"Written by `python -m vitlib results` from `{folder.name}/*.json`; do not edit by hand. Each section "
-             "gives the numbers of one results file and the provenance of the run that made it (command, date, "
-             "machine, time taken, git commit).", ""]
-    for stem in stems:
-        record = json.loads((folder / f"{stem}.json").read_text())
-        title, render = RENDERERS.get(stem, (stem.replace("_", " "), _generic))
-        parts += [f"## {title}", ""]
-        if (folder / f"{stem}.png").exists():
-            parts += [f"![{stem}]({folder.name}/{stem}.png)", ""]
-        body = render(record["results"], record.get("provenance", {}))
-        parts += ([body, ""] if body else []) + [_made_by(record.get("provenance", {})), ""]
-    return "\n".join(parts)
+    head = ["# Results", "",
+            f"Written by `python -m vitlib results` from `{folder.name}/*.json`; do not edit by hand. Each section "
+            "gives the numbers of one results file and the provenance of the run that made it (command, date, "
+            "machine, time taken, git commit).", ""]
+    return "\n".join(head + [render_section(stem, folder) for stem in stems])
 
 
 def write_results_md(path: str | os.PathLike = ROOT / "RESULTS.md", folder: str | os.PathLike = FIGURES_DIR) -> Path:
