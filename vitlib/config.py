@@ -26,7 +26,8 @@ from typing import Any, Literal, TypeVar
 
 __all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "example_names", "known_names", "RESNET_DEPTHS",
            "hybrid_backbone", "backbone_stride", "split_hybrid_name", "ResNetConfig", "resnet_config",
-           "parse_resnet_name", "resnet_example_names", "TrainConfig", "config_to_dict", "config_from_dict"]
+           "parse_resnet_name", "resnet_example_names", "resnet_known_names", "TrainConfig", "config_to_dict",
+           "config_from_dict"]
 
 Config = TypeVar("Config")
 
@@ -280,6 +281,9 @@ _RESNET_NAME = re.compile(r"^(?:bit[-_]?)?r(?P<depth>\d+)x(?P<width>\d+)$")
 def resnet_example_names() -> list[str]:
     """Examples of the names `resnet_config` accepts (any width x1, x2, x3, x4 ...)."""
     return ["BiT-R50x1", "BiT-R50x3", "BiT-R101x3", "BiT-R152x4", "BiT-R26x1", "bit_r50x1"]
+
+
+resnet_known_names = resnet_example_names  # an alias: both return examples, not every accepted name
 
 
 def parse_resnet_name(name: str) -> tuple[int, int] | None:

@@ -33,11 +33,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import GN_GROUPS, ResNetConfig, parse_resnet_name, resnet_config, resnet_example_names
+from .config import (
+    GN_GROUPS,
+    ResNetConfig,
+    parse_resnet_name,
+    resnet_config,
+    resnet_example_names,
+    resnet_known_names,
+)
 from .utils import check_image_batch
 
 __all__ = ["ResNetConfig", "ResNet", "StdConv2d", "standardize", "resnet_config", "parse_resnet_name",
-           "resnet_example_names"]
+           "resnet_example_names", "resnet_known_names"]
 
 # NOTE: the official JAX code standardizes with (w - mean) / (std + 1e-5) and uses flax's GroupNorm
 # eps 1e-6; timm (and so the weights most people load) uses (w - mean) / sqrt(var + 1e-8) and GN eps
