@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 03 Pre-training a small ViT on FractalDB (Section 4.1, Appendix B.1, in miniature)
+# # 03 · Pre-training a small ViT on FractalDB (Section 4.1, Appendix B.1, in miniature)
 #
 # Reproduces the paper's **pre-training recipe** (Adam, beta1 0.9, beta2 0.999, weight decay 0.1,
 # linear warm-up then linear decay, an MLP head with one tanh hidden layer) on a procedural corpus

@@ -111,7 +111,7 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 #
 # The method is the paper's; the model is too small and too briefly trained to show most of the
 # result. Pass `-p checkpoint PATH` with a better-trained checkpoint (or an official one loaded through
-# `vitlib.checkpoints`) to see more.
+# `vitlib.interop`) to see more.
 
 # %%
 untrained = vitlib.VisionTransformer(cfg).eval()  # same architecture, official initialisation, never trained

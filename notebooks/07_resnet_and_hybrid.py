@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 07 — The CNN side: BiT ResNet baseline and the hybrid (Sections 3.1 and 4.1)
+# # 07 · The CNN side: BiT ResNet baseline and the hybrid (Sections 3.1 and 4.1)
 #
 # Reproduces: the hybrid architecture of Section 3.1 ("R50+ViT-B/16": a ResNet-50 feature map as the input
 # sequence), the BiT ResNet baseline of Section 4.1 (Group Normalization + Weight Standardization), their
