@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -11,10 +12,16 @@ import time
 
 import torch
 
+from . import pretrain
+from .bench import ROWS, format_table, run_bench
+from .checkpoints import load_model
+from .data import get_dataset
+from .finetune import load_pretrained, prepare_finetune
+from .results import write_results_md
+from .train import evaluate, finetune_recipe, resolve_device, train
+
 
 def _bench(args: argparse.Namespace) -> None:
-    from .bench import ROWS, format_table, run_bench
-
     unknown = set(args.models or ()) - {r.name for r in ROWS}
     if unknown:
         raise SystemExit(f"bench: unknown model(s) {sorted(unknown)}; known: {[r.name for r in ROWS]}")
@@ -31,8 +38,6 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _results(args: argparse.Namespace) -> None:
-    from .results import write_results_md
-
     print(write_results_md())
 
 
@@ -73,10 +78,6 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    import json
-
-    from . import pretrain
-
     if args.threads:
         torch.set_num_threads(args.threads)
     top = {k: getattr(args, k) for k in ("model", "dataset", "img_size", "in_chans") if getattr(args, k) is not None}
@@ -101,10 +102,6 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from .data import get_dataset
-    from .finetune import load_pretrained, prepare_finetune
-    from .train import finetune_recipe, train
-
     if args.threads:
         torch.set_num_threads(args.threads)
     pretrained = load_pretrained(args.checkpoint or "")
@@ -118,12 +115,6 @@ def _finetune(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import json
-
-    from .checkpoints import load_model
-    from .data import get_dataset
-    from .train import evaluate, resolve_device
-
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
