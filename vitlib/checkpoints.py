@@ -47,7 +47,7 @@ FORMAT = "vitlib-checkpoint-1"
 
 
 # arch name -> (config dataclass, builder(config) -> model). A model is saved under the first arch whose config
-# class matches `model.cfg`; add a row here for another architecture (e.g. the BiT ResNet).
+# class matches `model.cfg`; add a row here for another architecture.
 ARCHS: dict[str, tuple[type, Callable[[Any], torch.nn.Module]]] = {
     "ViT": (ViTConfig, VisionTransformer),
     "ResNet": (ResNetConfig, ResNet),
