@@ -91,23 +91,21 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 
 # %% [markdown]
 # **Read this first: how trained is the model?** The shipped model
-# (`vitlib/weights/vit_ti8_fractal32.safetensors`) saw 14,400 fractal images (300 steps of 48) on a
-# 2-core CPU and reached 10% validation accuracy on 20 categories (5% chance; see its JSON and
-# `figures/pretrain_fractal_vit.*`): weakly pre-trained, nowhere near the paper's ViT-L/16 on JFT.
+# (`vitlib/weights/vit_ti8_fractal32.safetensors`) was pre-trained briefly on a few thousand fractal
+# images on a 2-core CPU; its validation accuracy is above chance but far from converged (its JSON and
+# RESULTS.md give the numbers): weakly pre-trained, nowhere near the paper's ViT-L/16 on JFT.
 # Its full-profile results (`figures/fig7_inside_vit.json`, `figures/fig6_attention_rollout.json`,
-# 128 images) reproduce only a little of Section 4.5, and the cells below say so one by one:
+# rendered with their provenance in RESULTS.md) reproduce only a little of Section 4.5, and the cells
+# below say so one by one:
 #
-# - Fig. 7 left: **not reproduced**. The filter components are as noisy as at initialisation (first 4
-#   components explain 8.2% of the variance against 7.5% untrained; roughness 0.90 against 0.99).
-# - Fig. 7 center: **half**. Similarity does not fall with grid distance (correlation -0.08; untrained
-#   +0.12), but the row-column structure appears: pairs in the same row or column are more similar
-#   than the others at the same distance (gap +0.106 in cosine similarity, untrained +0.003; this
-#   number depends on E_pos only, so smoke and full agree; `figures/fig7_inside_vit.json` holds it).
-# - Fig. 7 right: **weakly**. The mean distance over heads rises with depth (correlation +0.68) but by
-#   only 0.4 px (from about 15 to 16 px, uniform attention being 16.1 px); layer 1 has a global head
-#   (98% of uniform) but no local one (its most local head is at 88% of uniform).
-# - Fig. 6: the rollout puts 89% of its mass on patches with fractal pixels, which are 83% of the
-#   patches (untrained: 84%): a slight preference, on a test that 32 x 32 fractals make easy.
+# - Fig. 7 left: **not reproduced**. The filter components are about as noisy as at initialisation.
+# - Fig. 7 center: **half**. Similarity does not fall with grid distance, but the row-column structure
+#   appears: pairs in the same row or column are more similar than the others at the same distance,
+#   against almost no gap untrained (this number depends on E_pos only, so smoke and full agree).
+# - Fig. 7 right: **weakly**. The mean distance over heads rises with depth, but by well under a patch,
+#   close to uniform attention; layer 1 has a global head but no local one.
+# - Fig. 6: the rollout puts slightly more of its mass on patches with fractal pixels than their share
+#   of the image (and than an untrained model does), on a test that 32 x 32 fractals make easy.
 #
 # The method is the paper's; the model is too small and too briefly trained to show most of the
 # result. Pass `-p checkpoint PATH` with a better-trained checkpoint (or an official one loaded through
