@@ -31,7 +31,7 @@ from torch.utils.data import TensorDataset
 import vitlib
 from vitlib.flops import forward_flops
 from vitlib.model import set_attention_path
-from vitlib.plots import provenance
+from vitlib.results import provenance
 from vitlib.train import TrainConfig, train
 
 SHAPES = {  # tokens: (model name, img_size, overrides, batch size)

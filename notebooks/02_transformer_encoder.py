@@ -309,8 +309,8 @@ assert not torch.allclose(f, f_shuffled, rtol=1e-2, atol=1e-3)
 # %%
 no_pos = vitlib.create_model(model_name, pos_embed="none").eval()
 with torch.no_grad():
-    tokens, _ = no_pos.forward_features(x)  # (1, N + 1, D), after the final LN
-    tokens_shuffled, _ = no_pos.forward_features(x_shuffled)
+    tokens = no_pos.forward_features(x)  # (1, N + 1, D), after the final LN
+    tokens_shuffled = no_pos.forward_features(x_shuffled)
 print(f"no E_pos: max |y - y_shuffled| = {(tokens[:, 0] - tokens_shuffled[:, 0]).abs().max().item():.4f}")
 
 # %%
@@ -324,8 +324,8 @@ assert torch.allclose(tokens_shuffled[:, 0], tokens[:, 0], atol=1e-4)  # the cla
 
 # %%
 with torch.no_grad():
-    tokens, _ = model.forward_features(x)
-    tokens_shuffled, _ = model.forward_features(x_shuffled)
+    tokens = model.forward_features(x)
+    tokens_shuffled = model.forward_features(x_shuffled)
 change = (tokens[:, 0] - tokens_shuffled[:, 0]).norm() / tokens[:, 0].norm()
 print(f"learned 1D E_pos: relative change of y under the shuffle {change.item():.3f}")
 

@@ -14,18 +14,18 @@
 # ---
 
 # %% [markdown]
-# # 03 Pre-training a small ViT on FractalDB (Section 4.1, Appendix B.1, in miniature)
+# # 03 · Pre-training a small ViT on FractalDB (Section 4.1, Appendix B.1, in miniature)
 #
 # Reproduces the paper's **pre-training recipe** (Adam, beta1 0.9, beta2 0.999, weight decay 0.1,
 # linear warm-up then linear decay, an MLP head with one tanh hidden layer) on a procedural corpus
 # of IFS fractals that stands in for JFT-300M, with a ViT-Ti/8 at 32x32 (N = 16 patches; 20 categories of
 # 250 images), and the BiT ResNet baseline (BiT-R26x1) trained the same way for comparison.
 #
-# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` 27 minutes (1,634 s) for the ViT on
-#   the project's shared 2-core CPU (300 steps of 48 images at about 13 images/s, plus evaluations). The BiT-R26x1
-#   comparison (`compare_resnet`, 3.5M parameters, 0.36 GFLOPs per image against the ViT's 0.18) trained
-#   at about 3 images/s there, so it adds about 80 minutes: `-p compare_resnet False` skips it, and
-#   `figures/pretrain_fractal_vit.*` was made that way (the full ResNet run has not been done).
+# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` tens of minutes for the ViT on a
+#   2-core CPU (300 steps of 48 images, plus evaluations; the measured time is in the provenance of
+#   `vitlib/weights/vit_ti8_fractal32.json`, rendered in RESULTS.md). The BiT-R26x1 comparison
+#   (`compare_resnet`) trains several times slower than the ViT on a CPU: `-p compare_resnet False` skips it,
+#   and `figures/pretrain_fractal_vit.*` was made that way.
 # - Expected result: the loss falls below ln(K) (a uniform guess) and validation accuracy rises above
 #   chance (1/K); at this tiny scale the model is far from converged.
 # - Command: `papermill notebooks/03_pretrain.ipynb out.ipynb -p profile full`
@@ -42,7 +42,8 @@ import torch
 import vitlib
 from vitlib import fractals, pretrain
 from vitlib.checkpoints import load_model
-from vitlib.plots import save_figure
+from vitlib.plots import learning_curves
+from vitlib.results import figures_dir, save_figure
 from vitlib.train import lr_at
 
 # %% tags=["parameters"]
@@ -128,16 +129,16 @@ if profile == "full":  # learning happened: below the loss of a uniform guess, a
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-fig = pretrain.learning_curves(histories)
+fig = learning_curves(histories)
 if profile == "full":
     results = {"histories": histories, "specs": {n: pretrain.describe(s) for n, s in specs.items()}}
-    save_figure(fig, "figures/pretrain_fractal_vit", results,
+    save_figure(fig, figures_dir(profile) / "pretrain_fractal_vit", results,
                 command=f"papermill notebooks/03_pretrain.ipynb out.ipynb -p profile full -p compare_resnet {compare_resnet}")
 fig
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-{name: f"{pretrain.mean_throughput(h):.1f} images/s" for name, h in histories.items()}
+{name: f"{pretrain.median_throughput(h):.1f} images/s" for name, h in histories.items()}
 
 # %% [markdown]
 # ## The checkpoint

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Fine-tuning a pre-trained ViT (Section 3.2)
+# # 04 · Fine-tuning a pre-trained ViT: Section 3.2
 #
 # Reproduces, in miniature, the transfer recipe of Section 3.2 and Appendix B.1.1: remove the
 # pre-training head, attach a zero-initialised D x K head, fine-tune with SGD (momentum 0.9, gradient
@@ -24,31 +24,29 @@
 # It is compared with the same architecture trained from scratch with the same budget, and with the
 # linear few-shot accuracy of its frozen features (Section 4.1).
 #
-# - Run time: `smoke` under a minute; `full` 18 minutes on the project's (throttled) 2-core CPU.
+# - Run time: `smoke` under a minute; `full` tens of minutes on a 2-core CPU (four fine-tuning runs; the
+#   measured seconds of each are in `figures/finetune_results.json` and RESULTS.md).
 # - Expected: the surgery leaves a zero head (uniform predictions, loss = ln K) and an unchanged
 #   embedding at the old resolution; the fine-tuned model trains. Whether fractal pre-training helps on
-#   Fashion-MNIST at this budget is what the full profile measures (see figures/finetune_results.*):
-#   **it did not** (the last cell gives the numbers).
+#   Fashion-MNIST at this budget is what the full profile measures; the last cell shows its last run.
 # - Command: `papermill notebooks/04_finetune.ipynb out.ipynb -p profile full`
 #   (CIFAR-10, if you have it: `-p dataset cifar10`).
 
 # %%
 import dataclasses
 import math
-import tempfile
-from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import torch
-from plotly.subplots import make_subplots
+from IPython.display import Markdown
 
 import vitlib
-from vitlib import fewshot
-from vitlib.data import get_dataset
-from vitlib.finetune import finetune_and_evaluate, load_pretrained, predict, prepare_finetune
-from vitlib.plots import save_figure
-from vitlib.train import finetune_recipe
+from vitlib import fewshot, finetune
+from vitlib.analysis import position_embedding_grid
+from vitlib.finetune import confusion_matrix, finetune_and_evaluate, load_pretrained, predict, prepare_finetune
+from vitlib.plots import confusion_figure, pos_embed_figure, transfer_figure
+from vitlib.results import figures_dir, render_section, save_figure
 
 # %% tags=["parameters"]
 checkpoint = ""  # empty: the shipped model; else a vitlib checkpoint, an official .npz or a timm weights file
@@ -61,14 +59,16 @@ profile = "smoke"  # "smoke" (seconds, CI) or "full" (the figures)
 torch.manual_seed(0)
 np.random.seed(0)
 
+# %% [markdown]
+# The sizes of both profiles (`vitlib.finetune.PROFILES`), the recipe at this profile's size, the
+# pre-trained model, and the same training and test images at every resolution.
+
 # %%
-SIZES = {  # full: 18 min on the project's 2-core CPU (4 runs of 60 steps); smoke: every path in seconds
-    "smoke": dict(steps=3, batch_size=16, warmup_steps=1, n_train=64, n_test=32, shots=(1, 2)),
-    "full": dict(steps=60, batch_size=32, warmup_steps=6, n_train=2000, n_test=1000, shots=(1, 5, 10, 25)),
-}[profile]
-STEPS = steps or SIZES["steps"]
-recipe = finetune_recipe(steps=STEPS, batch_size=SIZES["batch_size"], warmup_steps=SIZES["warmup_steps"],
-                         log_every=max(STEPS // 10, 1), eval_batch_size=128)
+pd.DataFrame(finetune.PROFILES)
+
+# %%
+sizes = finetune.PROFILES[profile]
+recipe = finetune.recipe(profile, steps)
 try:
     pretrained = load_pretrained(checkpoint)
     pre_note = f"pre-trained model: {checkpoint or 'shipped'} ({pretrained.cfg.img_size} px)"
@@ -77,25 +77,11 @@ except FileNotFoundError as e:  # a fresh clone before the shipped weights exist
 base_cfg = pretrained.cfg if pretrained is not None else vitlib.vit_config("ViT-Ti/8", img_size=32, in_chans=1)
 pre_res = base_cfg.image_hw[0]
 resolutions = [img_size] if profile == "smoke" else sorted({pre_res, img_size})
-print(pre_note, "| recipe:", recipe.optimizer, recipe.lr, recipe.schedule, "steps", STEPS, "| resolutions", resolutions)
-
-
-# %%
-def subset(data, n, seed=0):
-    """The first n of a seeded permutation (the same images at every resolution)."""
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    return torch.utils.data.Subset(data, idx.tolist())
-
-
-def splits(res):
-    kw = dict(in_chans=base_cfg.in_chans)
-    return (subset(get_dataset(dataset, "train", res, **kw), SIZES["n_train"]),
-            subset(get_dataset(dataset, "test", res, **kw), SIZES["n_test"]))
-
-
-data = {res: splits(res) for res in resolutions}
+data = finetune.transfer_data(dataset, resolutions, sizes["n_train"], sizes["n_test"], in_chans=base_cfg.in_chans)
 K = data[resolutions[0]][0].dataset.num_classes
 classes = data[resolutions[0]][0].dataset.classes
+print(pre_note, "| recipe:", recipe.optimizer, recipe.lr, recipe.schedule, "steps", recipe.steps,
+      "| resolutions", resolutions)
 print(dataset, "K =", K, {res: (len(tr), len(te)) for res, (tr, te) in data.items()})
 
 # %% [markdown]
@@ -118,6 +104,7 @@ assert abs(loss0 - math.log(K)) < 1e-5
 assert ft.cfg.img_size == img_size and ft.grid == (img_size // ft.cfg.patch_size,) * 2
 
 # %% [markdown]
+# ## Higher resolution: E_pos interpolated in 2D
 # > "When feeding images of higher resolution, we keep the patch size the same, which results in a
 # > larger effective sequence length. [...] We therefore perform 2D interpolation of the pre-trained
 # > position embeddings, according to their location in the original image." (Section 3.2)
@@ -128,21 +115,9 @@ assert ft.cfg.img_size == img_size and ft.grid == (img_size // ft.cfg.patch_size
 # (top) and after (bottom) the interpolation.
 
 # %%
-def pos_grid(model):
-    gh, gw = model.grid
-    return model.pos_embed[0, model.cfg.num_prefix_tokens:].detach().reshape(gh, gw, -1)
-
-
-channels = [0, 1, 2, 3]
-before, after = pos_grid(source), pos_grid(ft)
-fig = make_subplots(rows=2, cols=len(channels), vertical_spacing=0.08,
-                    subplot_titles=[f"d={c}, {g.shape[0]}x{g.shape[1]}" for g in (before, after) for c in channels])
-for row, g in enumerate((before, after), start=1):
-    for col, c in enumerate(channels, start=1):
-        fig.add_trace(go.Heatmap(z=g[:, :, c].numpy(), coloraxis="coloraxis"), row=row, col=col)
-fig.update_yaxes(autorange="reversed")
-fig.update_layout(title="Position embeddings before / after 2D interpolation", height=450, coloraxis_colorscale="RdBu")
-fig.show()
+before = position_embedding_grid(source.pos_embed, source.grid)
+after = position_embedding_grid(ft.pos_embed, ft.grid)
+pos_embed_figure({"before": before, "after": after}, title="04 · Position embeddings before / after 2D interpolation")
 
 # %%
 same = prepare_finetune(source, num_classes=K, img_size=pre_res)
@@ -194,8 +169,8 @@ for (arm, res), r in runs.items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-train_set, test_set = data[pre_res] if pre_res in data else data[img_size]
 res_fs = pre_res if pre_res in data else img_size
+train_set, test_set = data[res_fs]
 backbones = {"random init": prepare_finetune(vitlib.VisionTransformer(base_cfg), K, img_size=res_fs)}
 if pretrained is not None:
     backbones["pre-trained"] = prepare_finetune(pretrained, K, img_size=res_fs)
@@ -203,7 +178,7 @@ few = {}
 for name, model in backbones.items():
     ftr, ltr = fewshot.extract_features(model, train_set)
     fte, lte = fewshot.extract_features(model, test_set)
-    few[name] = {s: fewshot.few_shot_accuracy(ftr, ltr, fte, lte, shots=s, num_classes=K) for s in SIZES["shots"]}
+    few[name] = {s: fewshot.few_shot_accuracy(ftr, ltr, fte, lte, shots=s, num_classes=K) for s in sizes["shots"]}
     print(name, {s: round(a, 4) for s, a in few[name].items()})
 
 # %%
@@ -215,51 +190,40 @@ assert all(0 <= a <= 1 for accs in few.values() for a in accs.values())
 
 # %%
 best_key = max(runs, key=lambda k: runs[k]["test_accuracy"])
-pred, true = predict(runs[best_key]["model"], data[best_key[1]][1])
-cm = np.zeros((K, K), dtype=int)
-np.add.at(cm, (true.numpy(), pred.numpy()), 1)
-fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
-fig.update_layout(title=f"Confusion matrix: {best_key[0]} at {best_key[1]} px", xaxis_title="predicted",
-                  yaxis_title="true", yaxis_autorange="reversed", height=500)
-fig.show()
+cm = confusion_matrix(*predict(runs[best_key]["model"], data[best_key[1]][1]), K)
+confusion_figure(cm.numpy(), classes, title=f"04 · Confusion matrix: {best_key[0]} at {best_key[1]} px")
 
 # %%
-assert cm.sum() == len(data[best_key[1]][1]) and np.trace(cm) / cm.sum() == runs[best_key]["test_accuracy"]
+assert cm.sum() == len(data[best_key[1]][1])
+assert cm.trace().item() / cm.sum().item() == runs[best_key]["test_accuracy"]
 
 # %% [markdown]
 # ## Results
+# The full profile writes `figures/finetune_results.*` (HTML, PNG, and the JSON with these numbers and the
+# run's provenance); the smoke profile writes to a temporary folder.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 results = dict(
-    dataset=dataset, checkpoint=checkpoint or "shipped", profile=profile, steps=STEPS,
-    batch_size=recipe.batch_size, n_train=SIZES["n_train"], n_test=SIZES["n_test"], pretrain_resolution=pre_res,
+    dataset=dataset, checkpoint=checkpoint or "shipped", profile=profile, steps=recipe.steps,
+    batch_size=recipe.batch_size, n_train=sizes["n_train"], n_test=sizes["n_test"], pretrain_resolution=pre_res,
     pretrained_available=pretrained is not None,
     fine_tune={f"{arm}@{res}": dict(test_accuracy=r["test_accuracy"], seconds=round(r["seconds"], 1))
                for (arm, res), r in runs.items()},
     few_shot={name: {str(s): a for s, a in accs.items()} for name, accs in few.items()},
 )
-fig = make_subplots(rows=1, cols=2, subplot_titles=["Fine-tuned test accuracy", "Linear few-shot accuracy"])
-for arm in ("pre-trained", "scratch"):
-    xs = [res for (a, res) in runs if a == arm]
-    fig.add_trace(go.Bar(name=f"fine-tune: {arm}", x=[f"{r} px" for r in xs],
-                         y=[runs[(arm, r)]["test_accuracy"] for r in xs]), row=1, col=1)
-for name, accs in few.items():
-    fig.add_trace(go.Scatter(name=f"few-shot: {name}", x=list(accs), y=list(accs.values()), mode="lines+markers"),
-                  row=1, col=2)
-fig.update_xaxes(title_text="shots per class", type="log", row=1, col=2)
-fig.update_layout(title=f"{dataset}: pre-trained vs scratch ({STEPS} steps x {recipe.batch_size} images)",
-                  height=450)
-out = Path("figures") if profile == "full" else Path(tempfile.mkdtemp())
-save_figure(fig, out / "finetune_results", results, png=profile == "full",  # PNG export: ~30 s, full only
+fig = transfer_figure({k: r["test_accuracy"] for k, r in runs.items()}, few,
+                      title=f"04 · Fine-tuning on {dataset}: pre-trained vs scratch "
+                            f"({recipe.steps} steps x {recipe.batch_size} images)")
+save_figure(fig, figures_dir(profile) / "finetune_results", results, png=profile == "full",
             command=f"papermill notebooks/04_finetune.ipynb out.ipynb -p profile {profile}")
-fig.show()
-print(results["fine_tune"])
+fig
 
 # %% [markdown]
-# **What the full profile showed** (2026-11-25, `figures/finetune_results.*`, one seed, 1,000 test
-# images, chance 10%): fine-tuned from the shipped model 19.0% at 32 px and 20.0% at 48 px, from scratch
-# 38.0% and 36.0%; linear few-shot (1/5/10/25 shots) 16.5/13.5/17.4/22.2% for the shipped model's
-# features against 17.4/25.8/25.7/26.4% for a random initialisation's. Pre-training on 14,400 fractal
-# images hurt transfer to clothing, and the higher resolution changed nothing beyond noise (+-3 points).
-# The paper's result needs 14M-300M natural images; this miniature does not reproduce it.
+# **The last full run**, rendered from `figures/finetune_results.json` (the same text as in RESULTS.md).
+# Chance is 1/K; one seed. The paper's transfer result comes from pre-training on 14M-300M natural
+# images; this miniature pre-trains on a few thousand fractals.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+Markdown(render_section("finetune_results", figure=False))

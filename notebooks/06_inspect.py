@@ -46,7 +46,6 @@
 # ```
 
 # %%
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,8 @@ from vitlib import analysis, plots
 from vitlib.data import get_dataset
 
 from vitlib.checkpoints import load_model
-from vitlib.finetune import SHIPPED
+from vitlib.interop import SHIPPED
+from vitlib.results import figures_dir, save_figure
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke": seconds, figures to a temp dir; "full": writes figures/
@@ -75,8 +75,7 @@ assert profile in ("smoke", "full"), profile
 n_images = {"smoke": 16, "full": 128}[profile]  # images averaged in the mean attention distance (paper: 128)
 n_shown = {"smoke": 4, "full": 6}[profile]  # fractal images in Fig. 6 (plus two photos)
 path = Path(checkpoint) if checkpoint else SHIPPED
-fig_dir = Path("../figures" if Path.cwd().name == "notebooks" else "figures") \
-    if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_06_"))
+fig_dir = figures_dir(profile)
 png = profile == "full"  # PNG export (kaleido + chromium) takes ~20 s a figure: full profile only
 command = f"papermill notebooks/06_inspect.ipynb out.ipynb -p profile {profile} -p checkpoint '{checkpoint}'"
 
@@ -92,27 +91,25 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 
 # %% [markdown]
 # **Read this first: how trained is the model?** The shipped model
-# (`vitlib/weights/vit_ti8_fractal32.safetensors`) saw 14,400 fractal images (300 steps of 48) on a
-# 2-core CPU and reached 10% validation accuracy on 20 categories (5% chance; see its JSON and
-# `figures/pretrain_fractal_vit.*`): weakly pre-trained, nowhere near the paper's ViT-L/16 on JFT.
+# (`vitlib/weights/vit_ti8_fractal32.safetensors`) was pre-trained briefly on a few thousand fractal
+# images on a 2-core CPU; its validation accuracy is above chance but far from converged (its JSON and
+# RESULTS.md give the numbers): weakly pre-trained, nowhere near the paper's ViT-L/16 on JFT.
 # Its full-profile results (`figures/fig7_inside_vit.json`, `figures/fig6_attention_rollout.json`,
-# 128 images) reproduce only a little of Section 4.5, and the cells below say so one by one:
+# rendered with their provenance in RESULTS.md) reproduce only a little of Section 4.5, and the cells
+# below say so one by one:
 #
-# - Fig. 7 left: **not reproduced**. The filter components are as noisy as at initialisation (first 4
-#   components explain 8.2% of the variance against 7.5% untrained; roughness 0.90 against 0.99).
-# - Fig. 7 center: **half**. Similarity does not fall with grid distance (correlation -0.08; untrained
-#   +0.12), but the row-column structure appears: pairs in the same row or column are more similar
-#   than the others at the same distance (gap +0.106 in cosine similarity, untrained +0.003; this
-#   number depends on E_pos only, so smoke and full agree; `figures/fig7_inside_vit.json` holds it).
-# - Fig. 7 right: **weakly**. The mean distance over heads rises with depth (correlation +0.68) but by
-#   only 0.4 px (from about 15 to 16 px, uniform attention being 16.1 px); layer 1 has a global head
-#   (98% of uniform) but no local one (its most local head is at 88% of uniform).
-# - Fig. 6: the rollout puts 89% of its mass on patches with fractal pixels, which are 83% of the
-#   patches (untrained: 84%): a slight preference, on a test that 32 x 32 fractals make easy.
+# - Fig. 7 left: **not reproduced**. The filter components are about as noisy as at initialisation.
+# - Fig. 7 center: **half**. Similarity does not fall with grid distance, but the row-column structure
+#   appears: pairs in the same row or column are more similar than the others at the same distance,
+#   against almost no gap untrained (this number depends on E_pos only, so smoke and full agree).
+# - Fig. 7 right: **weakly**. The mean distance over heads rises with depth, but by well under a patch,
+#   close to uniform attention; layer 1 has a global head but no local one.
+# - Fig. 6: the rollout puts slightly more of its mass on patches with fractal pixels than their share
+#   of the image (and than an untrained model does), on a test that 32 x 32 fractals make easy.
 #
 # The method is the paper's; the model is too small and too briefly trained to show most of the
 # result. Pass `-p checkpoint PATH` with a better-trained checkpoint (or an official one loaded through
-# `vitlib.checkpoints`) to see more.
+# `vitlib.interop`) to see more.
 
 # %%
 untrained = vitlib.VisionTransformer(cfg).eval()  # same architecture, official initialisation, never trained
@@ -249,7 +246,7 @@ print("layer 1 has a global head (>= 80% of uniform):", bool(dist[0].max() >= 0.
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig7 = plots.plot_fig7(comps, sim, dist, grid, P, title=f"Fig. 7 reproduced: {path.name} ({n_images} images)")
-plots.save_figure(fig7, fig_dir / "fig7_inside_vit", command=command, png=png, results=dict(
+save_figure(fig7, fig_dir / "fig7_inside_vit", command=command, png=png, results=dict(
     model=str(path.name), n_images=n_images, explained_variance_ratio=ratio.tolist(),
     position_similarity=sim.tolist(), mean_attention_distance_px=dist.tolist(), uniform_attention_px=uniform,
     corr_similarity_distance=rho, row_column_gap=row_col, corr_distance_depth=float(grows)))
@@ -288,7 +285,7 @@ print("attention concentrates on the fractal:", on_fg(roll) > fg.float().mean().
 # %%
 labels = names[:n_shown] + ["astronaut", "chelsea"]
 fig6 = plots.plot_fig6(shown, maps, labels, title=f"Fig. 6 reproduced: attention rollout, {path.name}")
-plots.save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, results=dict(
+save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, results=dict(
     model=str(path.name), labels=labels, rollout_maps=maps.tolist(), fraction_on_fractal_trained=on_fg(roll),
     fraction_on_fractal_untrained=on_fg(roll_u), fraction_fractal_patches=fg.float().mean().item()))
 fig6
@@ -305,7 +302,7 @@ fig6
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig7u = plots.plot_fig7(comps_u, sim_u, dist_u, grid, P, title="The same architecture, untrained")
-plots.save_figure(fig7u, fig_dir / "fig7_untrained", command=command, png=png, results=dict(
+save_figure(fig7u, fig_dir / "fig7_untrained", command=command, png=png, results=dict(
     explained_variance_ratio=ratio_u.tolist(), mean_attention_distance_px=dist_u.tolist(),
     corr_similarity_distance=rho_u, row_column_gap=row_col_u))
 fig7u
@@ -314,7 +311,7 @@ fig7u
 # NBVAL_IGNORE_OUTPUT
 cmp = plots.plot_attention_distance({"trained": dist, "untrained": dist_u}, grid, P,
                                     title="Mean attention distance: trained vs untrained")
-plots.save_figure(cmp, fig_dir / "fig7_right_trained_vs_untrained", command=command, png=png,
+save_figure(cmp, fig_dir / "fig7_right_trained_vs_untrained", command=command, png=png,
                   results=dict(trained=dist.tolist(), untrained=dist_u.tolist(), uniform_attention_px=uniform))
 cmp
 

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 07 — The CNN side: BiT ResNet baseline and the hybrid (Sections 3.1 and 4.1)
+# # 07 · The CNN side: BiT ResNet baseline and the hybrid (Sections 3.1 and 4.1)
 #
 # Reproduces: the hybrid architecture of Section 3.1 ("R50+ViT-B/16": a ResNet-50 feature map as the input
 # sequence), the BiT ResNet baseline of Section 4.1 (Group Normalization + Weight Standardization), their
@@ -25,10 +25,10 @@
 
 # %%
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import vitlib
 from vitlib.config import RESNET_DEPTHS, vit_config
+from vitlib.flops import count_parameters, macs_split
 from vitlib.resnet import standardize
 
 # %% tags=["parameters"]
@@ -57,7 +57,7 @@ flop_names = ["ViT-B/16", "R50+ViT-B/16", "ViT-B/32", "R50+ViT-B/32", "BiT-R50x1
 # %%
 with torch.device("meta"):  # parameter counts need shapes only
     bit = vitlib.create_model("BiT-R50x1")
-n_bit = sum(p.numel() for p in bit.parameters())
+n_bit = count_parameters(bit)
 w = vitlib.create_model("BiT-R26x1", stem="cifar", base_width=32).stages[0][0].conv2.weight
 w_hat = standardize(w)
 print(f"BiT-R50x1: {n_bit:,} parameters, depth {bit.cfg.depth}, stages {bit.cfg.depths}")
@@ -127,21 +127,7 @@ assert vit_config("R50+ViT-B/16").num_patches == 4 * vit_config("R50+ViT-B/32").
 # the rest (encoder and head).
 
 # %%
-def count_macs(name: str) -> dict:
-    with torch.device("meta"):
-        m = vitlib.create_model(name).eval()
-        x = torch.empty(1, 3, 224, 224)
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(x)
-    root = type(m).__name__
-    total = fc.get_total_flops() / 2
-    embed = fc.get_flop_counts().get(f"{root}.patch_embed", {})
-    embed = sum(embed.values()) / 2 if embed else total  # a ResNet is all "embedding"
-    N = m.cfg.num_patches if hasattr(m.cfg, "num_patches") else 0
-    return dict(model=name, N=N, embed_G=embed / 1e9, rest_G=(total - embed) / 1e9, total_G=total / 1e9)
-
-
-macs = {n: count_macs(n) for n in flop_names}
+macs = {n: macs_split(n) for n in flop_names}
 for r in macs.values():
     print(f"{r['model']:13s} N={r['N']:4d}  embedding {r['embed_G']:6.2f} G  encoder+head {r['rest_G']:6.2f} G  "
           f"total {r['total_G']:6.2f} G MACs")

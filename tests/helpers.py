@@ -4,11 +4,6 @@ import torch
 from torch import nn
 
 
-def n_params(model: nn.Module) -> int:
-    """Number of parameters of `model`."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def randomise(model: nn.Module) -> nn.Module:
     """Add N(0, 0.02) noise to every parameter and switch to eval mode.
 

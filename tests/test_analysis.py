@@ -18,6 +18,7 @@ from vitlib.analysis import (
     filter_roughness,
     grid_distances,
     mean_attention_distance,
+    position_embedding_grid,
     position_embedding_similarity,
     position_similarity_structure,
     query_attention,
@@ -277,3 +278,10 @@ def test_position_structure_by_hand_and_on_sincos():
     corr, gap = position_similarity_structure(position_embedding_similarity(torch.randn(16, 192), 4))
     assert math.isfinite(gap) and abs(gap) < 0.05
     assert math.isnan(position_similarity_structure(position_embedding_similarity(torch.randn(4, 8), (1, 4)))[1])
+
+
+def test_position_embedding_grid_drops_the_class_token_and_keeps_row_order():
+    pos = torch.arange(1 + 2 * 3, dtype=torch.float32)[None, :, None].expand(1, 7, 4)  # entry i = i
+    g = position_embedding_grid(pos, (2, 3))
+    assert g.shape == (2, 3, 4) and g[0, 0, 0] == 1 and g[1, 2, 0] == 6  # patch (r, c) is entry 1 + 3 r + c
+    assert torch.equal(position_embedding_grid(pos[:, 1:], (2, 3)), g)  # no class token: nothing dropped

@@ -1,45 +1,104 @@
-"""Parity with the reference implementations: same weights, same logits (fp32, max abs diff <= 1e-4)."""
+"""vitlib's own checkpoints: round trip, load_model by path, clear errors (wrong model, corrupt, missing)."""
+
+import json
 
 import pytest
-import timm
 import torch
-import torchvision
-from helpers import randomise
 
 import vitlib
-from vitlib.checkpoints import from_timm, from_torchvision, load_into
+from vitlib.checkpoints import CheckpointError, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from vitlib.config import TrainConfig
+from vitlib.train import build_optimizer
 
 
-@pytest.mark.parametrize("timm_name, ours", [
-    ("vit_tiny_patch16_224", "ViT-Ti/16"),
-    ("vit_small_patch16_224", "ViT-S/16"),
-    ("vit_base_patch16_224", "ViT-B/16"),
-])
-def test_timm_parity(timm_name, ours):
-    ref = randomise(timm.create_model(timm_name, pretrained=False))
-    model = load_into(vitlib.create_model(ours), from_timm(ref.state_dict())).eval()
-    x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        diff = (model(x) - ref(x)).abs().max().item()
-    assert diff <= 1e-4, diff
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+def tiny(**kw):
+    return vitlib.create_model("ViT-Ti/4", **{**dict(img_size=8, num_classes=3, hidden_size=16, num_layers=1,
+                                                     num_heads=2, mlp_size=32), **kw})
 
 
-def test_torchvision_parity_vit_b_16():
-    ref = randomise(torchvision.models.vit_b_16(weights=None))
-    model = load_into(vitlib.create_model("ViT-B/16"), from_torchvision(ref.state_dict())).eval()
-    x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        diff = (model(x) - ref(x)).abs().max().item()
-    assert diff <= 1e-4, diff
+def trained_pair(tmp_path):
+    model = tiny()
+    opt = build_optimizer(model, TrainConfig(lr=0.1))
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "ck", model, train_config=TrainConfig(steps=7), step=5, optimizer=opt,
+                    extra={"note": "x"})
+    return model, opt
 
 
-def test_wrong_architecture_is_a_clear_error():
-    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False)
-    with pytest.raises(ValueError, match="do not fit"):
-        load_into(vitlib.create_model("ViT-S/16"), from_timm(ref.state_dict()))
+def test_round_trip_rebuilds_model_and_optimizer(tmp_path):
+    model, opt = trained_pair(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.json", "ck.safetensors", "ck.state.safetensors"]
+    rebuilt = load_model(tmp_path / "ck.safetensors")  # any of the three names works
+    assert rebuilt.cfg == model.cfg
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(rebuilt(x), model.eval()(x))
+    fresh = tiny()
+    opt2 = build_optimizer(fresh, TrainConfig(lr=0.1))
+    meta = load_checkpoint(tmp_path / "ck", fresh, opt2)
+    assert meta["step"] == 5 and meta["train_config"] == TrainConfig(steps=7) and meta["extra"] == {"note": "x"}
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for i in a["state"]:
+        for k in a["state"][i]:
+            assert torch.equal(a["state"][i][k], b["state"][i][k]), (i, k)
 
 
-def test_unknown_torchvision_key():
-    with pytest.raises(ValueError, match="torchvision"):
-        from_torchvision({"features.0.weight": torch.zeros(1)})
+def test_resnet_round_trip(tmp_path):
+    model = vitlib.create_model("BiT-R26x1", img_size=32, num_classes=4, stem="cifar", base_width=32).eval()
+    save_checkpoint(tmp_path / "rn", model)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(load_model(tmp_path / "rn")(x), model(x))
+
+
+def test_other_architecture_is_a_clear_error(tmp_path):
+    trained_pair(tmp_path)
+    with pytest.raises(CheckpointError, match=r"differs in.*hidden_size.*load_model"):
+        load_checkpoint(tmp_path / "ck", tiny(hidden_size=32))
+    with pytest.raises(CheckpointError, match="ViT and the model is a ResNet"):
+        load_checkpoint(tmp_path / "ck", vitlib.create_model("BiT-R26x1", img_size=32, num_classes=3))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "json"])
+def test_corrupt_or_truncated_file_is_a_clear_error(tmp_path, damage):
+    trained_pair(tmp_path)
+    if damage == "json":
+        path = tmp_path / "ck.json"
+        path.write_text(path.read_text()[:50])
+    else:
+        path = tmp_path / "ck.safetensors"
+        data = bytearray(path.read_bytes())
+        data = data[: len(data) // 2] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 1])
+        path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt or truncated.*(delete this checkpoint|re-create)"):
+        load_model(tmp_path / "ck")
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no vitlib checkpoint.*check the path"):
+        load_model(tmp_path / "nothing")
+    trained_pair(tmp_path)
+    (tmp_path / "ck.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="ck.safetensors is missing"):
+        load_model(tmp_path / "ck")
+
+
+def test_weights_only_checkpoint_cannot_resume(tmp_path):
+    save_checkpoint(tmp_path / "w", tiny())
+    assert json.loads((tmp_path / "w.json").read_text())["files"].keys() == {"weights"}
+    with pytest.raises(CheckpointError, match="weights only"):
+        load_checkpoint(tmp_path / "w", tiny(), build_optimizer(tiny(), TrainConfig()))
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    trained_pair(tmp_path)
+    with pytest.raises(CheckpointError, match="differs in.*'lr'"):
+        load_checkpoint(tmp_path / "ck", expect_train_config=TrainConfig(steps=7, lr=0.5))
+    load_checkpoint(tmp_path / "ck", expect_train_config=TrainConfig(steps=7, log_every=3))  # logging may change
+
+
+def test_latest_checkpoint_picks_highest_step(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    for step in (3, 12, 7):
+        save_checkpoint(tmp_path / f"step_{step:07d}", tiny(), step=step)
+    assert latest_checkpoint(tmp_path).name == "step_0000012"

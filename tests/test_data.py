@@ -151,3 +151,17 @@ def test_imagefolder_on_a_written_folder(tmp_path):
     assert xr.shape == (3, 16, 16) and xr[0].mean() > xr[2].mean()  # a red cat
     batch, labels = next(iter(torch.utils.data.DataLoader(train, batch_size=8)))
     assert batch.shape == (8, 3, 16, 16) and labels.tolist() == train.targets[:8]
+
+
+def test_subset_is_a_seeded_prefix():
+    ds = torch.utils.data.TensorDataset(torch.arange(50))
+    a, b = data.subset(ds, 10, seed=3), data.subset(ds, 20, seed=3)
+    assert len(a) == 10 and a.indices == b.indices[:10] and a.indices != data.subset(ds, 10, seed=4).indices
+
+
+def test_sample_per_class_counts_and_prefix():
+    targets = np.repeat(np.arange(3), [4, 6, 5])
+    two = data.sample_per_class(targets, 2, seed=1)
+    assert list(two) == [0, 1, 2] and all(len(v) == 2 and (targets[v] == c).all() for c, v in two.items())
+    four = data.sample_per_class(targets, lambda n: n - 1, seed=1)
+    assert [len(v) for v in four.values()] == [3, 5, 4] and all((four[c][:2] == two[c]).all() for c in two)

@@ -94,7 +94,7 @@ def test_extract_features_is_the_head_input_of_a_vit():
     assert model.training and feats.shape == (6, 192) and labels.tolist() == y.tolist()
     model.eval()
     with torch.no_grad():
-        tokens, _ = model.forward_features(x)
+        tokens = model.forward_features(x)
         torch.testing.assert_close(feats, tokens[:, 0])  # Eq. 4: y = LN(z_L^0)
         torch.testing.assert_close(model.head(feats), model(x))
 

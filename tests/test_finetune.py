@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import vitlib
+from vitlib import finetune
 from vitlib.finetune import new_head, new_resolution, prepare_finetune, trainable_parameters
 
 TINY = dict(img_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4, mlp_size=64, num_classes=5)
@@ -54,7 +55,7 @@ def test_higher_resolution_interpolates_position_embeddings():
     old_grid, new_grid = old.pos_embed[0, 1:].reshape(4, 4, 32), new.pos_embed[0, 1:].reshape(7, 7, 32)
     assert torch.allclose(new_grid[::6, ::6], old_grid[::3, ::3])
     x = torch.randn(2, 3, 28, 28)
-    feats = new.forward_features(x)[0]
+    feats = new.forward_features(x)
     assert torch.isfinite(feats).all()
     assert torch.allclose(new(x), old(x), atol=1e-5)  # same as the old model resampling on the fly
 
@@ -102,16 +103,15 @@ def test_hybrid_surgery_keeps_the_resnet():
     assert torch.equal(new(torch.randn(2, 3, 48, 48)), torch.zeros(2, 3))
 
 
-def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
-    import vitlib.finetune as fin
-    from vitlib.checkpoints import save_npz
-
-    model = pretrained().eval()
-    npz = save_npz(model, tmp_path / "official.npz")
-    x = torch.randn(2, 3, 16, 16)
-    assert torch.allclose(fin.load_pretrained(npz, gelu="exact")(x), model(x), atol=1e-5)  # official .npz
-    torch.save(model.state_dict(), tmp_path / "timm.pth")  # vitlib's names are timm's
-    assert torch.allclose(fin.load_pretrained(tmp_path / "timm.pth", num_heads=4)(x), model(x), atol=1e-5)
-    monkeypatch.setattr(fin, "SHIPPED", tmp_path / "absent.safetensors")
-    with pytest.raises(FileNotFoundError, match="shipped pre-trained model"):
-        fin.load_pretrained("")
+def test_transfer_experiment_pieces():
+    assert finetune.recipe("full").steps == finetune.PROFILES["full"]["steps"]
+    assert finetune.recipe("smoke", 7).steps == 7
+    assert finetune.recipe("full").optimizer == "sgd" and finetune.recipe("full").grad_clip == 1.0  # Appendix B.1.1
+    with pytest.raises(ValueError, match="unknown profile"):
+        finetune.recipe("huge")
+    data = finetune.transfer_data("digits", [8, 16], n_train=20, n_test=10, in_chans=1)
+    (tr8, te8), (tr16, _) = data[8], data[16]
+    assert len(tr8) == 20 and len(te8) == 10 and tr8[0][0].shape == (1, 8, 8) and tr16[0][0].shape == (1, 16, 16)
+    assert tr8.indices == tr16.indices  # the same images at every resolution
+    cm = finetune.confusion_matrix(torch.tensor([2, 0, 2, 1]), torch.tensor([2, 0, 1, 1]), 3)
+    assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]

@@ -5,12 +5,13 @@ import dataclasses
 import pytest
 import timm
 import torch
-from helpers import n_params, randomise
+from helpers import randomise
 
 import vitlib
-from vitlib.checkpoints import from_timm, load_into
 from vitlib.config import RESNET_DEPTHS, ViTConfig, vit_config
+from vitlib.flops import count_parameters
 from vitlib.hybrid import HybridEmbedding
+from vitlib.interop import from_timm, load_into
 from vitlib.model import resample_pos_embed
 
 
@@ -27,7 +28,7 @@ def test_parameter_count_r50_vit_b16(img_size, count):
     # paper.md: R50+ViT-B/16 98,659,112 at 224; timm's vit_base_r50_s16_384 has 98,950,952 (577 positions).
     with torch.device("meta"):
         m = vitlib.create_model("R50+ViT-B/16", img_size=img_size)
-    assert n_params(m) == count
+    assert count_parameters(m) == count
 
 
 def test_timm_parity_r50_vit_b16_384():
@@ -39,7 +40,7 @@ def test_timm_parity_r50_vit_b16_384():
         y, y_ref = model(x), ref(x)
     assert y_ref.abs().max() > 0.1
     assert (y - y_ref).abs().max().item() <= 1e-4
-    assert n_params(model) == n_params(ref) == 98_950_952
+    assert count_parameters(model) == count_parameters(ref) == 98_950_952
 
 
 @pytest.mark.parametrize("timm_name, ours", [("vit_small_r26_s32_224", "R26+ViT-S/32"),

@@ -6,9 +6,9 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
-from helpers import n_params
 
 import vitlib
+from vitlib.flops import count_parameters
 from vitlib.model import ATTENTION_PATHS, choose_attention_path, resample_pos_embed, set_attention_path
 
 # Exact parameter counts at 224 px, 1000 classes (paper.md; the official implementation's tests pin
@@ -28,7 +28,7 @@ PARAM_COUNTS = {
 def test_parameter_count(name):
     with torch.device("meta"):  # counts need shapes only: no memory for ViT-H
         m = vitlib.create_model(name)
-    assert n_params(m) == PARAM_COUNTS[name]
+    assert count_parameters(m) == PARAM_COUNTS[name]
 
 
 def tiny(**kw):
@@ -82,8 +82,8 @@ def test_fused_attention_equals_explicit_eq6_7():
     fast = m(x)
     slow, attn = m(x, return_attention=True)
     assert torch.allclose(fast, slow, atol=1e-5)
-    feats_fast, _ = m.forward_features(x)
-    feats_slow, _ = m.forward_features(x, return_attention=True)
+    feats_fast, _ = m.encode(x)
+    feats_slow, _ = m.encode(x, return_attention=True)
     assert torch.allclose(feats_fast, feats_slow, atol=1e-5)
     assert len(attn) == m.cfg.num_layers
     T = m.cfg.num_patches + 1
@@ -138,7 +138,7 @@ def test_pre_training_head_is_tanh_mlp():
     m = tiny(representation_size=48)
     torch.nn.init.normal_(m.head.weight)
     x = torch.randn(2, 3, 32, 32)
-    tokens, _ = m.forward_features(x)
+    tokens = m.forward_features(x)
     y = m.head(torch.tanh(m.pre_logits.fc(tokens[:, 0])))
     assert torch.allclose(m(x), y, atol=1e-5)
     assert m.head.in_features == 48
@@ -157,8 +157,8 @@ def test_no_position_embedding_makes_vit_permutation_equivariant():
     perm = torch.randperm(16)
     patches = x.reshape(1, 3, 4, 8, 4, 8).permute(0, 2, 4, 1, 3, 5).reshape(1, 16, 3, 8, 8)
     shuffled = patches[:, perm].reshape(1, 4, 4, 3, 8, 8).permute(0, 3, 1, 4, 2, 5).reshape(1, 3, 32, 32)
-    t1, _ = m.forward_features(x)
-    t2, _ = m.forward_features(shuffled)
+    t1 = m.forward_features(x)
+    t2 = m.forward_features(shuffled)
     assert torch.allclose(t1[:, 1:][:, perm], t2[:, 1:], atol=1e-5)
     assert torch.allclose(t1[:, 0], t2[:, 0], atol=1e-5)  # the class token does not see the order
 

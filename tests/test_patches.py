@@ -9,6 +9,7 @@ import vitlib
 from vitlib.patches import (
     example_image,
     image_to_patches,
+    mosaic,
     patches_to_image,
     shuffle_patches,
     tile_patches,
@@ -82,13 +83,15 @@ def test_to_uint8_maps_minus_one_one_to_0_255():
     assert img.shape == (1, 1, 3) and img.dtype.name == "uint8" and img.ravel().tolist() == [0, 128, 255]
 
 
-def test_teaching_figures():
-    from vitlib.plots import heatmap_row_figure, image_row_figure, patch_grid_figure
+def test_mosaic_by_hand():
+    tiles = np.arange(3 * 2 * 2).reshape(3, 2, 2)
+    m = mosaic(tiles, cols=2, fill=-1)
+    assert m.shape == (5, 5)
+    assert (m[:2, :2] == tiles[0]).all() and (m[:2, 3:] == tiles[1]).all() and (m[3:, :2] == tiles[2]).all()
+    assert (m[2] == -1).all() and (m[:, 2] == -1).all() and (m[3:, 3:] == -1).all()
 
-    fig = patch_grid_figure(to_uint8(torch.zeros(3, 32, 48)), 16)
-    assert len(fig.layout.shapes) == (48 // 16 + 1) + (32 // 16 + 1)  # every grid line
-    assert "N = HW / P^2 = 6" in fig.layout.title.text
-    fig = heatmap_row_figure({"a": np.ones((2, 2)), "b": -3 * np.ones((3, 3))})
-    assert [t.zmax for t in fig.data] == [3.0, 3.0] and [t.zmin for t in fig.data] == [-3.0, -3.0]
-    fig = image_row_figure({"one": to_uint8(torch.zeros(3, 8, 8)), "two": to_uint8(torch.ones(3, 8, 8))})
-    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == ["one", "two"]
+
+def test_to_uint8_rgb_repeats_a_grey_image_and_takes_a_value_range():
+    img = torch.tensor([-1.0, 0.0, 1.0]).reshape(1, 1, 3)
+    assert to_uint8(img, rgb=True)[0].tolist() == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
+    assert to_uint8(torch.tensor([0.0, 0.5, 1.0]).reshape(3, 1, 1), (0.0, 1.0)).ravel().tolist() == [0, 128, 255]

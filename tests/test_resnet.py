@@ -6,13 +6,14 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from helpers import n_params, randomise
+from helpers import randomise
 from timm.layers import StdConv2d as TimmStdConv2d
 from timm.layers.padding import pad_same as timm_pad_same
 from timm.models.resnetv2 import ResNetV2
 
 import vitlib
-from vitlib.checkpoints import from_timm_resnet, load_into
+from vitlib.flops import count_parameters
+from vitlib.interop import from_timm_resnet, load_into
 from vitlib.resnet import ResNet, ResNetConfig, StdConv2d, resnet_config, same_pad, standardize
 
 
@@ -28,9 +29,9 @@ def tiny(**kw):
 def test_parameter_count_equals_timm(name, timm_name):
     with torch.device("meta"):  # shapes only
         ours, ref = vitlib.create_model(name), timm.create_model(timm_name, pretrained=False)
-    assert n_params(ours) == n_params(ref)
+    assert count_parameters(ours) == count_parameters(ref)
     if name == "BiT-R50x1":
-        assert n_params(ours) == 25_549_352
+        assert count_parameters(ours) == 25_549_352
 
 
 def test_timm_parity_bit_r50x1():
@@ -42,7 +43,7 @@ def test_timm_parity_bit_r50x1():
         y, y_ref = model(x), ref(x)
     assert y_ref.abs().max() > 0.1  # not a trivially zero output
     assert (y - y_ref).abs().max().item() <= 1e-4
-    assert n_params(model) == n_params(ref) == 25_549_352
+    assert count_parameters(model) == count_parameters(ref) == 25_549_352
 
 
 def test_timm_parity_bit_r26_any_size():

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import inspect
 import itertools
+import json
 import math
 import os
 import platform
@@ -23,8 +24,15 @@ import sys
 import time
 
 import torch
+from torch.utils.data import Subset
 
-from . import __version__
+from . import __version__, pretrain
+from .bench import ROWS, format_table, run_bench
+from .checkpoints import latest_checkpoint, load_model
+from .data import get_dataset
+from .finetune import load_pretrained, prepare_finetune
+from .results import write_results_md
+from .train import evaluate, finetune_recipe, resolve_device, train
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
 EXPECTED = (ValueError, OSError, ImportError)
@@ -116,8 +124,6 @@ def _device(text: str) -> str:
 
 # --- bench ---------------------------------------------------------------------------------------------------------
 def _bench(args: argparse.Namespace) -> None:
-    from .bench import ROWS, format_table, run_bench
-
     unknown = set(args.models or ()) - {r.name for r in ROWS}
     if unknown:
         raise UsageError(f"unknown model(s) {sorted(unknown)}; known: {[r.name for r in ROWS]}", "--models")
@@ -131,6 +137,10 @@ def _bench(args: argparse.Namespace) -> None:
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads" + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
     print(format_table(results))
+
+
+def _results(args: argparse.Namespace) -> None:
+    print(write_results_md())
 
 
 # --- training commands (vitlib.train, vitlib.pretrain): the same functions the notebooks call ------------------
@@ -302,11 +312,6 @@ def _training(args: argparse.Namespace, same: str = ""):
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    import json
-
-    from . import pretrain
-    from .train import train
-
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = pretrain.PROFILES[args.profile]
@@ -343,13 +348,6 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    import json
-
-    from .checkpoints import latest_checkpoint
-    from .data import get_dataset
-    from .finetune import load_pretrained, prepare_finetune
-    from .train import finetune_recipe, train
-
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = finetune_recipe(**{"batch_size": CPU_FINETUNE_BATCH, **_train_overrides(args)})
@@ -373,14 +371,6 @@ def _finetune(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import json
-
-    from torch.utils.data import Subset
-
-    from .checkpoints import load_model
-    from .data import get_dataset
-    from .train import evaluate, resolve_device
-
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -412,7 +402,7 @@ def _add_training_commands(sub) -> None:
                                    "timed steps.")
     p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
                    help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (the shipped model; its run "
-                        "time is in vitlib/weights/vit_ti8_fractal32.json)")
+                        "time is in RESULTS.md)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
                    "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
                    "--export vitlib/weights/vit_ti8_fractal32)")
@@ -480,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", help="only these rows, e.g. ViT-Ti/16 (default: all)")
     p.add_argument("--cpu-only", action="store_true", help="skip the GPU even when one is present")
     p.set_defaults(func=_bench)
+    p = sub.add_parser("results", help="write RESULTS.md from figures/*.json (numbers, figures, provenance)")
+    p.set_defaults(func=_results)
     _add_training_commands(sub)
     for p in sub.choices.values():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,  # also after the command

@@ -14,7 +14,7 @@ Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 
 The functions take plain tensors (attention weights as returned by
 `VisionTransformer(x, return_attention=True)`, a position embedding, a patch-embedding
 weight), so they work for any ViT vitlib can load: its own, the shipped model, an
-official or timm checkpoint converted by `vitlib.checkpoints`.
+official or timm checkpoint converted by `vitlib.interop`.
 
 Deviations from the paper: the paper does not say how the class token enters the mean
 attention distance; here it is left out as query and as key, and each query's weights over
@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .utils import eval_mode
+
 __all__ = [
     "attention_maps",
     "attention_rollout",
@@ -37,6 +39,7 @@ __all__ = [
     "filter_roughness",
     "grid_distances",
     "mean_attention_distance",
+    "position_embedding_grid",
     "position_embedding_similarity",
     "position_similarity_structure",
     "query_attention",
@@ -74,12 +77,8 @@ def attention_maps(model: nn.Module, images: Tensor, batch_size: int = 64) -> li
 
     Works for any vitlib `VisionTransformer` (its explicit attention path, Eq. 6).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         chunks = [model(x, return_attention=True)[1] for x in images.split(batch_size)]
-    finally:
-        model.train(was_training)
     return [torch.cat([c[layer] for c in chunks]) for layer in range(len(chunks[0]))]
 
 
@@ -185,6 +184,14 @@ def position_embedding_similarity(pos_embed: Tensor, grid: Grid) -> Tensor:
     E = E[_num_prefix(E.shape[0], g):]  # (N, D)
     E = E / E.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (E @ E.T).reshape(*g, *g)
+
+
+def position_embedding_grid(pos_embed: Tensor, grid: Grid) -> Tensor:
+    """E_pos of the patches laid out on their grid: (gh, gw, D), a class-token entry dropped
+    (pos_embed (1, T, D) or (T, D)); the 2D picture that Section 3.2's interpolation resamples."""
+    g = _grid(grid)
+    E = pos_embed.detach().reshape(-1, pos_embed.shape[-1])  # (T, D)
+    return E[_num_prefix(E.shape[0], g):].reshape(*g, -1)
 
 
 def embedding_filters_pca(patch_embed_weight: Tensor, k: int = 28) -> tuple[Tensor, Tensor]:

@@ -6,7 +6,7 @@ order flipped every pair (vitlib, timm, timm, vitlib, vitlib, timm, ...) so that
 running first favours neither; the table reports the median images/s of each and
 the ratio vitlib / timm (>= 1.0 means vitlib is no slower) as the median of
 the ratios of adjacent pairs: on a shared machine whose speed swings from one
-second to the next (a virtual machine with a throttled CPU), a pair run back
+second to the next (a shared or throttled CPU), a pair run back
 to back sees the same speed, where two medians taken over minutes may not.
 
     python -m vitlib bench                 # CPU (and GPU when present)

@@ -1,4 +1,8 @@
-"""Model configuration: one frozen `ViTConfig` for every variant of Table 1.
+"""Configuration: one frozen dataclass per thing that can be built or run.
+
+`ViTConfig` for every variant of Table 1 (and the hybrids), `ResNetConfig` for the BiT
+baselines, `TrainConfig` for a training run; `config_to_dict` / `config_from_dict` turn any
+of them into JSON-ready values and back (checkpoints store them that way).
 
 Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021),
 Table 1 (Base, Large, Huge) and Section 3.1 (naming: "ViT-L/16" is ViT-Large
@@ -6,7 +10,7 @@ with 16x16 input patches). Tiny and Small come from later work (DeiT; Steiner
 et al., "How to train your ViT") and are supported because they fit on a CPU.
 
 A config never changes: make variants with `dataclasses.replace` or with
-`vit_config(name, **overrides)`.
+`vit_config(name, **overrides)` / `resnet_config(name, **overrides)`.
 
 Deviations from the paper: none. Defaults follow the official implementation
 (LayerNorm eps 1e-6, qkv bias, class-token pooling, exact GELU as timm and
@@ -18,14 +22,47 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "known_names", "RESNET_DEPTHS", "hybrid_backbone",
-           "backbone_stride", "split_hybrid_name"]
+__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "example_names", "known_names", "RESNET_DEPTHS",
+           "hybrid_backbone", "backbone_stride", "split_hybrid_name", "ResNetConfig", "resnet_config",
+           "parse_resnet_name", "resnet_example_names", "resnet_known_names", "TrainConfig", "config_to_dict",
+           "config_from_dict"]
+
+Config = TypeVar("Config")
+
+
+class _ImageSize:
+    """For configs with an `img_size` field: one side, or (H, W)."""
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the input image."""
+        s = self.img_size
+        return (s, s) if isinstance(s, int) else (int(s[0]), int(s[1]))
+
+
+def _with_overrides(cls: type[Config], base: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    """cls(**base, **overrides), with a TypeError that lists the valid fields for an unknown override."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise TypeError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
+    return cls(**{**base, **overrides})
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready plain values."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type[Config], d: dict[str, Any]) -> Config:
+    """Inverse of `config_to_dict` for the config class `cls` (JSON lists back to tuples)."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(_ImageSize):
     """Everything that defines a Vision Transformer (Eq. 1-4, Appendix A)."""
 
     img_size: int | tuple[int, int] = 224  # H = W of the input image, or (H, W)
@@ -74,12 +111,6 @@ class ViTConfig:
                              f"{backbone_stride(self.backbone)} (ResNet stages {self.backbone})")
 
     @property
-    def image_hw(self) -> tuple[int, int]:
-        """(H, W) of the input image."""
-        s = self.img_size
-        return (s, s) if isinstance(s, int) else (int(s[0]), int(s[1]))
-
-    @property
     def grid_size(self) -> tuple[int, int]:
         """(H / P, W / P): the patch grid."""
         h, w = self.image_hw
@@ -116,10 +147,13 @@ _LONG = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 _NAME = re.compile(r"^vit[-_]?(?P<size>ti|tiny|s|small|b|base|l|large|h|huge)(?:[/_]|_patch|/patch)?(?P<patch>\d+)$")
 
 
-def known_names() -> list[str]:
+def example_names() -> list[str]:
     """Examples of the names `vit_config` accepts (any patch size works)."""
     return ["ViT-Ti/16", "ViT-S/16", "ViT-B/16", "ViT-B/32", "ViT-L/16", "ViT-L/32", "ViT-H/14", "vit_b16", "vit_ti4",
             "R50+ViT-B/16", "R50+ViT-L/32", "R26+ViT-S/32", "R26+ViT-Ti/8", "R+ViT-Ti/32"]
+
+
+known_names = example_names  # an alias: both return examples, not every accepted name
 
 
 def parse_name(name: str) -> tuple[str, int]:
@@ -127,7 +161,7 @@ def parse_name(name: str) -> tuple[str, int]:
     m = _NAME.match(name.strip().lower())
     if not m:
         raise ValueError(
-            f"unknown model name {name!r}; known: {', '.join(known_names())} "
+            f"unknown model name {name!r}; known: {', '.join(example_names())} "
             "(size Ti, S, B, L or H, any patch size: 'ViT-<size>/<P>' or 'vit_<size><P>'; hybrids "
             "'R<26|50|101|152>+ViT-<size>/<P>')"
         )
@@ -144,12 +178,8 @@ def vit_config(name: str, **overrides) -> ViTConfig:
     """
     depth, vit_name = split_hybrid_name(name)
     size, patch = parse_name(vit_name)
-    fields = {f.name for f in dataclasses.fields(ViTConfig)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise TypeError(f"unknown ViTConfig field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
     hybrid = {"backbone": hybrid_backbone(depth, patch)} if vit_name != name else {}
-    return ViTConfig(**{**VARIANTS[size], "patch_size": patch, **hybrid, **overrides})
+    return _with_overrides(ViTConfig, {**VARIANTS[size], "patch_size": patch, **hybrid}, overrides)
 
 
 # Hybrid names (Section 3.1 "Hybrid Architecture"): "R50+ViT-B/16" is ViT-B on the feature map of a ResNet-50
@@ -199,3 +229,128 @@ def hybrid_backbone(depth: int | None, patch_size: int) -> tuple[int, ...]:
     while n < len(full) and patch_size % backbone_stride(full[: n + 1]) == 0:
         n += 1
     return full[: n - 1] + (sum(full[n - 1:]),)
+
+
+# --- The BiT ResNet (Section 4.1 "Model Variants"; vitlib.resnet builds it) ---------------------------------------
+GN_GROUPS = 32  # BiT: 32 groups in every GroupNorm
+
+
+@dataclass(frozen=True)
+class ResNetConfig(_ImageSize):
+    """Everything that defines a BiT ResNet (Section 4.1; Kolesnikov et al., 2020)."""
+
+    depths: tuple[int, ...] = (3, 4, 6, 3)  # units per stage: R50; R26 (2,2,2,2), R101 (3,4,23,3), R152 (3,8,36,3)
+    width: int = 1  # BiT width multiplier ("x1" ... "x4"): every channel count times this
+    base_width: int = 64  # root-conv channels at x1; stage s has 3x3 convs of base * 2^s and outputs 4x that
+    img_size: int | tuple[int, int] = 224  # the input size the model is meant for (any size runs: global pooling)
+    in_chans: int = 3  # C: input channels
+    num_classes: int = 1000  # K: outputs of the head; 0 means no head (the feature map's pooled vector)
+    stem: Literal["bit", "cifar"] = "bit"  # "bit": 7x7/2 conv + 3x3/2 max-pool (map /4); "cifar": 3x3/1 conv only
+    preact: bool = True  # BiT's pre-activation units; False: post-activation units of the official ViT hybrid
+    same_padding: bool = False  # TensorFlow "SAME" padding as the official JAX code; False: BiT's PyTorch padding
+
+    def __post_init__(self) -> None:
+        if self.stem not in ("bit", "cifar"):
+            raise ValueError(f"stem must be 'bit' (7x7/2 conv + max-pool) or 'cifar' (3x3/1 conv), got {self.stem!r}")
+        if any(d < 1 for d in self.depths):
+            raise ValueError(f"every stage needs at least one unit, got depths={self.depths}")
+        if (self.base_width * self.width) % GN_GROUPS:
+            raise ValueError(f"base_width * width = {self.base_width * self.width} channels do not split into "
+                             f"{GN_GROUPS} GroupNorm groups; use a multiple of {GN_GROUPS} (e.g. base_width=32)")
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per feature-map cell: 4 after the "bit" stem (1 after "cifar"), x2 per stage after the first."""
+        return (4 if self.stem == "bit" else 1) * 2 ** max(len(self.depths) - 1, 0)
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the final feature map."""
+        w = self.base_width * self.width
+        return 4 * w * 2 ** (len(self.depths) - 1) if self.depths else w
+
+    @property
+    def depth(self) -> int:
+        """The "50" of R50: 3 convolutions per unit, plus the root conv and the head."""
+        return 3 * sum(self.depths) + 2
+
+
+_RESNET_NAME = re.compile(r"^(?:bit[-_]?)?r(?P<depth>\d+)x(?P<width>\d+)$")
+
+
+def resnet_example_names() -> list[str]:
+    """Examples of the names `resnet_config` accepts (any width x1, x2, x3, x4 ...)."""
+    return ["BiT-R50x1", "BiT-R50x3", "BiT-R101x3", "BiT-R152x4", "BiT-R26x1", "bit_r50x1"]
+
+
+resnet_known_names = resnet_example_names  # an alias: both return examples, not every accepted name
+
+
+def parse_resnet_name(name: str) -> tuple[int, int] | None:
+    """'BiT-R50x1' -> (50, 1); None if the name is not a ResNet name."""
+    m = _RESNET_NAME.match(name.strip().lower())
+    return (int(m["depth"]), int(m["width"])) if m else None
+
+
+def resnet_config(name: str, **overrides) -> ResNetConfig:
+    """Config of a named BiT ResNet ('BiT-R50x1', 'BiT-R152x4', 'BiT-R26x1') with field overrides.
+
+    A CPU-sized one for 32x32 images: `resnet_config("BiT-R26x1", img_size=32, stem="cifar", base_width=32)`.
+
+    >>> resnet_config("BiT-R50x1").depths
+    (3, 4, 6, 3)
+    """
+    parsed = parse_resnet_name(name)
+    if parsed is None:
+        raise ValueError(f"unknown ResNet name {name!r}; known: {', '.join(resnet_example_names())}")
+    depth, width = parsed
+    if depth not in RESNET_DEPTHS and "depths" not in overrides:
+        raise ValueError(f"no standard bottleneck ResNet of depth {depth}: use R26, R50, R101 or R152 "
+                         "(e.g. 'BiT-R50x1'), or pass depths=(...) for other stage depths")
+    return _with_overrides(ResNetConfig, {"depths": RESNET_DEPTHS.get(depth), "width": width}, overrides)
+
+
+# --- Training (Section 4.1 "Training & Fine-tuning", Appendix B.1; vitlib.train runs it) ------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run except the model and the data. Never mutated:
+    make variants with `dataclasses.replace` or the recipes' overrides."""
+
+    steps: int = 1000  # optimizer updates in the whole run
+    batch_size: int = 128  # global batch: split evenly across DDP ranks
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # "adamw": Adam with decoupled weight decay; "sgd": with momentum
+    lr: float = 1e-3  # base (peak) learning rate, reached at the end of the warm-up
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam beta1, beta2 (Appendix B.1)
+    momentum: float = 0.9  # SGD momentum (Appendix B.1.1)
+    weight_decay: float = 0.0  # decoupled, multiplied by the LR as in flax.optim.Adam and torch AdamW
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
+    schedule: Literal["linear", "cosine", "constant"] = "linear"  # decay after the warm-up
+    end_lr: float = 0.0  # LR at the last step of a linear decay
+    grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
+    label_smoothing: float = 0.0  # not in the paper; 0 disables
+    mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); not in the paper; 0 disables
+    precision: Literal["fp32", "bf16"] = "fp32"  # "bf16": autocast forward in bfloat16, weights stay fp32
+    compile: bool = False  # wrap the model in torch.compile
+    device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
+    seed: int = 0  # seeds data order, worker seeds, mixup and dropout
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
+    eval_batch_size: int = 256  # batch size for evaluation
+    log_every: int = 10  # write a train record (mean loss/accuracy since the last one) every this many steps
+    checkpoint_every: int = 0  # write a checkpoint every this many steps (0: only at the end)
+    keep_checkpoints: int = 2  # how many of the newest checkpoints to keep in out_dir
+    progress: bool = True  # show a tqdm progress bar (rank 0)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")

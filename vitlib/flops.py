@@ -21,13 +21,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ViTConfig, vit_config
+from .model import create_model
 
-__all__ = ["count_parameters", "forward_flops", "vit_macs_by_hand", "complexity"]
+__all__ = ["count_parameters", "forward_flops", "vit_macs_by_hand", "complexity", "macs_split"]
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (all of them, trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters: all of them, or only those that receive gradients."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def forward_flops(model: nn.Module, img_size: int | tuple[int, int], batch_size: int = 1, in_chans: int = 3) -> int:
@@ -39,7 +40,7 @@ def forward_flops(model: nn.Module, img_size: int | tuple[int, int], batch_size:
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     device = next(model.parameters()).device
     x = torch.zeros(batch_size, in_chans, h, w, device=device)
-    # NOTE: FlopCounterMode has no formula for the fused CPU attention kernel and would count q k^T and
+    # FlopCounterMode has no formula for the fused CPU attention kernel and would count q k^T and
     # A v as zero on CPU tensors; the math backend writes them as matrix products, which it counts.
     # tests/test_flops.py checks CPU, meta and the hand count agree.
     with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
@@ -67,8 +68,6 @@ def complexity(name: str, img_size: int = 224, **overrides) -> dict[str, int | f
 
     The model is built on the meta device (shapes only), so this is cheap even for ViT-H/14.
     """
-    from . import create_model  # vitlib/__init__ imports this module's siblings; avoid a cycle
-
     cfg = vit_config(name, img_size=img_size, **overrides)
     with torch.device("meta"):
         model = create_model(name, img_size=img_size, **overrides).eval()
@@ -76,3 +75,19 @@ def complexity(name: str, img_size: int = 224, **overrides) -> dict[str, int | f
     return dict(model=name, layers=cfg.num_layers, D=cfg.hidden_size, mlp_size=cfg.mlp_size, heads=cfg.num_heads,
                 P=cfg.patch_size, N=cfg.num_patches, params=count_parameters(model), gmacs=flops / 2e9,
                 gflops=flops / 1e9)
+
+
+def macs_split(name: str, img_size: int = 224) -> dict[str, float | int | str]:
+    """Where one image's multiply-accumulates go: the embedding (patch projection, or a hybrid's ResNet and
+    projection) and the rest (encoder and head), in G MACs, counted on the meta device. A ResNet is all
+    embedding; N is the sequence length (0 for a ResNet)."""
+    with torch.device("meta"):
+        model = create_model(name, img_size=img_size).eval()
+        x = torch.empty(1, 3, img_size, img_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        model(x)
+    total = counter.get_total_flops() / 2
+    embed = counter.get_flop_counts().get(f"{type(model).__name__}.patch_embed", {})
+    embed = sum(embed.values()) / 2 if embed else total
+    N = getattr(model.cfg, "num_patches", 0)
+    return dict(model=name, N=N, embed_G=embed / 1e9, rest_G=(total - embed) / 1e9, total_G=total / 1e9)

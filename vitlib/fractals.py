@@ -31,12 +31,13 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from .patches import mosaic
+from .utils import atomic_write
 
 __all__ = ["sample_ifs", "render_images", "render_fractaldb", "load_fractaldb", "sample_grid", "default_cache_dir"]
 
@@ -45,7 +46,7 @@ CHECK_CHAINS, CHECK_STEPS = 64, 40  # 64 * (40 - 8) = 2048 points for the fillin
 CANDIDATES = 8  # IFS candidates tried per round of the category search
 MAX_ROUNDS = 500
 CHUNK_IMAGES = 2048  # images per multiprocessing task
-BLOCK_IMAGES = 64  # images whose chains advance together: small temporaries, ~3.5x faster than a whole chunk (README)
+BLOCK_IMAGES = 64  # images whose chains advance together: temporaries small enough to stay in cache
 FORMAT_VERSION = 1  # bump when the rendering changes, so that old caches are not reused
 
 
@@ -244,15 +245,14 @@ def load_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *, s
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = render_fractaldb(
                 num_classes, n, size, seed=seed, split=split, fill_threshold=fill_threshold, workers=workers,
                 progress=progress, **render_kw)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp_"))
-        for n in names:
-            np.save(tmp / f"{n}.npy", arrays[n])
-        (tmp / "options.json").write_text(json.dumps(opts, indent=1))
-        try:
-            tmp.rename(folder)  # atomic: a concurrent or interrupted render never leaves half a cache
-        except OSError:  # another process finished first: keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        def write(tmp: Path) -> None:
+            tmp.mkdir()
+            for n in names:
+                np.save(tmp / f"{n}.npy", arrays[n])
+            (tmp / "options.json").write_text(json.dumps(opts, indent=1))
+
+        atomic_write(folder, write)  # a concurrent or interrupted render never leaves half a cache
         return arrays
     return {n: np.load(folder / f"{n}.npy") for n in names}
 
@@ -263,7 +263,4 @@ def sample_grid(num_classes: int = 10, per_class: int = 8, size: int = 32, *, se
     image (num_classes * (size + gap) - gap, per_class * (size + gap) - gap, 3), black gaps. Not cached."""
     images, _ = render_fractaldb(num_classes, per_class, size, seed=seed, split=split, workers=1, progress=False,
                                  **render_kw)
-    tiles = np.zeros((num_classes, per_class, size + gap, size + gap, 3), np.uint8)
-    tiles[:, :, :size, :size] = images.reshape(num_classes, per_class, 3, size, size).transpose(0, 1, 3, 4, 2)
-    grid = tiles.transpose(0, 2, 1, 3, 4).reshape(num_classes * (size + gap), per_class * (size + gap), 3)
-    return grid[:-gap or None, :-gap or None]
+    return mosaic(images.transpose(0, 2, 3, 1), cols=per_class, gap=gap, fill=0)

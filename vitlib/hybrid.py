@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .config import backbone_stride
-from .resnet import ResNet, ResNetConfig
+from .config import ResNetConfig, backbone_stride
+from .resnet import ResNet
 
 __all__ = ["HybridEmbedding"]
 

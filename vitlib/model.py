@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ViTConfig
+from .config import ViTConfig, parse_resnet_name, resnet_config, resnet_example_names, vit_config
 from .hybrid import HybridEmbedding
-from .resnet import check_image_batch
+from .resnet import ResNet
+from .utils import check_image_batch
 
 __all__ = ["PatchEmbedding", "Attention", "ATTENTION_PATHS", "choose_attention_path", "set_attention_path", "MLP",
-           "Block", "VisionTransformer", "resample_pos_embed"]
+           "Block", "VisionTransformer", "resample_pos_embed", "create_model"]
 
 
 class PatchEmbedding(nn.Module):
@@ -191,7 +192,7 @@ def resample_pos_embed(pos_embed: Tensor, new_grid: int | tuple[int, int], num_p
     mode="bilinear" (default) aligns the corners, which is what the official code's
     `scipy.ndimage.zoom(order=1)` does; mode="bicubic" is timm's choice.
     """
-    # NOTE: default is the official implementation's method (linear spline, corners aligned) so
+    # The default is the official implementation's method (linear spline, corners aligned) so
     # that official checkpoints fine-tune as the authors' did; tests/test_model.py compares it
     # with scipy.ndimage.zoom(order=1).
     new_grid = (new_grid, new_grid) if isinstance(new_grid, int) else tuple(new_grid)
@@ -222,7 +223,8 @@ class VisionTransformer(nn.Module):
 
     `model(x, return_attention=True)` returns (logits, attentions): a list of L
     tensors (B, k, T, T) of post-softmax weights, T = N + 1.
-    `model.forward_features(x)` returns all final tokens after the last LayerNorm.
+    `model.forward_features(x)` returns all final tokens after the last LayerNorm (B, T, D);
+    `model.encode(x, return_attention=True)` returns them with the attention maps.
     An image of another size than the config's (sides divisible by P) is
     accepted: the position embeddings are resampled to its grid on the fly.
     """
@@ -301,8 +303,9 @@ class VisionTransformer(nn.Module):
             z = z + pos
         return self.pos_drop(z)
 
-    def forward_features(self, x: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor]]:
-        """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN (B, T, D), and the attention maps."""
+    def encode(self, x: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN (B, T, D), and the L attention maps
+        (B, k, T, T) with return_attention (an empty list without)."""
         z = self.embed(x)
         attentions = []
         for blk in self.blocks:
@@ -315,7 +318,35 @@ class VisionTransformer(nn.Module):
         """Eq. 4: y = LN(z_L^0), the class token; or the mean of the tokens with pool="gap"."""
         return tokens[:, 0] if self.cfg.pool == "token" else tokens.mean(dim=1)
 
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN, (B, T, D)."""
+        return self.encode(x)[0]
+
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
-        tokens, attentions = self.forward_features(x, return_attention)
+        tokens, attentions = self.encode(x, return_attention)
         logits = self.head(self.pre_logits(self.pool(tokens)))  # (B, K)
         return (logits, attentions) if return_attention else logits
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a model by the paper's name: 'ViT-B/16', 'ViT-L/32', 'ViT-Ti/4', 'vit_b16', a hybrid
+    'R50+ViT-B/16' (Section 3.1), or a BiT ResNet baseline 'BiT-R50x1', 'BiT-R152x4' (Section 4.1).
+
+    Overrides are `ViTConfig` fields (`ResNetConfig` fields for a ResNet), e.g. `img_size=32, num_classes=10,
+    in_chans=1`. An unknown name raises a ValueError that lists the known ones.
+
+    >>> create_model("ViT-Ti/4", img_size=32, num_classes=10).cfg.num_patches
+    64
+    >>> create_model("BiT-R26x1", img_size=32, num_classes=10, stem="cifar", base_width=32).cfg.depth
+    26
+    """
+    if parse_resnet_name(name) is not None:
+        return ResNet(resnet_config(name, **overrides))
+    try:
+        cfg = vit_config(name, **overrides)
+    except ValueError as e:
+        if str(e).startswith("unknown model name"):
+            raise ValueError(f"{e}; BiT ResNets: {', '.join(resnet_example_names())} "
+                             "('BiT-R<26|50|101|152>x<width>')") from None
+        raise
+    return VisionTransformer(cfg)

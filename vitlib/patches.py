@@ -9,6 +9,8 @@ patch, and N = HW / P^2 is the resulting number of patches."
 `shuffle_patches` permutes the patches of an image (the inductive-bias
 experiment of Section 3.1); `example_image` loads a real photo that ships with
 scikit-image, resized and scaled to [-1, 1] as the official code does.
+For display: `mosaic` lays tiles out in a grid (patches, filters, fractal samples),
+`to_uint8` turns an image tensor into the uint8 array plotly shows.
 
 Deviations from the paper: none. The order of the P^2 C values inside a
 flattened patch is a convention: here (C, P, P), the order of `F.unfold` and of a
@@ -18,11 +20,13 @@ gives the same x_p E once the rows of E follow it (tests/test_patches.py).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["example_image", "image_to_patches", "patches_to_image", "shuffle_patches", "tile_patches", "to_uint8"]
+__all__ = ["example_image", "image_to_patches", "patches_to_image", "shuffle_patches", "tile_patches", "to_uint8",
+           "mosaic"]
 
 
 def _check_divisible(x: Tensor, P: int) -> tuple[int, int]:
@@ -86,22 +90,38 @@ def example_image(name: str = "astronaut", size: int = 224) -> Tensor:
     return (img.clamp(0, 255) / 127.5 - 1.0).contiguous()
 
 
+def mosaic(tiles, cols: int, gap: int = 1, fill: float = 0) -> np.ndarray:
+    """Tiles (n, h, w[, c]) laid out row by row, `cols` per row, with `gap` pixels of `fill` between them:
+    one array (rows (h + gap) - gap, cols (w + gap) - gap[, c]) of the tiles' dtype.
+
+    >>> mosaic(np.ones((3, 2, 2), np.uint8), cols=2).tolist()
+    [[1, 1, 0, 1, 1], [1, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 0, 0, 0]]
+    """
+    tiles = np.asarray(tiles)
+    n, h, w = tiles.shape[:3]
+    rows = -(-n // cols)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *tiles.shape[3:]), fill, dtype=tiles.dtype)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return out
+
+
 def tile_patches(patches: Tensor, P: int, ncols: int, gap: int = 2, in_chans: int = 3, fill: float = 1.0) -> Tensor:
     """Lay a sequence of flattened patches (N, P^2 C) out as tiles, ncols per row, `gap` pixels of `fill` between.
 
     Returns an image (C, rows (P + gap) - gap, ncols (P + gap) - gap) for display: the sequence of Eq. 1,
     read left to right, top to bottom.
     """
-    N = patches.shape[0]
-    rows = -(-N // ncols)
-    out = patches.new_full((in_chans, rows * (P + gap) - gap, ncols * (P + gap) - gap), fill)
-    tiles = patches.reshape(N, in_chans, P, P)
-    for i in range(N):
-        r, c = divmod(i, ncols)
-        out[:, r * (P + gap):r * (P + gap) + P, c * (P + gap):c * (P + gap) + P] = tiles[i]
-    return out
+    tiles = patches.detach().cpu().reshape(-1, in_chans, P, P).permute(0, 2, 3, 1)  # (N, P, P, C)
+    return torch.from_numpy(mosaic(tiles.numpy(), ncols, gap, fill)).permute(2, 0, 1)
 
 
-def to_uint8(x: Tensor):
-    """An image (C, H, W) with values in [-1, 1] as a numpy uint8 array (H, W, C), for plotting."""
-    return ((x.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+def to_uint8(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0), rgb: bool = False) -> np.ndarray:
+    """An image (C, H, W) with values in value_range as a uint8 array (H, W, C) for plotting; rgb=True
+    gives 3 channels (a grey image repeated, extra channels dropped)."""
+    lo, hi = value_range
+    x = ((x.detach().float().cpu() - lo) * (255 / (hi - lo))).round().clamp(0, 255).to(torch.uint8)
+    if rgb:
+        x = x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
+    return x.permute(1, 2, 0).numpy()

@@ -1,89 +1,39 @@
-"""Figures (plotly) and how they are saved with their provenance.
+"""Every figure of vitlib (plotly): these functions only draw; the numbers come from the other modules.
 
-Every figure in figures/ is written by `save_figure`: interactive HTML, a PNG
-(kaleido, which drives Debian's chromium), and a JSON with the results it plots
-and the provenance (command, machine, time taken, git commit).
+    patch_grid_figure, image_row_figure, heatmap_row_figure   notebooks 01-02: images as patches (Eq. 1)
+    learning_curves                                           notebook 03: pre-training runs
+    pos_embed_figure, confusion_figure, transfer_figure       notebook 04: fine-tuning (Section 3.2)
+    plot_fig6, plot_fig7, plot_attention_distance,
+    rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
+
+Figures are saved with their results and provenance by `vitlib.results.save_figure`.
+Figure text is plain (no LaTeX: MathJax would need the web).
+
+Deviations from the paper: none (the layouts follow Fig. 6 and Fig. 7).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import Any
+import ipywidgets as W
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import torch.nn.functional as F
+from plotly.subplots import make_subplots
 
-import torch
+from .analysis import grid_distances, query_attention
+from .patches import mosaic, to_uint8
 
-__all__ = ["provenance", "save_figure", "patch_grid_figure", "image_row_figure", "heatmap_row_figure"]
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+__all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
+           "confusion_figure", "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
+           "plot_fig7", "rollout_overlay"]
 
 
-def provenance(command: str | None = None, seconds: float | None = None, **extra: Any) -> dict[str, Any]:
-    """Where a result came from: command, machine, library versions, git commit, date, time taken."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return dict(
-        command=command or " ".join(sys.argv),
-        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
-        cpus=os.cpu_count(),
-        device=device,
-        torch=torch.__version__,
-        python=platform.python_version(),
-        git_commit=_git_commit(),
-        date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        seconds=None if seconds is None else round(seconds, 1),
-        **extra,
-    )
-
-
-def save_figure(fig, path: str | os.PathLike, results: Any, command: str | None = None,
-                seconds: float | None = None, png: bool = True, **extra: Any) -> dict[str, Path]:
-    """Write fig as PATH.html and PATH.png, and PATH.json = {"results": results, "provenance": ...}.
-
-    PNG export needs kaleido and a Chromium (Debian's `chromium`); without them the HTML and
-    JSON are still written and a warning says why the PNG is missing.
-    """
-    path = Path(path).with_suffix("")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = {"html": path.with_suffix(".html"), "json": path.with_suffix(".json")}
-    fig.write_html(written["html"], include_plotlyjs="cdn", include_mathjax=False)
-    record = {"results": results, "provenance": provenance(command, seconds, **extra)}
-    written["json"].write_text(json.dumps(record, indent=1, default=float))
-    if png:
-        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-        if chromium:
-            os.environ.setdefault("BROWSER_PATH", chromium)  # kaleido >= 1 drives this browser
-        try:
-            fig.write_image(path.with_suffix(".png"), scale=2)
-            written["png"] = path.with_suffix(".png")
-        except Exception as e:  # noqa: BLE001 - any failure of the optional PNG export
-            print(f"save_figure: no PNG for {path.name} ({type(e).__name__}: {e}); "
-                  "install kaleido and Debian's chromium for PNG export", file=sys.stderr)
-    return written
-
-
-# --- Teaching figures of notebooks 01-02 (Eq. 1: images as patches). plotly is imported lazily: an optional
-# dependency (vitlib[notebooks]).
+# --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
 
 
 def patch_grid_figure(image, P: int, title: str | None = None):
     """An image (H, W, 3) uint8 with the lines of its P x P patch grid drawn over it (plotly Figure)."""
-    import plotly.express as px
-
     H, W = image.shape[:2]
     fig = px.imshow(image, title=title or f"P = {P}: N = HW / P^2 = {H * W // P**2} patches", binary_format="jpg")
     line = dict(color="white", width=1)
@@ -97,9 +47,6 @@ def patch_grid_figure(image, P: int, title: str | None = None):
 
 def image_row_figure(images: dict, height: int = 320):
     """Images (H, W, 3) uint8 of one size side by side, titled by their keys (plotly Figure, JPEG-encoded)."""
-    import numpy as np
-    import plotly.express as px
-
     fig = px.imshow(np.stack(list(images.values())), facet_col=0, binary_string=True, binary_format="jpg")
     for annotation, name in zip(fig.layout.annotations, images):
         annotation.text = name
@@ -109,10 +56,6 @@ def image_row_figure(images: dict, height: int = 320):
 
 def heatmap_row_figure(maps: dict, title: str | None = None, height: int = 320):
     """2D arrays side by side as heatmaps on one shared colour scale, titled by their keys (plotly Figure)."""
-    import numpy as np
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     lim = max(float(np.abs(np.asarray(m)).max()) for m in maps.values())
     fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(maps))
     for i, m in enumerate(maps.values(), start=1):
@@ -123,46 +66,76 @@ def heatmap_row_figure(maps: dict, title: str | None = None, height: int = 320):
     return fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))
 
 
-# ---- Section 4.5, "Inspecting the Vision Transformer": Fig. 6, Fig. 7 and an attention explorer.
-# The numbers come from vitlib.analysis; these functions only draw them.
-__all__ += ["attention_explorer", "plot_attention_distance", "plot_fig6", "plot_fig7", "rollout_overlay",
-            "to_uint8_image"]
+# --- Notebook 03: pre-training ------------------------------------------------------------------------------------
 
 
-def to_uint8_image(image, value_range: tuple[float, float] = (-1.0, 1.0)):
-    """An image tensor (C, H, W) with values in value_range -> a (H, W, 3) uint8 array for plotly."""
-    import numpy as np
+def learning_curves(histories: dict[str, dict[str, list[dict]]]):
+    """Plotly figure: training loss and accuracy (lines) and validation (markers) against step, one colour per
+    run (e.g. {"ViT-Ti/4": history, "BiT-R26x1": history})."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for i, (name, h) in enumerate(histories.items()):
+        c = colours[i % len(colours)]
+        for col, key in ((1, "loss"), (2, "accuracy")):
+            fig.add_scatter(x=[r["step"] for r in h["train"]], y=[r[key] for r in h["train"]], mode="lines",
+                            line=dict(color=c), name=f"{name} train", legendgroup=name, showlegend=col == 1,
+                            row=1, col=col)
+            fig.add_scatter(x=[r["step"] for r in h["val"]], y=[r[key] for r in h["val"]], mode="markers",
+                            marker=dict(color=c, size=10, symbol="diamond"), name=f"{name} val", legendgroup=name,
+                            showlegend=col == 1, row=1, col=col)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(width=900, height=380, template="plotly_white", title="Pre-training on FractalDB (32x32)")
+    return fig
 
-    lo, hi = value_range
-    x = ((image.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
-    x = x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
-    return (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+# --- Notebook 04: fine-tuning (Section 3.2) -----------------------------------------------------------------------
 
 
-def _mosaic(tiles, cols: int, fill: float):
-    """(n, h, w[, c]) tiles -> one (rows * (h + 1) - 1, cols * (w + 1) - 1[, c]) array, 1-pixel gaps of `fill`."""
-    import numpy as np
+def pos_embed_figure(grids: dict, channels: tuple[int, ...] = (0, 1, 2, 3), title: str = ""):
+    """Channels of position embeddings on their patch grids, one row per grid (e.g. {"before": (gh, gw, D),
+    "after": (gh', gw', D)} from `analysis.position_embedding_grid`), on one shared colour axis."""
+    fig = make_subplots(rows=len(grids), cols=len(channels), vertical_spacing=0.08,
+                        subplot_titles=[f"{name}: d={c}, {g.shape[0]}x{g.shape[1]}" for name, g in grids.items()
+                                        for c in channels])
+    for row, g in enumerate(grids.values(), start=1):
+        for col, c in enumerate(channels, start=1):
+            fig.add_trace(go.Heatmap(z=g[:, :, c].detach().cpu().numpy(), coloraxis="coloraxis"), row=row, col=col)
+    fig.update_yaxes(autorange="reversed")
+    return fig.update_layout(title=title, height=225 * len(grids), coloraxis_colorscale="RdBu")
 
-    tiles = np.asarray(tiles)
-    n, h, w = tiles.shape[:3]
-    rows = -(-n // cols)
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, *tiles.shape[3:]), fill, dtype=tiles.dtype)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tile
-    return out
+
+def confusion_figure(cm, classes: list[str], title: str = ""):
+    """A confusion matrix (K, K) of counts (rows: true class, columns: predicted) as an annotated heatmap."""
+    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
+    return fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                             height=500)
+
+
+def transfer_figure(fine_tune: dict, few_shot: dict, title: str = ""):
+    """Transfer results side by side: test accuracy of fine-tuning {(arm, resolution): accuracy} as bars
+    per arm, and linear few-shot accuracy {name: {shots: accuracy}} against shots per class (log axis)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Fine-tuned test accuracy", "Linear few-shot accuracy"])
+    for arm in sorted({a for a, _ in fine_tune}):
+        xs = [res for (a, res) in fine_tune if a == arm]
+        fig.add_trace(go.Bar(name=f"fine-tune: {arm}", x=[f"{r} px" for r in xs],
+                             y=[fine_tune[(arm, r)] for r in xs]), row=1, col=1)
+    for name, accs in few_shot.items():
+        fig.add_trace(go.Scatter(name=f"few-shot: {name}", x=list(accs), y=list(accs.values()),
+                                 mode="lines+markers"), row=1, col=2)
+    fig.update_xaxes(title_text="shots per class", type="log", row=1, col=2)
+    return fig.update_layout(title=title, height=450)
+
+
+# --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------
 
 
 def _filter_tiles(components):
     """PCA components (k, C, P, P) -> (k, P, P, 3) uint8, each stretched to its own min..max (as Fig. 7 left)."""
-    import numpy as np
-
-    x = components.detach().float().cpu()
-    lo = x.flatten(1).min(1).values[:, None, None, None]
-    hi = x.flatten(1).max(1).values[:, None, None, None]
-    x = (x - lo) / (hi - lo).clamp_min(1e-12)
-    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
-    return (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    tiles = []
+    for c in components.detach().float().cpu():
+        lo, hi = c.min().item(), c.max().item()
+        tiles.append(to_uint8(c, (lo, max(hi, lo + 1e-12)), rgb=True))
+    return np.stack(tiles)
 
 
 def plot_fig7(components, pos_similarity, mean_distance, grid: tuple[int, int], patch_size: int,
@@ -176,23 +149,17 @@ def plot_fig7(components, pos_similarity, mean_distance, grid: tuple[int, int], 
     A dashed line marks what uniform attention over
     the grid would give (the largest mean distance a head can have, on average, is about this).
     """
-    import numpy as np
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from .analysis import grid_distances
-
     n = components.shape[0]
     fig = make_subplots(1, 3, column_widths=[0.3, 0.34, 0.36], horizontal_spacing=0.1, subplot_titles=[
         f"Embedding filters (first {n} principal components)", "Position embedding similarity",
         "Mean attention distance per head"])
-    fig.add_trace(go.Image(z=_mosaic(_filter_tiles(components), filter_cols, 255), hoverinfo="skip"), 1, 1)
+    fig.add_trace(go.Image(z=mosaic(_filter_tiles(components), filter_cols, fill=255), hoverinfo="skip"), 1, 1)
     fig.update_xaxes(visible=False, row=1, col=1)
     fig.update_yaxes(visible=False, scaleanchor="x", row=1, col=1)
     if pos_similarity is not None:
         gh, gw = pos_similarity.shape[:2]
         tiles = pos_similarity.detach().float().cpu().reshape(gh * gw, gh, gw).numpy()
-        fig.add_trace(go.Heatmap(z=_mosaic(tiles, gw, np.nan), zmin=-1, zmax=1, colorscale="Viridis",
+        fig.add_trace(go.Heatmap(z=mosaic(tiles, gw, fill=np.nan), zmin=-1, zmax=1, colorscale="Viridis",
                                  colorbar=dict(title="Cosine<br>similarity", x=0.615, len=0.9, thickness=12),
                                  hovertemplate="%{z:.2f}<extra></extra>"), 1, 2)
         ticks = [(gw + 1) * c + (gw - 1) / 2 for c in range(gw)]
@@ -226,13 +193,10 @@ def plot_fig7(components, pos_similarity, mean_distance, grid: tuple[int, int], 
 def rollout_overlay(image, rollout, value_range: tuple[float, float] = (-1.0, 1.0)):
     """Fig. 6's look: the image (C, H, W) times its rollout map (gh, gw), the map scaled to max 1 and
     resized bilinearly to H x W (as Abnar & Zuidema's code does). Returns (H, W, 3) uint8."""
-    import numpy as np
-    import torch.nn.functional as F
-
     m = rollout.detach().float().cpu()
     m = m / m.max().clamp_min(1e-12)
     m = F.interpolate(m[None, None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
-    return (to_uint8_image(image, value_range) * m.clamp(0, 1).numpy()[..., None]).round().astype(np.uint8)
+    return (to_uint8(image, value_range, rgb=True) * m.clamp(0, 1).numpy()[..., None]).round().astype(np.uint8)
 
 
 def plot_fig6(images, maps, labels: list[str] | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
@@ -241,14 +205,11 @@ def plot_fig6(images, maps, labels: list[str] | None = None, value_range: tuple[
 
     images: (B, C, H, W) with values in value_range; maps: (B, gh, gw) from `analysis.rollout_map`.
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     B = images.shape[0]
     labels = labels or [f"image {i + 1}" for i in range(B)]
     fig = make_subplots(2, B, horizontal_spacing=0.01, vertical_spacing=0.06, subplot_titles=labels)
     for i in range(B):
-        fig.add_trace(go.Image(z=to_uint8_image(images[i], value_range), hoverinfo="skip"), 1, i + 1)
+        fig.add_trace(go.Image(z=to_uint8(images[i], value_range, rgb=True), hoverinfo="skip"), 1, i + 1)
         fig.add_trace(go.Image(z=rollout_overlay(images[i], maps[i], value_range), hoverinfo="skip"), 2, i + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -263,11 +224,6 @@ def plot_fig6(images, maps, labels: list[str] | None = None, value_range: tuple[
 def plot_attention_distance(results: dict, grid: tuple[int, int], patch_size: int, title: str = ""):
     """Fig. 7 right for several models on one axis: {name: (L, k) mean attention distance}, one colour
     per model, one dot per head. A dashed line marks uniform attention over the grid."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    from .analysis import grid_distances
-
     fig = go.Figure()
     for m, (name, d) in enumerate(results.items()):
         d = d.detach().float().cpu()
@@ -296,12 +252,6 @@ def attention_explorer(images, attentions, grid: tuple[int, int], patch_size: in
     from the controls (each control calls it on change), `.on_click(trace, points, state)` is the
     click handler attached to both panels.
     """
-    import ipywidgets as W
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from .analysis import query_attention
-
     gh, gw = grid
     P = patch_size
     L, k = len(attentions), attentions[0].shape[1]
@@ -318,7 +268,7 @@ def attention_explorer(images, attentions, grid: tuple[int, int], patch_size: in
     )
     fig = go.FigureWidget(make_subplots(1, 2, subplot_titles=["attention on the image", "attention weights"]))
     half = (P - 1) / 2
-    fig.add_trace(go.Image(z=to_uint8_image(images[0], value_range), hoverinfo="skip"), 1, 1)
+    fig.add_trace(go.Image(z=to_uint8(images[0], value_range, rgb=True), hoverinfo="skip"), 1, 1)
     fig.add_trace(go.Heatmap(z=[[0.0]], x0=half, dx=P, y0=half, dy=P, opacity=0.55, colorscale="Inferno",
                              showscale=False, hovertemplate="%{z:.3f}<extra></extra>"), 1, 1)
     fig.add_trace(go.Heatmap(z=[[0.0]], colorscale="Inferno", colorbar=dict(title="weight"),
@@ -337,7 +287,7 @@ def attention_explorer(images, attentions, grid: tuple[int, int], patch_size: in
             for x, y, x0, y0, s in [("x", "y", c["col"] * P, c["row"] * P, P), ("x2", "y2", c["col"], c["row"], 1)]]
         who = "class token" if query is None else f"patch (row {c['row']}, col {c['col']})"
         with fig.batch_update():
-            fig.data[0].z = to_uint8_image(images[c["image"]], value_range)
+            fig.data[0].z = to_uint8(images[c["image"]], value_range, rgb=True)
             fig.data[1].z = amap
             fig.data[2].z = amap
             fig.layout.shapes = square

@@ -15,7 +15,6 @@ Deviations from the paper: the data (fractals, not JFT), the scale (thousands of
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .train import TrainConfig, pretrain_recipe, read_metrics, train
+from .checkpoints import load_checkpoint, load_model, save_checkpoint
+from .config import TrainConfig, config_to_dict
+from .data import get_dataset
+from .model import create_model
+from .results import provenance
+from .train import pretrain_recipe, read_metrics, train
 
-__all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "learning_curves", "mean_throughput",
+__all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "median_throughput",
            "export_weights"]
 
-# NOTE: the full profile took 27 minutes (1,634 s) on the project's shared 2-core CPU, which trained ViT-Ti/8
-# at 32x32 at about 13 images/s between evaluations (ViT-Ti/4: about 5 images/s; bf16 autocast was no faster
-# than fp32 there): 300 steps of 48 images (14,400 images seen, ~3 epochs of 5,000), a training set 60,000x
-# smaller than JFT-300M's 303M images.
+# Run sizes. The full profile's 300 steps of 48 images see 14,400 images (about 3 epochs of 5,000); its run time
+# and results are in the provenance of vitlib/weights/vit_ti8_fractal32.json and figures/pretrain_fractal_vit.json.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(model="ViT-Ti/4",  # shrunk below: CI executes this in seconds
                   model_overrides=dict(hidden_size=64, num_layers=2, num_heads=2, mlp_size=128,
@@ -66,14 +68,11 @@ def spec(profile: str = "smoke", *, train_overrides: dict | None = None, **overr
 
 def build(s: dict[str, Any]) -> tuple[nn.Module, Dataset, Dataset]:
     """(model, train_set, val_set) of a spec; the model's class count is the dataset's."""
-    import vitlib
-    from vitlib.data import get_dataset
-
     kw = dict(in_chans=s["in_chans"], seed=s["train_config"].seed, **s["data_options"])
     train_set = get_dataset(s["dataset"], "train", s["img_size"], **kw)
     val_set = get_dataset(s["dataset"], "val", s["img_size"], **kw)
     torch.manual_seed(s["train_config"].seed)
-    model = vitlib.create_model(s["model"], img_size=s["img_size"], in_chans=s["in_chans"],
+    model = create_model(s["model"], img_size=s["img_size"], in_chans=s["in_chans"],
                                 num_classes=train_set.num_classes, **s["model_overrides"])
     return model, train_set, val_set
 
@@ -89,7 +88,7 @@ def run(s: dict[str, Any], out_dir: str | os.PathLike | None = None, resume: boo
 def describe(s: dict[str, Any]) -> dict[str, Any]:
     """A spec as JSON-ready values (for provenance)."""
     out = {k: v for k, v in s.items() if k != "train_config"}
-    out["train_config"] = dataclasses.asdict(s["train_config"])
+    out["train_config"] = config_to_dict(s["train_config"])
     return out
 
 
@@ -99,28 +98,7 @@ def final_checkpoint(out_dir: str | os.PathLike, s: dict[str, Any]) -> Path:
     return Path(out_dir) / f"step_{cfg.steps:07d}"
 
 
-def learning_curves(histories: dict[str, dict[str, list[dict]]]):
-    """Plotly figure: training loss and accuracy (lines) and validation (markers) against step, one colour per
-    run (e.g. {"ViT-Ti/4": history, "BiT-R26x1": history})."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    for i, (name, h) in enumerate(histories.items()):
-        c = colours[i % len(colours)]
-        for col, key in ((1, "loss"), (2, "accuracy")):
-            fig.add_scatter(x=[r["step"] for r in h["train"]], y=[r[key] for r in h["train"]], mode="lines",
-                            line=dict(color=c), name=f"{name} train", legendgroup=name, showlegend=col == 1,
-                            row=1, col=col)
-            fig.add_scatter(x=[r["step"] for r in h["val"]], y=[r[key] for r in h["val"]], mode="markers",
-                            marker=dict(color=c, size=10, symbol="diamond"), name=f"{name} val", legendgroup=name,
-                            showlegend=col == 1, row=1, col=col)
-    fig.update_xaxes(title_text="step")
-    fig.update_layout(width=900, height=380, template="plotly_white", title="Pre-training on FractalDB (32x32)")
-    return fig
-
-
-def mean_throughput(history: dict[str, list[dict]]) -> float:
+def median_throughput(history: dict[str, list[dict]]) -> float:
     """Median images/s over the run's train records, the first (compilation, warm-up) left out when possible."""
     rates = sorted(r["images_per_s"] for r in history["train"][1:] or history["train"])
     return rates[len(rates) // 2]
@@ -130,9 +108,6 @@ def export_weights(out_dir: str | os.PathLike, s: dict[str, Any], dest: str | os
                    seconds: float | None = None, **provenance_extra: Any) -> Path:
     """Copy a finished run's final weights to `dest` (NAME.safetensors + NAME.json, no optimizer state), with
     the spec, data size, final validation metrics and provenance (command, machine, time, git commit)."""
-    from .checkpoints import load_checkpoint, load_model, save_checkpoint
-    from .plots import provenance
-
     final = final_checkpoint(out_dir, s)
     meta = load_checkpoint(final)
     history = read_metrics(out_dir)

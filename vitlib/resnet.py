@@ -27,20 +27,24 @@ Deviations: none in the architecture; epsilons below follow timm (see NOTEs).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import re
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import RESNET_DEPTHS
+from .config import (
+    GN_GROUPS,
+    ResNetConfig,
+    parse_resnet_name,
+    resnet_config,
+    resnet_example_names,
+    resnet_known_names,
+)
+from .utils import check_image_batch
 
 __all__ = ["ResNetConfig", "ResNet", "StdConv2d", "standardize", "resnet_config", "parse_resnet_name",
-           "resnet_known_names"]
+           "resnet_example_names", "resnet_known_names"]
 
 # NOTE: the official JAX code standardizes with (w - mean) / (std + 1e-5) and uses flax's GroupNorm
 # eps 1e-6; timm (and so the weights most people load) uses (w - mean) / sqrt(var + 1e-8) and GN eps
@@ -48,64 +52,6 @@ __all__ = ["ResNetConfig", "ResNet", "StdConv2d", "standardize", "resnet_config"
 # about 1e-5 / std(w) relative (test_ws_eps_close_to_official checks the size of that difference).
 WS_EPS = 1e-8
 GN_EPS = 1e-5
-GN_GROUPS = 32  # BiT: 32 groups in every GroupNorm
-
-
-def check_image_batch(x: Tensor, in_chans: int) -> None:
-    """Raise a ValueError naming the problem and the fix unless x is a (B, in_chans, H, W) tensor."""
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected a 4D image batch (B, C, H, W), got {shape}; add a batch dim with x[None]")
-    C = in_chans
-    if x.shape[1] != C:
-        raise ValueError(f"expected {C} input channels (B, {C}, H, W), got {x.shape[1]} in shape {tuple(x.shape)}; "
-                         f"build the model with in_chans={x.shape[1]} or convert the images")
-
-
-@dataclass(frozen=True)
-class ResNetConfig:
-    """Everything that defines a BiT ResNet (Section 4.1; Kolesnikov et al., 2020)."""
-
-    depths: tuple[int, ...] = (3, 4, 6, 3)  # units per stage: R50; R26 (2,2,2,2), R101 (3,4,23,3), R152 (3,8,36,3)
-    width: int = 1  # BiT width multiplier ("x1" ... "x4"): every channel count times this
-    base_width: int = 64  # root-conv channels at x1; stage s has 3x3 convs of base * 2^s and outputs 4x that
-    img_size: int | tuple[int, int] = 224  # the input size the model is meant for (any size runs: global pooling)
-    in_chans: int = 3  # C: input channels
-    num_classes: int = 1000  # K: outputs of the head; 0 means no head (the feature map's pooled vector)
-    stem: Literal["bit", "cifar"] = "bit"  # "bit": 7x7/2 conv + 3x3/2 max-pool (map /4); "cifar": 3x3/1 conv only
-    preact: bool = True  # BiT's pre-activation units; False: post-activation units of the official ViT hybrid
-    same_padding: bool = False  # TensorFlow "SAME" padding as the official JAX code; False: BiT's PyTorch padding
-
-    def __post_init__(self) -> None:
-        if self.stem not in ("bit", "cifar"):
-            raise ValueError(f"stem must be 'bit' (7x7/2 conv + max-pool) or 'cifar' (3x3/1 conv), got {self.stem!r}")
-        if any(d < 1 for d in self.depths):
-            raise ValueError(f"every stage needs at least one unit, got depths={self.depths}")
-        if (self.base_width * self.width) % GN_GROUPS:
-            raise ValueError(f"base_width * width = {self.base_width * self.width} channels do not split into "
-                             f"{GN_GROUPS} GroupNorm groups; use a multiple of {GN_GROUPS} (e.g. base_width=32)")
-
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        """(H, W) of the input image."""
-        s = self.img_size
-        return (s, s) if isinstance(s, int) else (int(s[0]), int(s[1]))
-
-    @property
-    def stride(self) -> int:
-        """Input pixels per feature-map cell: 4 after the "bit" stem (1 after "cifar"), x2 per stage after the first."""
-        return (4 if self.stem == "bit" else 1) * 2 ** max(len(self.depths) - 1, 0)
-
-    @property
-    def num_features(self) -> int:
-        """Channels of the final feature map."""
-        w = self.base_width * self.width
-        return 4 * w * 2 ** (len(self.depths) - 1) if self.depths else w
-
-    @property
-    def depth(self) -> int:
-        """The "50" of R50: 3 convolutions per unit, plus the root conv and the head."""
-        return 3 * sum(self.depths) + 2
 
 
 def standardize(w: Tensor, eps: float = WS_EPS) -> Tensor:
@@ -271,39 +217,3 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x).mean(dim=(2, 3)))  # global average pooling, (B, K)
-
-
-_NAME = re.compile(r"^(?:bit[-_]?)?r(?P<depth>\d+)x(?P<width>\d+)$")
-
-
-def resnet_known_names() -> list[str]:
-    """Examples of the names `resnet_config` accepts (any width x1, x2, x3, x4 ...)."""
-    return ["BiT-R50x1", "BiT-R50x3", "BiT-R101x3", "BiT-R152x4", "BiT-R26x1", "bit_r50x1"]
-
-
-def parse_resnet_name(name: str) -> tuple[int, int] | None:
-    """'BiT-R50x1' -> (50, 1); None if the name is not a ResNet name."""
-    m = _NAME.match(name.strip().lower())
-    return (int(m["depth"]), int(m["width"])) if m else None
-
-
-def resnet_config(name: str, **overrides) -> ResNetConfig:
-    """Config of a named BiT ResNet ('BiT-R50x1', 'BiT-R152x4', 'BiT-R26x1') with field overrides.
-
-    A CPU-sized one for 32x32 images: `resnet_config("BiT-R26x1", img_size=32, stem="cifar", base_width=32)`.
-
-    >>> resnet_config("BiT-R50x1").depths
-    (3, 4, 6, 3)
-    """
-    parsed = parse_resnet_name(name)
-    if parsed is None:
-        raise ValueError(f"unknown ResNet name {name!r}; known: {', '.join(resnet_known_names())}")
-    depth, width = parsed
-    fields = {f.name for f in dataclasses.fields(ResNetConfig)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise TypeError(f"unknown ResNetConfig field(s) {sorted(unknown)}; valid fields: {sorted(fields)}")
-    if depth not in RESNET_DEPTHS and "depths" not in overrides:
-        raise ValueError(f"no standard bottleneck ResNet of depth {depth}: use R26, R50, R101 or R152 "
-                         "(e.g. 'BiT-R50x1'), or pass depths=(...) for other stage depths")
-    return ResNetConfig(**{"depths": RESNET_DEPTHS.get(depth), "width": width, **overrides})

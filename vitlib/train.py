@@ -26,16 +26,14 @@ across the ranks, rank 0 logs and writes checkpoints
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,54 +41,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from . import checkpoints
+from .config import TrainConfig
+from .utils import eval_mode
 
 __all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
            "build_optimizer", "resolve_device", "read_metrics"]
 
 METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run except the model and the data. Never mutated:
-    make variants with `dataclasses.replace` or the recipes' overrides."""
-
-    steps: int = 1000  # optimizer updates in the whole run
-    batch_size: int = 128  # global batch: split evenly across DDP ranks
-    optimizer: Literal["adamw", "sgd"] = "adamw"  # "adamw": Adam with decoupled weight decay; "sgd": with momentum
-    lr: float = 1e-3  # base (peak) learning rate, reached at the end of the warm-up
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam beta1, beta2 (Appendix B.1)
-    momentum: float = 0.9  # SGD momentum (Appendix B.1.1)
-    weight_decay: float = 0.0  # decoupled, multiplied by the LR as in flax.optim.Adam and torch AdamW
-    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
-    schedule: Literal["linear", "cosine", "constant"] = "linear"  # decay after the warm-up
-    end_lr: float = 0.0  # LR at the last step of a linear decay
-    grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
-    label_smoothing: float = 0.0  # not in the paper; 0 disables
-    mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); not in the paper; 0 disables
-    precision: Literal["fp32", "bf16"] = "fp32"  # "bf16": autocast forward in bfloat16, weights stay fp32
-    compile: bool = False  # wrap the model in torch.compile
-    device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
-    seed: int = 0  # seeds data order, worker seeds, mixup and dropout
-    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
-    eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
-    eval_batch_size: int = 256  # batch size for evaluation
-    log_every: int = 10  # write a train record (mean loss/accuracy since the last one) every this many steps
-    checkpoint_every: int = 0  # write a checkpoint every this many steps (0: only at the end)
-    keep_checkpoints: int = 2  # how many of the newest checkpoints to keep in out_dir
-    progress: bool = True  # show a tqdm progress bar (rank 0)
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.schedule not in ("linear", "cosine", "constant"):
-            raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
-        if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
 
 
 def pretrain_recipe(**overrides: Any) -> TrainConfig:
@@ -181,7 +141,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
     rank r taking every world_size-th index, so the union of the ranks' batches at each step is the batch a
     single process would see. `skip_batches` starts mid-epoch (resume) without loading the skipped images.
     Worker seeds come from `generator`, by default one seeded by (seed, epoch)."""
-    # NOTE: a DataLoader draws its workers' base seed from its generator each time it is iterated (even with
+    # A DataLoader draws its workers' base seed from its generator each time it is iterated (even with
     # num_workers=0), so the generator is per epoch, not the trainer's: a resumed run then draws the same
     # numbers (tests/test_train.py::test_resume_is_bitwise_identical). With num_workers > 0 and random
     # augmentation, a resume mid-epoch gives the workers other batches, so only num_workers=0 is bitwise exact.
@@ -211,10 +171,8 @@ def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256,
     # its own generator: evaluating never draws from the global RNG, so it cannot change a training run
     loader = (DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
               if isinstance(data, Dataset) else data)
-    was_training = model.training
-    model.eval()
     loss_sum, correct, n = 0.0, 0, 0
-    try:
+    with eval_mode(model):
         for x, y in loader:
             x, y = x.to(device), torch.as_tensor(y).to(device)
             with _autocast(device, precision):
@@ -222,8 +180,6 @@ def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256,
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()
             n += y.numel()
-    finally:
-        model.train(was_training)
     if n == 0:
         raise ValueError("evaluate got an empty dataset or loader: pass at least one (image, label) pair")
     return dict(loss=loss_sum / n, accuracy=correct / n, n=n)
@@ -289,8 +245,6 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
     """
-    from . import checkpoints  # checkpoints imports TrainConfig from here
-
     rank, world, own_group = _dist_info()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world})")
@@ -336,8 +290,6 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
             if cfg.progress:
                 bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
     net.train()
@@ -394,16 +346,3 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     if own_group:
         dist.destroy_process_group()
     return history
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """TrainConfig as JSON-ready plain values."""
-    return dataclasses.asdict(cfg)
-
-
-def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """Inverse of `config_dict` (JSON lists back to tuples)."""
-    d = dict(d)
-    if "betas" in d:
-        d["betas"] = tuple(d["betas"])
-    return TrainConfig(**d)

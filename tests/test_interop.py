@@ -1,7 +1,9 @@
-"""Official JAX checkpoints (.npz): the layout of google-research/vision_transformer, read and written.
+"""vitlib.interop: other people's weights give the same logits (fp32, max abs diff <= 1e-4).
 
-No official checkpoint can be downloaded here, so each test writes one in the official layout from a random
-vitlib model (`save_npz`) and checks it against two independent readers of that layout: timm's own npz
+timm and torchvision state dicts; timm weight files (.pth, .safetensors), the model built from the shapes;
+the official JAX checkpoints (.npz) in the layout of google-research/vision_transformer, read and written.
+No official checkpoint can be downloaded here, so each .npz test writes one in the official layout from a
+random vitlib model (`save_npz`) and checks it against two independent readers of that layout: timm's own npz
 loader (`VisionTransformer.load_pretrained`, exact GELU) and a NumPy transcription of the official Flax
 forward pass (models_vit.py, tanh GELU).
 """
@@ -13,9 +15,100 @@ import pytest
 import scipy.ndimage
 import timm
 import torch
+import torchvision
+from helpers import randomise
+from safetensors.torch import save_file
 
 import vitlib
-from vitlib.checkpoints import load_npz, model_from_npz, npz_config, save_npz
+from vitlib import interop
+from vitlib.interop import (
+    from_timm,
+    from_torchvision,
+    load_into,
+    load_npz,
+    model_from_npz,
+    model_from_timm,
+    npz_config,
+    save_npz,
+    timm_config,
+)
+
+
+@pytest.mark.parametrize("timm_name, ours", [
+    ("vit_tiny_patch16_224", "ViT-Ti/16"),
+    ("vit_small_patch16_224", "ViT-S/16"),
+    ("vit_base_patch16_224", "ViT-B/16"),
+])
+def test_timm_parity(timm_name, ours):
+    ref = randomise(timm.create_model(timm_name, pretrained=False))
+    model = load_into(vitlib.create_model(ours), from_timm(ref.state_dict())).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        diff = (model(x) - ref(x)).abs().max().item()
+    assert diff <= 1e-4, diff
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_torchvision_parity_vit_b_16():
+    ref = randomise(torchvision.models.vit_b_16(weights=None))
+    model = load_into(vitlib.create_model("ViT-B/16"), from_torchvision(ref.state_dict())).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        diff = (model(x) - ref(x)).abs().max().item()
+    assert diff <= 1e-4, diff
+
+
+def test_wrong_architecture_is_a_clear_error():
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_into(vitlib.create_model("ViT-S/16"), from_timm(ref.state_dict()))
+
+
+def test_unknown_torchvision_key():
+    with pytest.raises(ValueError, match="torchvision"):
+        from_torchvision({"features.0.weight": torch.zeros(1)})
+
+
+# --- timm weight files ---------------------------------------------------------------------------------------------
+
+def timm_vit(**kw):
+    kw = {**dict(img_size=16, patch_size=4, embed_dim=64, depth=2, num_heads=1, mlp_ratio=2.0, num_classes=5), **kw}
+    model = timm.models.vision_transformer.VisionTransformer(**kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_timm_file_same_logits(tmp_path, suffix):
+    ref = timm_vit()
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save({"state_dict": ref.state_dict()}, path)  # nested, as training scripts write it
+    else:
+        save_file(ref.state_dict(), path)
+    ours = model_from_timm(path, num_heads=1).eval()  # k is not in the shapes: given here
+    assert ours.cfg.img_size == 16 and ours.cfg.num_layers == 2 and ours.cfg.mlp_size == 128
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max() < 1e-5
+
+
+def test_heads_from_variant_table():
+    # D = 192 is ViT-Ti (k = 3); D = 128 is no variant: D_h = 64 gives k = 2.
+    ti = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, num_classes=0)
+    assert timm_config(ti.state_dict()).num_heads == 3
+    assert timm_config(timm_vit(embed_dim=128).state_dict()).num_heads == 2
+    assert timm_config(ti.state_dict()).num_classes == 0 and timm_config(ti.state_dict()).img_size == 32
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        model_from_timm(tmp_path / "nope.pth")
+
+
+# --- official JAX checkpoints (.npz) -------------------------------------------------------------------------------
 
 TINY = dict(img_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4, mlp_size=64, num_classes=5)
 
@@ -204,3 +297,15 @@ def test_hybrid_npz_matches_timm(tmp_path):
         assert ref(x).abs().max() > 0.1
         assert (ref(x) - ours(x)).abs().max() < 1e-4
         assert (back(x) - ours(x)).abs().max() < 1e-5
+
+
+def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
+    model = random_vit(representation_size=24).eval()
+    npz = save_npz(model, tmp_path / "official.npz")
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(interop.load_pretrained(npz, gelu="exact")(x), model(x), atol=1e-5)  # official .npz
+    torch.save(model.state_dict(), tmp_path / "timm.pth")  # vitlib's names are timm's
+    assert torch.allclose(interop.load_pretrained(tmp_path / "timm.pth", num_heads=4)(x), model(x), atol=1e-5)
+    monkeypatch.setattr(interop, "SHIPPED", tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="shipped pre-trained model"):
+        interop.load_pretrained("")

@@ -1,19 +1,26 @@
-"""vitlib.plots for Section 4.5: Fig. 6, Fig. 7 and the attention explorer (built and driven
-programmatically, as a click or a slider move in JupyterLab would drive it)."""
+"""vitlib.plots: the teaching figures, learning curves, fine-tuning charts, and for Section 4.5 Fig. 6, Fig. 7
+and the attention explorer (built and driven programmatically, as a click or a slider move in JupyterLab would
+drive it)."""
 
 import numpy as np
 import torch
 from plotly.callbacks import Points
 
 from vitlib.analysis import query_attention
+from vitlib.patches import to_uint8
 from vitlib.plots import (
-    _mosaic,
     attention_explorer,
+    confusion_figure,
+    heatmap_row_figure,
+    image_row_figure,
+    learning_curves,
+    patch_grid_figure,
     plot_attention_distance,
     plot_fig6,
     plot_fig7,
+    pos_embed_figure,
     rollout_overlay,
-    to_uint8_image,
+    transfer_figure,
 )
 
 
@@ -22,17 +29,34 @@ def random_attention(L=2, B=3, k=2, g=4, cls=True):
     return list(torch.rand(L, B, k, T, T).softmax(-1))
 
 
-def test_mosaic_by_hand():
-    tiles = np.arange(3 * 2 * 2).reshape(3, 2, 2)
-    m = _mosaic(tiles, cols=2, fill=-1)
-    assert m.shape == (5, 5)
-    assert (m[:2, :2] == tiles[0]).all() and (m[:2, 3:] == tiles[1]).all() and (m[3:, :2] == tiles[2]).all()
-    assert (m[2] == -1).all() and (m[:, 2] == -1).all() and (m[3:, 3:] == -1).all()
+def test_teaching_figures():
+    fig = patch_grid_figure(to_uint8(torch.zeros(3, 32, 48)), 16)
+    assert len(fig.layout.shapes) == (48 // 16 + 1) + (32 // 16 + 1)  # every grid line
+    assert "N = HW / P^2 = 6" in fig.layout.title.text
+    fig = heatmap_row_figure({"a": np.ones((2, 2)), "b": -3 * np.ones((3, 3))})
+    assert [t.zmax for t in fig.data] == [3.0, 3.0] and [t.zmin for t in fig.data] == [-3.0, -3.0]
+    fig = image_row_figure({"one": to_uint8(torch.zeros(3, 8, 8)), "two": to_uint8(torch.ones(3, 8, 8))})
+    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == ["one", "two"]
 
 
-def test_to_uint8_image_range():
-    img = torch.tensor([-1.0, 0.0, 1.0]).reshape(1, 1, 3)
-    assert to_uint8_image(img)[0].tolist() == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
+def test_learning_curves_one_colour_per_run():
+    h = {"train": [dict(step=1, loss=2.0, accuracy=0.1), dict(step=2, loss=1.5, accuracy=0.3)],
+         "val": [dict(step=2, loss=1.7, accuracy=0.2)]}
+    fig = learning_curves({"a": h, "b": h})
+    assert len(fig.data) == 2 * 2 * 2  # runs x (loss, accuracy) x (train, val)
+    assert fig.data[0].line.color != fig.data[4].line.color and list(fig.data[1].y) == [1.7]
+
+
+def test_finetune_figures():
+    fig = pos_embed_figure({"before": torch.randn(4, 4, 8), "after": torch.randn(6, 6, 8)}, channels=(0, 3))
+    assert len(fig.data) == 4 and np.asarray(fig.data[3].z).shape == (6, 6)
+    cm = np.array([[3, 1], [0, 4]])
+    fig = confusion_figure(cm, ["a", "b"])
+    assert np.array_equal(fig.data[0].z, cm) and list(fig.data[0].x) == ["a", "b"]
+    fig = transfer_figure({("scratch", 32): 0.4, ("pre-trained", 32): 0.2, ("scratch", 48): 0.3},
+                          {"random init": {1: 0.1, 5: 0.2}})
+    assert [t.name for t in fig.data] == ["fine-tune: pre-trained", "fine-tune: scratch", "few-shot: random init"]
+    assert list(fig.data[1].y) == [0.4, 0.3]
 
 
 def test_rollout_overlay_keeps_attended_patch_and_darkens_the_rest():
@@ -80,7 +104,7 @@ def test_explorer_reacts_to_controls_and_clicks():
     c["head"].value = -1
     c["image"].value = 2
     assert np.allclose(fig.data[1].z, query_attention(attn, 4, 1, None, 2, 10).numpy())
-    assert np.array_equal(fig.data[0].z, to_uint8_image(imgs[2]))
+    assert np.array_equal(fig.data[0].z, to_uint8(imgs[2], rgb=True))
     # a click on the right panel at (col 3, row 1) picks that patch as the query; the message is the one
     # the browser sends (plotly's FigureWidget dispatches it to the on_click callbacks of the traces)
     fig._handler_js2py_pointsCallback({"new": {"event_type": "plotly_click", "points": {

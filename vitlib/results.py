@@ -1,0 +1,284 @@
+"""Results: where they go, where they came from, and the RESULTS.md that renders them.
+
+Every result in figures/ is a JSON file {"results": ..., "provenance": ...} written by
+`save_figure` (with the figure as HTML and PNG) or `save_results` (numbers alone). Provenance
+is the command, machine, library versions, git commit, date and time taken: run-specific facts
+live there, not in code comments or prose.
+
+`figures_dir(profile)` is the one place that decides where a run writes: `FIGURES_DIR` (the
+repository's figures/) for the full profile, a fresh temporary folder for smoke runs.
+`write_results_md()` (`python -m vitlib results`) renders RESULTS.md from figures/*.json, one small
+function per results file in `RENDERERS`, so that no number is typed by hand in two places.
+
+Deviations from the paper: none (nothing here is in the paper).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .utils import atomic_write
+
+__all__ = ["FIGURES_DIR", "figures_dir", "provenance", "save_figure", "save_results", "load_results", "RENDERERS",
+           "render_section", "render_results_md", "write_results_md"]
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
+SHIPPED_JSON = Path(__file__).resolve().parent / "weights" / "vit_ti8_fractal32.json"  # the shipped model's record
+
+
+def figures_dir(profile: str) -> Path:
+    """Where a run of `profile` writes its figures: FIGURES_DIR for "full", a new temporary folder otherwise
+    (smoke runs exercise the code without touching the published results)."""
+    return FIGURES_DIR if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_figures_"))
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(command: str | None = None, seconds: float | None = None, **extra: Any) -> dict[str, Any]:
+    """Where a result came from: command, machine, library versions, git commit, date, time taken."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return dict(
+        command=command or " ".join(sys.argv),
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        cpus=os.cpu_count(),
+        device=device,
+        torch=torch.__version__,
+        python=platform.python_version(),
+        git_commit=_git_commit(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        seconds=None if seconds is None else round(seconds, 1),
+        **extra,
+    )
+
+
+def save_results(path: str | os.PathLike, results: Any, command: str | None = None, seconds: float | None = None,
+                 **extra: Any) -> Path:
+    """Write PATH.json = {"results": results, "provenance": provenance(command, seconds, **extra)} atomically."""
+    record = {"results": results, "provenance": provenance(command, seconds, **extra)}
+    return atomic_write(Path(path).with_suffix(".json"),
+                        lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
+
+
+def save_figure(fig, path: str | os.PathLike, results: Any, command: str | None = None,
+                seconds: float | None = None, png: bool = True, **extra: Any) -> dict[str, Path]:
+    """Write fig as PATH.html and PATH.png, and PATH.json = {"results": results, "provenance": ...}.
+
+    PNG export needs kaleido and a Chromium (Debian's `chromium`); without them the HTML and
+    JSON are still written and a warning says why the PNG is missing.
+    """
+    path = Path(path).with_suffix("")
+    written = {"html": atomic_write(path.with_suffix(".html"),
+                                    lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn", include_mathjax=False)),
+               "json": save_results(path, results, command, seconds, **extra)}
+    if png:
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium:
+            os.environ.setdefault("BROWSER_PATH", chromium)  # kaleido >= 1 drives this browser
+        try:
+            written["png"] = atomic_write(path.with_suffix(".png"),
+                                          lambda tmp: fig.write_image(tmp, format="png", scale=2))
+        except Exception as e:  # noqa: BLE001 - any failure of the optional PNG export
+            print(f"save_figure: no PNG for {path.name} ({type(e).__name__}: {e}); "
+                  "install kaleido and Debian's chromium for PNG export", file=sys.stderr)
+    return written
+
+
+def load_results(name: str, folder: str | os.PathLike = FIGURES_DIR) -> dict[str, Any]:
+    """{"results", "provenance"} of folder/NAME.json (NAME without the suffix)."""
+    path = Path(folder) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no results file {path}: run the command that makes it (see RESULTS.md)")
+    return json.loads(path.read_text())
+
+
+# --- RESULTS.md ---------------------------------------------------------------------------------------------------
+# One renderer per results file: (results, provenance) -> Markdown. A file without a renderer gets a generic
+# section (its scalar results and provenance), so a new results file shows up before anyone writes one.
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def _made_by(p: dict[str, Any]) -> str:
+    """One line of provenance: command, date, machine, time taken, commit."""
+    bits = [f"`{p.get('command', '?')}`", p.get("date", "date unknown")]
+    bits.append(f"{p.get('device', 'cpu')} on {p.get('machine', '?')} ({p.get('cpus', '?')} CPUs)")
+    if p.get("seconds") is not None:
+        bits.append(f"{p['seconds']:.0f} s")
+    bits.append(f"torch {p.get('torch', '?')}, commit {p.get('git_commit', '?')}")
+    text = "Made by " + "; ".join(bits) + "."
+    return text + (f" Note: {p['note']}" if p.get("note") else "")
+
+
+def _pretrain(r: dict, p: dict) -> str:
+    out = []
+    for name, h in r["histories"].items():
+        spec = r["specs"][name]
+        tc, data = spec["train_config"], spec["data_options"]
+        last_val = h["val"][-1] if h["val"] else {}
+        last_train = h["train"][-1] if h["train"] else {}
+        images = tc["steps"] * tc["batch_size"]
+        out.append(f"{name} on `{spec['dataset']}` ({data.get('num_classes')} classes x "
+                   f"{data.get('images_per_class')} images at {spec['img_size']} px): {tc['steps']} steps of "
+                   f"{tc['batch_size']} images ({images:,} images seen). Final validation accuracy "
+                   f"**{_pct(last_val.get('accuracy', float('nan')))}** (chance "
+                   f"{_pct(1 / data['num_classes'])}), validation loss {last_val.get('loss', float('nan')):.2f}; "
+                   f"training accuracy of the last steps {_pct(last_train.get('accuracy', float('nan')))}.")
+    shipped = SHIPPED_JSON if SHIPPED_JSON.exists() else None
+    if shipped is not None:
+        extra = json.loads(shipped.read_text())["extra"]
+        sp = extra.get("provenance", {})
+        out.append(f"The shipped model (`vitlib/weights/{shipped.stem}`) is this run's final weights: made by "
+                   f"`{sp.get('command', '?')}` in {sp.get('seconds', float('nan')):.0f} s "
+                   f"({sp.get('seconds', float('nan')) / 60:.0f} minutes) on {sp.get('cpus', '?')} CPUs, "
+                   f"{sp.get('date', '?')}" + (f"; {sp['load']}" if sp.get("load") else "") + ".")
+    return "\n\n".join(out)
+
+
+def _finetune(r: dict, p: dict) -> str:
+    ft = r["fine_tune"]
+    res = sorted({int(k.split("@")[1]) for k in ft})
+    rows = [[f"{x} px" + (" (pre-training resolution)" if x == r["pretrain_resolution"] else ""),
+             _pct(ft[f"pre-trained@{x}"]["test_accuracy"]) if f"pre-trained@{x}" in ft else "-",
+             _pct(ft[f"scratch@{x}"]["test_accuracy"])] for x in res]
+    text = (f"`{r['dataset']}`, {r['n_train']:,} training and {r['n_test']:,} test images, {r['steps']} SGD steps "
+            f"of {r['batch_size']} images (the Section 3.2 recipe), one seed. Test accuracy:\n\n"
+            + _table(["fine-tuned at", f"from the {r['checkpoint']} model", "from scratch (same budget)"], rows))
+    few = r["few_shot"]
+    shots = sorted({int(s) for accs in few.values() for s in accs})
+    rows = [[name] + [_pct(accs[str(s)]) for s in shots] for name, accs in few.items()]
+    text += ("\n\nLinear few-shot accuracy of the frozen features (Section 4.1's closed-form least squares):\n\n"
+             + _table(["shots per class"] + [str(s) for s in shots], rows))
+    pairs = [(ft[f"pre-trained@{x}"]["test_accuracy"], ft[f"scratch@{x}"]["test_accuracy"]) for x in res
+             if f"pre-trained@{x}" in ft]
+    if pairs:
+        verdict = ("helped at every resolution" if all(a > b for a, b in pairs) else
+                   "hurt at every resolution" if all(a < b for a, b in pairs) else "helped at some resolutions only")
+        text += f"\n\nAgainst the same architecture from scratch, pre-training {verdict}."
+    seconds = [v["seconds"] for v in ft.values() if v.get("seconds") is not None]
+    if seconds:
+        text += "\n\nSeconds per fine-tuning run: " + ", ".join(f"{s:.0f}" for s in seconds) + "."
+    return text
+
+
+def _fig6(r: dict, p: dict) -> str:
+    return (f"Attention rollout of `{r['model']}` on {len(r['labels'])} images: "
+            f"{_pct(r['fraction_on_fractal_trained'])} of the rollout mass on fractal patches (untrained: "
+            f"{_pct(r['fraction_on_fractal_untrained'])}; the fractal covers {_pct(r['fraction_fractal_patches'])} "
+            "of the patches).")
+
+
+def _fig7(r: dict, p: dict) -> str:
+    dist = r["mean_attention_distance_px"]
+    ratio = r["explained_variance_ratio"]
+    text = f"On {r['n_images']} images: " if "n_images" in r else ""
+    return text + (f"the first {len(ratio)} principal components of the embedding filters explain "
+                   f"{_pct(sum(ratio))} of their variance; position-embedding similarity against patch distance: "
+                   f"correlation {r['corr_similarity_distance']:.2f}, row-column gap (distance accounted for) "
+                   f"{r['row_column_gap']:.3f}; mean attention distance of layer 1 from {min(dist[0]):.1f} to "
+                   f"{max(dist[0]):.1f} px, of layer {len(dist)} from {min(dist[-1]):.1f} to {max(dist[-1]):.1f} px.")
+
+
+def _fig7_right(r: dict, p: dict) -> str:
+    rows = [[i + 1, f"{sum(t) / len(t):.1f}", f"{sum(u) / len(u):.1f}"]
+            for i, (t, u) in enumerate(zip(r["trained"], r["untrained"]))]
+    return (f"Mean attention distance (px, mean over heads) per layer; uniform attention gives "
+            f"{r['uniform_attention_px']:.1f} px.\n\n" + _table(["layer", "trained", "untrained"], rows))
+
+
+def _generic(r: Any, p: dict) -> str:
+    if not isinstance(r, dict):
+        return ""
+    scalars = {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool))}
+    return ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in scalars.items())
+
+
+def _bench_rows(r: dict, p: dict) -> str:
+    rows = [[x["model"], x["mode"], x["device"], x["batch"], f"{x['vitlib']:.1f}", f"{x['timm']:.1f}",
+             f"{x['ratio']:.2f}"] for x in r["rows"]]
+    text = _table(["model", "pass", "device", "batch", "vitlib img/s", "timm img/s", "ratio (paired)"], rows)
+    return text + ("\n\n" + r["notes"] if r.get("notes") else "")
+
+
+def _data_throughput(r: dict, p: dict) -> str:
+    rows = [[x["dataset"], f"{x['vitlib']:.0f}", f"{x['torchvision']:.0f}", f"{x['vitlib'] / x['torchvision']:.1f}"]
+            for x in r["rows"]]
+    text = _table(["dataset (train, 32x32)", "vitlib img/s", "torchvision img/s", "ratio"], rows)
+    if "render" in r:
+        n, s = r["render"]["images"], r["render"]["seconds"]
+        text += (f"\n\nRendering the FractalDB-style corpus from scratch: {n:,} images at "
+                 f"{r['render']['size']}x{r['render']['size']} in {s:.0f} s ({n / s:.0f} images/s).")
+    return text + ("\n\n" + r["notes"] if r.get("notes") else "")
+
+
+# file stem -> (section title, renderer); the order here is the order in RESULTS.md.
+RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
+    "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretrain),
+    "finetune_results": ("Fine-tuning and few-shot transfer (notebook 04)", _finetune),
+    "fig6_attention_rollout": ("Fig. 6: attention rollout (notebook 06)", _fig6),
+    "fig7_inside_vit": ("Fig. 7: inside the shipped ViT (notebook 06)", _fig7),
+    "fig7_untrained": ("Fig. 7 for an untrained ViT (notebook 06)", _fig7),
+    "fig7_right_trained_vs_untrained": ("Fig. 7 right: trained against untrained (notebook 06)", _fig7_right),
+    "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
+    "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
+}
+
+
+def render_section(stem: str, folder: str | os.PathLike = FIGURES_DIR, figure: bool = True) -> str:
+    """The Markdown of one results file folder/STEM.json: title, figure (when `figure` and a PNG exists),
+    numbers and provenance. Notebooks show their last full run with it."""
+    folder = Path(folder)
+    record = load_results(stem, folder)
+    title, render = RENDERERS.get(stem, (stem.replace("_", " "), _generic))
+    parts = [f"## {title}", ""]
+    if figure and (folder / f"{stem}.png").exists():
+        parts += [f"![{stem}]({folder.name}/{stem}.png)", ""]
+    body = render(record["results"], record.get("provenance", {}))
+    return "\n".join(parts + ([body, ""] if body else []) + [_made_by(record.get("provenance", {})), ""])
+
+
+def render_results_md(folder: str | os.PathLike = FIGURES_DIR) -> str:
+    """RESULTS.md's text: one section per folder/*.json (known files first, in RENDERERS' order), each with
+    its numbers, its figure when there is one, and the provenance line."""
+    folder = Path(folder)
+    stems = sorted(p.stem for p in folder.glob("*.json"))
+    stems = [s for s in RENDERERS if s in stems] + [s for s in stems if s not in RENDERERS]
+    head = ["# Results", "",
+            f"Written by `python -m vitlib results` from `{folder.name}/*.json`; do not edit by hand. Each section "
+            "gives the numbers of one results file and the provenance of the run that made it (command, date, "
+            "machine, time taken, git commit).", ""]
+    return "\n".join(head + [render_section(stem, folder) for stem in stems])
+
+
+def write_results_md(path: str | os.PathLike = ROOT / "RESULTS.md", folder: str | os.PathLike = FIGURES_DIR) -> Path:
+    """Render RESULTS.md from folder/*.json (see `render_results_md`); returns its path."""
+    text = render_results_md(folder)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
