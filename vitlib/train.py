@@ -45,9 +45,21 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 __all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
-           "build_optimizer", "resolve_device", "read_metrics"]
+           "build_optimizer", "resolve_device", "read_metrics", "NonFiniteLossError"]
 
 METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLossError(ValueError):
+    """`train` met a NaN or infinite loss or gradient norm and stopped before that update touched the weights.
+
+    Attributes: `step` (0-based update, as `lr_at`), `loss` and `grad_norm` there, and `last_finite_loss`
+    (None when the first step of the run failed); the last checkpoint in out_dir holds finite weights.
+    """
+
+    def __init__(self, message: str, *, step: int, loss: float, grad_norm: float, last_finite_loss: float | None):
+        super().__init__(message)
+        self.step, self.loss, self.grad_norm, self.last_finite_loss = step, loss, grad_norm, last_finite_loss
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,25 @@ class TrainConfig:
             raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+        checks = (  # (holds, the error otherwise) for the remaining numbers
+            (math.isfinite(self.lr) and self.lr >= 0, f"lr must be a finite number >= 0, got {self.lr}"),
+            (math.isfinite(self.end_lr) and self.end_lr >= 0, f"end_lr must be finite and >= 0, got {self.end_lr}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+             f"betas must be two numbers in [0, 1), got {self.betas}"),
+            (0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.grad_clip is None or self.grad_clip > 0,
+             f"grad_clip must be > 0, or None for no clipping, got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
+            (self.mixup_alpha >= 0, f"mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (min(self.eval_every, self.checkpoint_every, self.keep_checkpoints, self.num_workers) >= 0,
+             "eval_every, checkpoint_every, keep_checkpoints and num_workers must be >= 0 (0: off or all)"),
+        )
+        for holds, message in checks:
+            if not holds:
+                raise ValueError(message)
 
 
 def pretrain_recipe(**overrides: Any) -> TrainConfig:
@@ -263,6 +294,28 @@ def _truncate_metrics(out_dir: Path, step: int) -> None:
         path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss: tuple[int, Tensor] | None,
+                cfg: TrainConfig, out: Path | None, rank: int) -> NonFiniteLossError:
+    """The error `train` raises at a non-finite loss or gradient norm: where, the last finite loss, what to try."""
+    from . import checkpoints
+
+    loss_v, norm_v = loss.item(), grad_norm.item()
+    what = "loss" if not math.isfinite(loss_v) else "gradient norm"
+    last = (f"the last finite loss was {last_loss[1].item():.4g} at step {last_loss[0]}" if last_loss is not None
+            else "no step of this run had a finite loss yet")
+    kept = checkpoints.latest_checkpoint(out) if out is not None and rank == 0 else None
+    where = (f"the last checkpoint, {kept}, holds finite weights: with the same TrainConfig, resume=True continues "
+             "from it; with another (lr, precision, grad_clip), start a new out_dir from its weights "
+             "(vitlib.checkpoints.load_checkpoint(path, model))" if kept is not None else "no checkpoint was written")
+    tips = [f"a lower learning rate (lr={cfg.lr:g}; {lr:.3g} at this step)"]
+    tips += ["precision='fp32' (bf16 autocast is on)"] if cfg.precision != "fp32" else []
+    tips += [f"a smaller grad_clip than {cfg.grad_clip:g}" if cfg.grad_clip else "gradient clipping (grad_clip=1.0)"]
+    msg = (f"non-finite {what} at step {step} (loss {loss_v}, gradient norm {norm_v}): training stopped before "
+           f"this update; {last}; {where}. Check the inputs for NaN/inf values, then try {', '.join(tips)}.")
+    return NonFiniteLossError(msg, step=step, loss=loss_v, grad_norm=norm_v,
+                              last_finite_loss=None if last_loss is None else last_loss[1].item())
+
+
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list[dict]]:
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
@@ -272,6 +325,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     (every `cfg.checkpoint_every` steps and at the end); `resume=True` restarts from the newest one and ends
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
+    A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
     """
     from . import checkpoints  # checkpoints imports TrainConfig from here
 
@@ -283,6 +337,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     if steps_per_epoch == 0:
         raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
                          f"({cfg.batch_size}): lower batch_size or use more data")
+    if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
+        raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     raw = model.to(device)
@@ -327,6 +383,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     net.train()
     sums = torch.zeros(3, device=device)  # loss * B, correct, images since the last log record
     t_log = time.perf_counter()
+    last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
     while step < cfg.steps:
         epoch, skip = divmod(step, steps_per_epoch)
         loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
@@ -343,7 +400,15 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in raw.parameters() if p.grad is not None])
+            # the one host sync per step: a non-finite update never reaches the weights or a checkpoint
+            # (tests/test_reliability.py::test_nan_pixel_stops_training_and_keeps_the_last_checkpoint)
+            if not torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()])).all().item():
+                bar.close()
+                raise _non_finite(step, lr, loss, grad_norm, last_loss, cfg, out, rank)
+            last_loss = (step, loss.detach())
             optimizer.step()
             step += 1
             sums += torch.stack([loss.detach() * y.numel(), (logits.argmax(-1) == y).sum().float(),
