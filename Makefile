@@ -14,10 +14,19 @@ demo: setup
 	mkdir -p out
 	for nb in $(NOTEBOOKS); do $(PY) -m papermill --log-level WARNING $$nb out/$$(basename $$nb) -p profile $(PROFILE) || exit 1; done
 
-# The tests: the library's, then every notebook executed and compared by nbval.
-test: setup
-	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval notebooks/
+# `$(call stage,NAME,COMMAND)`: run COMMAND, then say how long it took (also when it fails, then stop).
+stage = @s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
 
+# The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
+# tests, every notebook executed and compared by nbval.
+# Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched.
+test: setup
+	$(call stage,lint,$(LINT))
+	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
+	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
+	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py)
+	$(call stage,notebooks,$(PY) -m pytest -q --nbval notebooks/)
+
+LINT = $(PY) -m ruff check vitlib tests benchmarks conftest.py
 lint:
-	$(PY) -m ruff check vitlib tests benchmarks
+	$(LINT)
