@@ -5,7 +5,7 @@ export PYTHONHASHSEED := 0
 PROFILE ?= smoke
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint constraints
 setup:
 	./setup.sh
 
@@ -30,3 +30,10 @@ test: setup
 LINT = $(PY) -m ruff check vitlib tests benchmarks conftest.py
 lint:
 	$(LINT)
+
+# constraints.txt pins every package of the venv (setup.sh installs with -c constraints.txt), so that a new
+# release of plotly, numpy, Pillow, JupyterLab... cannot change CI unannounced. To upgrade on purpose:
+# .venv/bin/pip install -U PACKAGE, make test, then make constraints and commit constraints.txt.
+constraints:
+	{ echo "# pip constraints: the versions CI tests with (refresh: make constraints)"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i -E '^vitlib( |=|@)'; } > constraints.txt
