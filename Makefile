@@ -18,14 +18,15 @@ demo: setup
 stage = @s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
 
 # The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
-# tests, every notebook executed and compared by nbval.
+# tests, every notebook executed and compared by nbval, and notebook 06 in JupyterLab driven by chromium.
 # Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched.
 test: setup
 	$(call stage,lint,$(LINT))
 	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
 	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
-	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py)
+	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py)
 	$(call stage,notebooks,$(PY) -m pytest -q --nbval notebooks/)
+	$(call stage,jupyterlab,$(PY) -m pytest -q tests/test_jupyterlab.py)
 
 LINT = $(PY) -m ruff check vitlib tests benchmarks conftest.py
 lint:
