@@ -95,6 +95,16 @@ def test_absurd_learning_rate_stops_at_the_first_non_finite_step(tmp_path, optim
     assert all(torch.isfinite(p).all() for p in load_model(tmp_path / "step_0000001").parameters())
 
 
+def test_weights_that_overflow_are_never_checkpointed(tmp_path):
+    """A finite loss and gradient can still overflow the weights in one update: checked before each checkpoint."""
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))  # no LayerNorm to tame it
+    x, y = toy_data().tensors
+    cfg = quiet(lr=3e38, optimizer="sgd", checkpoint_every=1)  # lr * gradient > the largest float32
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights after the update at step 0 .*no checkpoint"):
+        train(linear, TensorDataset(x * 1000, y), cfg, out_dir=tmp_path)
+    assert not list(tmp_path.glob("step_*"))
+
+
 def test_non_finite_gradient_with_a_finite_loss_is_caught_before_the_update():
     class SqrtAtZero(torch.nn.Module):  # forward finite, d sqrt(w)/dw at w = 0 is infinite
         def __init__(self):

@@ -51,7 +51,8 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class NonFiniteLossError(ValueError):
-    """`train` met a NaN or infinite loss or gradient norm and stopped before that update touched the weights.
+    """`train` met a NaN or infinite loss or gradient norm and stopped before that update touched the weights
+    (or an update overflowed the weights, and it stopped before a checkpoint held them).
 
     Attributes: `step` (0-based update, as `lr_at`), `loss` and `grad_norm` there, and `last_finite_loss`
     (None when the first step of the run failed); the last checkpoint in out_dir holds finite weights.
@@ -295,12 +296,13 @@ def _truncate_metrics(out_dir: Path, step: int) -> None:
 
 
 def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss: tuple[int, Tensor] | None,
-                cfg: TrainConfig, out: Path | None, rank: int) -> NonFiniteLossError:
-    """The error `train` raises at a non-finite loss or gradient norm: where, the last finite loss, what to try."""
+                cfg: TrainConfig, out: Path | None, rank: int, what: str | None = None) -> NonFiniteLossError:
+    """The error `train` raises at a non-finite loss, gradient norm or weights: where, the last finite loss, what
+    to try."""
     from . import checkpoints
 
     loss_v, norm_v = loss.item(), grad_norm.item()
-    what = "loss" if not math.isfinite(loss_v) else "gradient norm"
+    what = what or ("loss" if not math.isfinite(loss_v) else "gradient norm")
     last = (f"the last finite loss was {last_loss[1].item():.4g} at step {last_loss[0]}" if last_loss is not None
             else "no step of this run had a finite loss yet")
     kept = checkpoints.latest_checkpoint(out) if out is not None and rank == 0 else None
@@ -310,8 +312,9 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
     tips = [f"a lower learning rate (lr={cfg.lr:g}; {lr:.3g} at this step)"]
     tips += ["precision='fp32' (bf16 autocast is on)"] if cfg.precision != "fp32" else []
     tips += [f"a smaller grad_clip than {cfg.grad_clip:g}" if cfg.grad_clip else "gradient clipping (grad_clip=1.0)"]
-    msg = (f"non-finite {what} at step {step} (loss {loss_v}, gradient norm {norm_v}): training stopped before "
-           f"this update; {last}; {where}. Check the inputs for NaN/inf values, then try {', '.join(tips)}.")
+    stopped = "before checkpointing them" if what.startswith("weights") else "before this update"
+    msg = (f"non-finite {what} at step {step} (loss {loss_v}, gradient norm {norm_v}): training stopped {stopped}; "
+           f"{last}; {where}. Check the inputs for NaN/inf values, then try {', '.join(tips[:-1])} or {tips[-1]}.")
     return NonFiniteLossError(msg, step=step, loss=loss_v, grad_norm=norm_v,
                               last_finite_loss=None if last_loss is None else last_loss[1].item())
 
@@ -430,6 +433,11 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 run_eval()
             if out is not None and rank == 0 and (step == cfg.steps or (cfg.checkpoint_every and
                                                                         step % cfg.checkpoint_every == 0)):
+                # a finite update can still overflow the weights (an absurd lr): never checkpoint them
+                if not torch.stack([torch.isfinite(p).all() for p in raw.parameters()]).all().item():
+                    bar.close()
+                    raise _non_finite(step - 1, lr, loss, grad_norm, last_loss, cfg, out, rank,
+                                      what="weights after the update")
                 checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
                                             optimizer=optimizer, rng=checkpoints.capture_rng(gen))
                 checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
