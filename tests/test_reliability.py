@@ -4,6 +4,7 @@ apart from the user's, and the fractal renderer's bytes pinned."""
 import hashlib
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,20 +140,24 @@ def test_sigkilled_pretrain_resumes_with_the_same_command_to_the_same_weights(tm
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "vitlib", *PRETRAIN, "--out-dir", str(tmp_path / "killed")]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not list((tmp_path / "killed").glob("step_*.json")):
-            assert proc.poll() is None, f"pretrain exited before its first checkpoint: {proc.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    written = sorted(p.name for p in (tmp_path / "killed").glob("step_*.json"))
-    assert "step_0000020.json" not in written, f"the run finished before the kill ({written}): give it more steps"
+    for _attempt in range(3):  # on a loaded machine the run may finish between two looks: then start again
+        shutil.rmtree(tmp_path / "killed", ignore_errors=True)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while not list((tmp_path / "killed").glob("step_*.json")) and proc.poll() is None:
+                assert time.monotonic() < deadline, "no checkpoint after 120 s"
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGKILL)  # no-op when it has already exited
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode in (0, -signal.SIGKILL), f"pretrain failed: {proc.stderr.read()[-2000:]}"
+        written = sorted(p.name for p in (tmp_path / "killed").glob("step_*.json"))
+        if proc.returncode == -signal.SIGKILL and written and "step_0000020.json" not in written:
+            break
+    else:
+        pytest.fail("pretrain finished before the kill three times: give it more steps")
 
     resumed_from = []  # the checkpoints train() resumes from: the second run must not start from scratch
     load = checkpoints.load_checkpoint
