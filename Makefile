@@ -14,8 +14,8 @@ demo: setup
 	mkdir -p out
 	for nb in $(NOTEBOOKS); do $(PY) -m papermill --log-level WARNING $$nb out/$$(basename $$nb) -p profile $(PROFILE) || exit 1; done
 
-# `$(call stage,NAME,COMMAND)`: run COMMAND, then say how long it took (also when it fails, then stop).
-stage = @s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
+# `$(call stage,NAME,COMMAND)`: show and run COMMAND, then say how long it took (also when it fails, then stop).
+stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
 
 # The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
 # tests, every notebook executed and compared by nbval, and notebook 06 in JupyterLab driven by chromium.
