@@ -5,7 +5,7 @@ export PYTHONHASHSEED := 0
 PROFILE ?= smoke
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint constraints
 setup:
 	./setup.sh
 
@@ -14,10 +14,27 @@ demo: setup
 	mkdir -p out
 	for nb in $(NOTEBOOKS); do $(PY) -m papermill --log-level WARNING $$nb out/$$(basename $$nb) -p profile $(PROFILE) || exit 1; done
 
-# The tests: the library's, then every notebook executed and compared by nbval.
-test: setup
-	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval notebooks/
+# `$(call stage,NAME,COMMAND)`: show and run COMMAND, then say how long it took (also when it fails, then stop).
+stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
 
+# The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
+# tests, every notebook executed and compared by nbval, and notebook 06 in JupyterLab driven by chromium.
+# Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched.
+test: setup
+	$(call stage,lint,$(LINT))
+	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
+	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
+	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py)
+	$(call stage,notebooks,$(PY) -m pytest -q --nbval notebooks/)
+	$(call stage,jupyterlab,$(PY) -m pytest -q tests/test_jupyterlab.py)
+
+LINT = $(PY) -m ruff check vitlib tests benchmarks conftest.py
 lint:
-	$(PY) -m ruff check vitlib tests benchmarks
+	$(LINT)
+
+# constraints.txt pins every package of the venv (setup.sh installs with -c constraints.txt), so that a new
+# release of plotly, numpy, Pillow, JupyterLab... cannot change CI unannounced. To upgrade on purpose:
+# .venv/bin/pip install -U PACKAGE, make test, then make constraints and commit constraints.txt.
+constraints:
+	{ echo "# pip constraints: the versions CI tests with (refresh: make constraints)"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i -E '^vitlib( |=|@)'; } > constraints.txt

@@ -20,6 +20,7 @@ torchvision; `gelu="tanh"` reproduces the official JAX code's logits).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -354,3 +355,22 @@ class TrainConfig:
             raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+        checks = (  # (holds, the error otherwise) for the remaining numbers
+            (math.isfinite(self.lr) and self.lr >= 0, f"lr must be a finite number >= 0, got {self.lr}"),
+            (math.isfinite(self.end_lr) and self.end_lr >= 0, f"end_lr must be finite and >= 0, got {self.end_lr}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+             f"betas must be two numbers in [0, 1), got {self.betas}"),
+            (0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.grad_clip is None or self.grad_clip > 0,
+             f"grad_clip must be > 0, or None for no clipping, got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
+            (self.mixup_alpha >= 0, f"mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (min(self.eval_every, self.checkpoint_every, self.keep_checkpoints, self.num_workers) >= 0,
+             "eval_every, checkpoint_every, keep_checkpoints and num_workers must be >= 0 (0: off or all)"),
+        )
+        for holds, message in checks:
+            if not holds:
+                raise ValueError(message)

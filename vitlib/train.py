@@ -48,9 +48,22 @@ from .config import TrainConfig
 from .utils import eval_mode
 
 __all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
-           "build_optimizer", "resolve_device", "read_metrics"]
+           "build_optimizer", "resolve_device", "read_metrics", "NonFiniteLossError"]
 
 METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLossError(ValueError):
+    """`train` met a NaN or infinite loss or gradient norm and stopped before that update touched the weights
+    (or an update overflowed the weights, and it stopped before a checkpoint held them).
+
+    Attributes: `step` (0-based update, as `lr_at`), `loss` and `grad_norm` there, and `last_finite_loss`
+    (None when the first step of the run failed); the last checkpoint in out_dir holds finite weights.
+    """
+
+    def __init__(self, message: str, *, step: int, loss: float, grad_norm: float, last_finite_loss: float | None):
+        super().__init__(message)
+        self.step, self.loss, self.grad_norm, self.last_finite_loss = step, loss, grad_norm, last_finite_loss
 
 
 def pretrain_recipe(**overrides: Any) -> TrainConfig:
@@ -235,6 +248,30 @@ def _truncate_metrics(out_dir: Path, step: int) -> None:
         path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss: tuple[int, Tensor] | None,
+                cfg: TrainConfig, out: Path | None, rank: int, what: str | None = None) -> NonFiniteLossError:
+    """The error `train` raises at a non-finite loss, gradient norm or weights: where, the last finite loss, what
+    to try."""
+    from . import checkpoints
+
+    loss_v, norm_v = loss.item(), grad_norm.item()
+    what = what or ("loss" if not math.isfinite(loss_v) else "gradient norm")
+    last = (f"the last finite loss was {last_loss[1].item():.4g} at step {last_loss[0]}" if last_loss is not None
+            else "no step of this run had a finite loss yet")
+    kept = checkpoints.latest_checkpoint(out) if out is not None and rank == 0 else None
+    where = (f"the last checkpoint, {kept}, holds finite weights: with the same TrainConfig, resume=True continues "
+             "from it; with another (lr, precision, grad_clip), start a new out_dir from its weights "
+             "(vitlib.checkpoints.load_checkpoint(path, model))" if kept is not None else "no checkpoint was written")
+    tips = [f"a lower learning rate (lr={cfg.lr:g}; {lr:.3g} at this step)"]
+    tips += ["precision='fp32' (bf16 autocast is on)"] if cfg.precision != "fp32" else []
+    tips += [f"a smaller grad_clip than {cfg.grad_clip:g}" if cfg.grad_clip else "gradient clipping (grad_clip=1.0)"]
+    stopped = "before checkpointing them" if what.startswith("weights") else "before this update"
+    msg = (f"non-finite {what} at step {step} (loss {loss_v}, gradient norm {norm_v}): training stopped {stopped}; "
+           f"{last}; {where}. Check the inputs for NaN/inf values, then try {', '.join(tips[:-1])} or {tips[-1]}.")
+    return NonFiniteLossError(msg, step=step, loss=loss_v, grad_norm=norm_v,
+                              last_finite_loss=None if last_loss is None else last_loss[1].item())
+
+
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list[dict]]:
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
@@ -244,6 +281,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     (every `cfg.checkpoint_every` steps and at the end); `resume=True` restarts from the newest one and ends
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
+    A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
     """
     rank, world, own_group = _dist_info()
     if cfg.batch_size % world:
@@ -253,6 +291,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     if steps_per_epoch == 0:
         raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
                          f"({cfg.batch_size}): lower batch_size or use more data")
+    if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
+        raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     raw = model.to(device)
@@ -295,6 +335,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     net.train()
     sums = torch.zeros(3, device=device)  # loss * B, correct, images since the last log record
     t_log = time.perf_counter()
+    last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
     while step < cfg.steps:
         epoch, skip = divmod(step, steps_per_epoch)
         loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
@@ -311,7 +352,15 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in raw.parameters() if p.grad is not None])
+            # the one host sync per step: a non-finite update never reaches the weights or a checkpoint
+            # (tests/test_reliability.py::test_nan_pixel_stops_training_and_keeps_the_last_checkpoint)
+            if not torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()])).all().item():
+                bar.close()
+                raise _non_finite(step, lr, loss, grad_norm, last_loss, cfg, out, rank)
+            last_loss = (step, loss.detach())
             optimizer.step()
             step += 1
             sums += torch.stack([loss.detach() * y.numel(), (logits.argmax(-1) == y).sum().float(),
@@ -333,6 +382,11 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 run_eval()
             if out is not None and rank == 0 and (step == cfg.steps or (cfg.checkpoint_every and
                                                                         step % cfg.checkpoint_every == 0)):
+                # a finite update can still overflow the weights (an absurd lr): never checkpoint them
+                if not torch.stack([torch.isfinite(p).all() for p in raw.parameters()]).all().item():
+                    bar.close()
+                    raise _non_finite(step - 1, lr, loss, grad_norm, last_loss, cfg, out, rank,
+                                      what="weights after the update")
                 checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
                                             optimizer=optimizer, rng=checkpoints.capture_rng(gen))
                 checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)

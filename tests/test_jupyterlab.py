@@ -1,0 +1,172 @@
+"""Notebook 06 the way users open it: JupyterLab started headless on a free local port, Debian's chromium driven by
+Playwright (no browser download: `executable_path`), all cells run, no error output, the attention explorer
+rendered, and a click on a patch of its weight map moves the query there.
+
+Needs Debian's chromium (`apt-get install -y chromium`; setup.sh does it as root; VITLIB_CHROMIUM names another
+binary) and playwright (the dev extra). Missing either is a failure that says so, not a silent skip.
+Screenshots go to $VITLIB_SCREENSHOTS when set (else a temporary folder), for a person to look at.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("VITLIB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+RUN_TIMEOUT_S = 600  # all of notebook 06, smoke profile (under a minute on a quiet 2-core CPU)
+
+# State of the open notebook, read from JupyterLab's own models (window.jupyterapp: expose_app_in_browser).
+NOTEBOOK_STATE_JS = """() => {
+  if (!window.jupyterapp) return null;
+  const panel = window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.content || !panel.sessionContext) return null;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  cells.forEach((c, i) => c.model.outputs.toJSON().forEach(o => {
+    if (o.output_type === 'error') errors.push(`code cell ${i}: ${o.ename}: ${o.evalue}`);
+  }));
+  return {kernel: kernel ? kernel.status : null, code_cells: cells.length, errors: errors,
+          done: cells.filter(c => c.model.executionCount !== null).length,
+          running: cells.filter(c => c.promptNode && c.promptNode.textContent.includes('*')).length};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0  # JupyterLab refuses root without --allow-root
+
+
+@contextlib.contextmanager
+def jupyterlab(work: Path, tmp: Path):
+    """A JupyterLab server on a free port serving `work`; its config, settings, workspaces and runtime files
+    live in `tmp`. Yields {"url", "token"}."""
+    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)  # no news or update checks: the browser stays offline
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
+                                                                          "checkForUpdates": False}))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
+    log_path = tmp / "jupyterlab.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+             "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if _root() else [])],
+            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"JupyterLab did not start: {log_path.read_text()[-3000:]}")
+                    time.sleep(0.5)
+            yield dict(url=url, token=token)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab serving a copy of notebook 06 (the repository's file is never saved over)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (Debian; setup.sh does it as root), "
+                    "or set VITLIB_CHROMIUM to a Chromium binary")
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / "06_inspect.ipynb", work)
+    with jupyterlab(work, tmp_path) as server:
+        yield server
+
+
+def test_notebook_06_runs_in_jupyterlab_and_its_explorer_answers_clicks(lab, tmp_path):
+    shots = Path(os.environ.get("VITLIB_SCREENSHOTS") or tmp_path / "screenshots")
+    run_all_and_click_explorer(lab["url"], lab["token"], "06_inspect.ipynb", shots)
+
+
+def run_all_and_click_explorer(url: str, token: str, notebook: str, shots: Path) -> None:
+    """Open `notebook` in JupyterLab, run all cells, check for errors, find the attention explorer (a 4 x 4
+    patch grid) and click its top-left patch. Screenshots go to `shots`."""
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install -e '.[dev]' (the library only: never `playwright install`, "
+                    f"the test drives {CHROMIUM})")
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+            page.wait_for_function(f"() => {{ const s = ({NOTEBOOK_STATE_JS})(); return s && s.kernel === 'idle'; }}",
+                                   timeout=120_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while True:
+                state = page.evaluate(NOTEBOOK_STATE_JS)
+                if state["errors"]:
+                    page.screenshot(path=shots / "06_error.png")
+                    pytest.fail(f"{notebook} raised in JupyterLab: {state['errors']} (screenshot in {shots})")
+                if state["done"] == state["code_cells"] and not state["running"] and state["kernel"] == "idle":
+                    break
+                if time.monotonic() > deadline:
+                    page.screenshot(path=shots / "06_timeout.png")
+                    pytest.fail(f"{notebook} did not finish in {RUN_TIMEOUT_S} s: {state}")
+                time.sleep(1)
+
+            # the explorer's cell: bring it into view (JupyterLab renders only the cells near the viewport)
+            page.evaluate("""async () => {
+              const nb = window.jupyterapp.shell.currentWidget.content;
+              const i = nb.widgets.findIndex(c => c.model.sharedModel.getSource().includes('attention_explorer('));
+              nb.activeCellIndex = i;
+              await nb.scrollToCell(nb.widgets[i], 'start');
+            }""")
+            explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".js-plotly-plot"))
+            expect(explorer).to_have_count(1, timeout=60_000)
+            explorer.scroll_into_view_if_needed()
+            title = explorer.locator(".gtitle")
+            expect(title).to_contain_text("query: patch (row 2, col 2)", timeout=60_000)  # the 4 x 4 grid's centre
+            for label in ("image", "layer", "head", "query row", "query col", "class token as query"):
+                expect(explorer.get_by_text(label, exact=True).first).to_be_visible()
+            page.screenshot(path=shots / "06_explorer_before_click.png")
+
+            # a click on the top-left patch of the weight map (right panel; its y axis is reversed: row 0 on top)
+            weights = explorer.locator(".nsewdrag[data-subplot='x2y2']")
+            box = weights.bounding_box()
+            x, y = box["x"] + 0.12 * box["width"], box["y"] + 0.12 * box["height"]
+            page.mouse.move(x, y)
+            page.mouse.move(x + 1, y + 1)  # plotly picks the clicked point from the hover
+            page.mouse.click(x + 1, y + 1)
+            expect(title).to_contain_text("query: patch (row 0, col 0)", timeout=60_000)
+            page.screenshot(path=shots / "06_explorer_after_click.png")
+        finally:
+            browser.close()
