@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import vitlib
+import vitlib.__main__
 import vitlib.data
 import vitlib.finetune
 import vitlib.train
 from vitlib.__main__ import CPU_FINETUNE_BATCH, _in_flags, build_parser, main
-from vitlib.train import finetune_recipe, pretrain_recipe
+from vitlib.train import NonFiniteLossError, finetune_recipe, pretrain_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,14 +80,12 @@ def test_resuming_with_another_model_names_resume_and_out_dir(tmp_path, capsys):
 
 
 def test_a_non_finite_loss_is_one_line_in_flags(monkeypatch, capsys):
-    class NonFinite(ValueError):  # what vitlib.train raises, in the library's (Python) words
-        pass
+    def explode(*a, **k):  # what vitlib.train raises, in the library's (Python) words
+        raise NonFiniteLossError("non-finite loss at step 3 (loss nan): try a lower learning rate (lr=0.03), "
+                                 "precision='fp32' (bf16 autocast is on), a smaller grad_clip than 1; resume=True "
+                                 "continues", step=3, loss=float("nan"), grad_norm=float("nan"), last_finite_loss=2.0)
 
-    def explode(*a, **k):
-        raise NonFinite("non-finite loss at step 3 (loss nan): try a lower learning rate (lr=0.03), "
-                        "precision='fp32' (bf16 autocast is on), a smaller grad_clip than 1; resume=True continues")
-
-    monkeypatch.setattr(vitlib.train, "train", explode)
+    monkeypatch.setattr(vitlib.__main__, "train", explode)
     line = _error_line(capsys, ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x",
                                 "--no-estimate", "--steps", "10"])
     assert "(--lr 0.03)" in line and "--fp32 (bf16" in line and "smaller --grad-clip than" in line
@@ -122,7 +121,7 @@ def test_short_runs_get_a_short_warmup():
 
 def test_batch_fits_a_cpu_and_the_paper_batch_is_one_flag_away(monkeypatch, capsys):
     seen = []
-    monkeypatch.setattr(vitlib.train, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
+    monkeypatch.setattr(vitlib.__main__, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
     base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50", "--no-estimate"]
     main(base)
     main(base + ["--paper-batch"])
