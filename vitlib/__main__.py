@@ -396,7 +396,7 @@ def _add_training_commands(sub) -> None:
 
     p = sub.add_parser("pretrain", help="pre-train a model (Adam, wd 0.1, warm-up + linear decay; Appendix B.1)",
                        description="Pre-train with vitlib.train.pretrain_recipe on a vitlib.data dataset. "
-                                   "Example: vitlib pretrain --profile full --out-dir runs/vit_ti8. "
+                                   "Example: vitlib pretrain --profile full --out-dir runs/vit_ti4. "
                                    "Under torchrun the same command runs with DistributedDataParallel. Before it "
                                    "starts it prints the images it will see and a time estimate from a couple of "
                                    "timed steps.")
@@ -405,7 +405,7 @@ def _add_training_commands(sub) -> None:
                         "time is in RESULTS.md)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
                    "state to PATH.safetensors + PATH.json with provenance (how the shipped model is made: "
-                   "--export vitlib/weights/vit_ti8_fractal32)")
+                   "--export vitlib/weights/vit_ti4_fractal32)")
     p.add_argument("--model", help="model name, e.g. ViT-Ti/4, ViT-S/8, BiT-R26x1 (default: the profile's)")
     p.add_argument("--dataset", choices=NAMES, metavar="NAME",
                    help=f"vitlib.data name (default: fractaldb): {', '.join(NAMES)}")
@@ -421,7 +421,7 @@ def _add_training_commands(sub) -> None:
                        description="Fine-tune a checkpoint with vitlib.train.finetune_recipe. Before it starts it "
                                    "prints the images it will see and a time estimate from a couple of timed steps.")
     p.add_argument("--checkpoint", default="", help="a vitlib checkpoint (NAME.safetensors + NAME.json), an official "
-                   "JAX .npz or a timm weights file (default: the shipped vitlib/weights/vit_ti8_fractal32)")
+                   "JAX .npz or a timm weights file (default: the shipped vitlib/weights/vit_ti4_fractal32)")
     p.add_argument("--dataset", required=True, choices=NAMES, metavar="NAME",
                    help=f"vitlib.data name: {', '.join(NAMES)}")
     p.add_argument("--img-size", type=_at_least(1), required=True, help="input resolution H = W (higher than "

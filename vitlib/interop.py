@@ -38,7 +38,7 @@ __all__ = ["from_timm", "from_torchvision", "from_timm_resnet", "load_into", "lo
            "npz_config", "save_npz", "timm_config", "model_from_timm", "load_pretrained", "SHIPPED"]
 
 # The model shipped with vitlib: ViT-Ti/8 pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
-SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti8_fractal32.safetensors"
+SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti4_fractal32.safetensors"
 
 StateDict = dict[str, Tensor]
 

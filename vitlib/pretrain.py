@@ -33,8 +33,9 @@ from .train import pretrain_recipe, read_metrics, train
 __all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "median_throughput",
            "export_weights"]
 
-# Run sizes. The full profile's 300 steps of 48 images see 14,400 images (about 3 epochs of 5,000); its run time
-# and results are in the provenance of vitlib/weights/vit_ti8_fractal32.json and figures/pretrain_fractal_vit.json.
+# Run sizes. The full profile's 2,500 steps of 128 images see 320,000 images (about 3.6 epochs of 90,000; notebook
+# 03 gives the design's reasons); its run time and results are in the provenance of
+# vitlib/weights/vit_ti4_fractal32.json and figures/pretrain_fractal_vit.json.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(model="ViT-Ti/4",  # shrunk below: CI executes this in seconds
                   model_overrides=dict(hidden_size=64, num_layers=2, num_heads=2, mlp_size=128,
