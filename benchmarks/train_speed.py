@@ -19,7 +19,6 @@ Shapes: 17 tokens = ViT-Ti/8 at 32x32 (L=12, batch 64); 65 = ViT-Ti/4 at 32x32 w
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from torch.utils.data import TensorDataset
 import vitlib
 from vitlib.flops import forward_flops
 from vitlib.model import set_attention_path
-from vitlib.results import provenance
+from vitlib.results import save_results
 from vitlib.train import TrainConfig, train
 
 SHAPES = {  # tokens: (model name, img_size, overrides, batch size)
@@ -160,14 +159,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{100 * r['share_of_ceiling']:.0f}% | {100 * r['share_of_best_ceiling']:.0f}% | {r['loss']:.4f} |",
               flush=True)
     if args.out is not None:
-        record = dict(rows=rows, ceilings_flop_per_s=ceilings, forward_flops=flops, cpu=cpu,
-                      provenance=provenance(" ".join(["python benchmarks/train_speed.py", *(argv or sys.argv[1:])]),
-                                            time.perf_counter() - t_start, repeat=args.repeat, warm=args.warm,
-                                            timed=args.timed))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1))
-        print(f"wrote {args.out}")
-
+        command = " ".join(["python benchmarks/train_speed.py", *(sys.argv[1:] if argv is None else argv)])
+        path = save_results(args.out, dict(rows=rows, ceilings_flop_per_s=ceilings, forward_flops=flops, cpu=cpu),
+                            command, time.perf_counter() - t_start, repeat=args.repeat, warm=args.warm,
+                            timed=args.timed)
+        print(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

@@ -309,3 +309,40 @@ def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(interop, "SHIPPED", tmp_path / "absent.safetensors")
     with pytest.raises(FileNotFoundError, match="shipped pre-trained model"):
         interop.load_pretrained("")
+
+
+# Hostile or foreign weight files: a ValueError that names the file and the problem, never advice to unpickle.
+
+
+@pytest.mark.parametrize("name, payload", [
+    ("corrupt.pth", b"\x80\x04not a pickle at all" * 8),
+    ("truncated.pth", None),  # the first half of a real torch file
+    ("bad.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}" + b"\x00" * 32),
+])
+def test_hostile_weight_files_are_a_value_error_naming_the_file(tmp_path, name, payload):
+    path = tmp_path / name
+    if payload is None:
+        torch.save({"w": torch.zeros(64, 64)}, path)
+        payload = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match=name) as e:
+        model_from_timm(path)
+    assert "weights_only=False" not in str(e.value) and e.value.__cause__ is None
+    assert "corrupt or truncated" in str(e.value)
+
+
+def test_a_state_dict_that_is_not_a_vit_is_a_value_error(tmp_path):
+    path = tmp_path / "mlp.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 4)).state_dict(), path)
+    with pytest.raises(ValueError, match="not a timm ViT state dict"):
+        model_from_timm(path)
+
+
+def test_from_timm_takes_a_resnetv2_too():
+    ref = randomise(timm.create_model("resnetv2_50x1_bit", pretrained=False, num_classes=10)).eval()
+    model = load_into(vitlib.create_model("BiT-R50x1", num_classes=10), from_timm(ref.state_dict())).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-4)
+    with pytest.raises(ValueError, match="ResNetV2 state dict, not a ViT"):
+        timm_config(ref.state_dict())

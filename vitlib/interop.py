@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -37,18 +39,26 @@ from .utils import atomic_write
 __all__ = ["from_timm", "from_torchvision", "from_timm_resnet", "load_into", "load_npz", "model_from_npz",
            "npz_config", "save_npz", "timm_config", "model_from_timm", "load_pretrained", "SHIPPED"]
 
-# The model shipped with vitlib: ViT-Ti/8 pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
+# The model shipped with vitlib: ViT-Ti/4 (L=6) pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
 SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti4_fractal32.safetensors"
 
 StateDict = dict[str, Tensor]
 
 
+def _is_timm_resnet(state_dict: StateDict) -> bool:
+    """A timm ResNetV2 (BiT) state dict: stages and a stem, no transformer blocks."""
+    return any(k.startswith("stages.") for k in state_dict) and not any(k.startswith("blocks.") for k in state_dict)
+
+
 def from_timm(state_dict: StateDict) -> StateDict:
-    """timm `VisionTransformer` state dict -> vitlib state dict (class-token models).
+    """timm state dict -> vitlib state dict, for every timm model vitlib has: a class-token `VisionTransformer`,
+    a hybrid (`vit_base_r50_s16_384`, ...) and a `ResNetV2` (`resnetv2_50x1_bit`, ..., via `from_timm_resnet`).
 
     >>> import timm; m = timm.create_model("vit_tiny_patch16_224")  # doctest: +SKIP
     >>> vit.load_state_dict(from_timm(m.state_dict()))  # doctest: +SKIP
     """
+    if _is_timm_resnet(state_dict):
+        return from_timm_resnet(state_dict)
     out = {}
     for k, v in state_dict.items():
         if k.startswith(("fc_norm.", "norm_pre.")):
@@ -315,13 +325,21 @@ def save_npz(model: torch.nn.Module, path: str | os.PathLike) -> Path:
 
 
 def _read_state(path: str | os.PathLike) -> StateDict:
-    """A state dict from .safetensors, or from a torch file read with weights_only=True (no pickled code runs)."""
+    """A state dict from .safetensors, or from a torch file read with weights_only=True (no pickled code runs).
+    A file that is not a readable state dict (corrupt, truncated, pickled objects other than tensors) is a
+    ValueError that names the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {str(path)!r}")
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, SafetensorError) as e:
+        # not `from e`: torch's message advises weights_only=False, which would run the file's code
+        raise ValueError(f"{str(path)!r} is not a readable weights file ({type(e).__name__}): it is corrupt or "
+                         "truncated, or holds objects other than tensors; download it again, or save the weights "
+                         "as .safetensors or with torch.save(model.state_dict(), path)") from None
     for key in ("state_dict", "model"):  # training scripts often nest the weights
         state = state.get(key, state) if isinstance(state, dict) else state
     if not isinstance(state, dict):
@@ -335,7 +353,15 @@ def timm_config(state_dict: StateDict, **overrides) -> ViTConfig:
     k (heads) is not in the shapes: it is taken from the variant table for the same D (D_h = 64 otherwise);
     pass num_heads= to override. GELU is exact, as timm's.
     """
+    if _is_timm_resnet(state_dict):
+        raise ValueError("a timm ResNetV2 state dict, not a ViT: build the ResNet (e.g. vitlib.create_model("
+                         "'BiT-R50x1')) and load it with load_into(model, from_timm(state_dict))")
     sd = from_timm(state_dict)
+    missing = [k for k in ("patch_embed.proj.weight", "blocks.0.mlp.fc1.weight") if k not in sd]
+    if missing:
+        raise ValueError(f"not a timm ViT state dict: no {missing[0]!r} (its keys start "
+                         f"{sorted({k.split('.')[0] for k in sd})[:6]}); vitlib reads timm VisionTransformer, hybrid "
+                         "and ResNetV2 weights")
     D, C, P, _ = sd["patch_embed.proj.weight"].shape
     known = {v["hidden_size"]: v["num_heads"] for v in VARIANTS.values()}
     prefix = 1 if "cls_token" in sd else 0

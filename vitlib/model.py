@@ -65,9 +65,10 @@ class PatchEmbedding(nn.Module):
 
 # The attention path, chosen by measurement (benchmarks/train_speed.py, figures/train_speed.json):
 #   "fused"     F.scaled_dot_product_attention: flash / memory-efficient kernels on GPU, a fused kernel on CPU;
-#   "explicit"  Eq. 6-7 written out (q k^T, softmax in fp32, A v): on CPU in bf16 the fused kernel's backward
-#               is several times slower than these three ops, which run as bf16 matmuls;
-#   "explicit_lowp"  the same with the softmax in the input's dtype (bf16): faster still, kept for measurement.
+#   "explicit"  Eq. 6-7 written out (q k^T, softmax in fp32, A v): on CPU in bf16 the fused kernel and its
+#               backward are slower than these three ops, which run as bf16 matmuls; in fp32 the fused kernel
+#               is as fast or faster;
+#   "explicit_lowp"  the same with the softmax in the input's dtype (bf16), kept for measurement.
 # `return_attention=True` always takes the explicit path (it needs A). All paths agree (tests/test_model.py).
 ATTENTION_PATHS = ("auto", "fused", "explicit", "explicit_lowp")
 

@@ -9,8 +9,9 @@ One `spec(profile, **overrides)` describes a run (model name and overrides, data
 TrainConfig); `run(spec, out_dir)` builds and trains it. Notebook 03 and `python -m vitlib pretrain`
 both go through these two functions.
 
-Deviations from the paper: the data (fractals, not JFT), the scale (thousands of images, not
-300M; batch 48, not 4096) and a short warm-up; all forced by a 2-core CPU.
+Deviations from the paper: the data (fractals, not JFT), the scale (90,000 training images, not
+300M; batch 128, not 4096), a 6-block ViT-Ti and a warm-up of 250 steps, not 10k; all forced by a
+2-core CPU.
 """
 
 from __future__ import annotations

@@ -279,6 +279,20 @@ def _train_speed(r: dict, p: dict) -> str:
                       "loss after run"], rows))
 
 
+def _precision_accuracy(r: dict, p: dict) -> str:
+    rows = [[x["precision"], x["seed"], f"{x['images_seen']:,}", _pct(x["val_accuracy"]), f"{x['val_loss']:.4f}",
+             f"{x['seconds']:.0f} s"] for x in r["rows"]]
+    text = (f"{r['model']} at {r['img_size']} px on `{r['dataset']}`, batch {r['batch_size']}, the pre-training "
+            "recipe; the same images in the same order for each seed.\n\n"
+            + _table(["precision", "seed", "images seen", "val. accuracy", "val. loss", "wall time"], rows))
+    sm = r.get("summary", {})
+    if "gap" in sm:
+        text += (f"\n\nbf16 minus fp32: {100 * sm['gap']:+.2f} points; spread between seeds: "
+                 f"{100 * sm['seed_spread']:.2f} points; " + ("within" if sm["within_seed_spread"] else "outside")
+                 + " the seed spread.")
+    return text
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretrain),
     "shipped_model_v1_too_small_budget": ("The pre-training budget: first shipped model against today's",
@@ -291,6 +305,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
+    "precision_accuracy": ("Does bf16 keep accuracy? (`benchmarks/precision_accuracy.py`)", _precision_accuracy),
 }
 
 
