@@ -252,8 +252,6 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
                 cfg: TrainConfig, out: Path | None, rank: int, what: str | None = None) -> NonFiniteLossError:
     """The error `train` raises at a non-finite loss, gradient norm or weights: where, the last finite loss, what
     to try."""
-    from . import checkpoints
-
     loss_v, norm_v = loss.item(), grad_norm.item()
     what = what or ("loss" if not math.isfinite(loss_v) else "gradient norm")
     last = (f"the last finite loss was {last_loss[1].item():.4g} at step {last_loss[0]}" if last_loss is not None
