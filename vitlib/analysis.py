@@ -173,14 +173,24 @@ def query_attention(attentions: Sequence[Tensor] | Tensor, grid: Grid, layer: in
     return row[p:].reshape(g)
 
 
+def _pos_table(pos_embed: Tensor | None) -> Tensor:
+    """pos_embed as (T, D), or a ValueError when the model has no absolute table (model.pos_embed is None)."""
+    if pos_embed is None:
+        raise ValueError("no position-embedding table: model.pos_embed is None for pos_embed='learned_2d', "
+                         "'relative' and 'none' (Appendix D.4); for 'learned_2d' pass model.position_embeddings(), "
+                         "its (1, N, D) table of concatenated X and Y embeddings; 'relative' and 'none' add none")
+    return pos_embed.detach().reshape(-1, pos_embed.shape[-1])  # (T, D)
+
+
 def position_embedding_similarity(pos_embed: Tensor, grid: Grid) -> Tensor:
     """Fig. 7 center: cosine similarity of each patch's position embedding with every other one.
 
-    pos_embed: (1, T, D) or (T, D), T = N or N + 1 (a class-token entry is dropped).
+    pos_embed: (1, T, D) or (T, D), T = N or N + 1 (a class-token entry is dropped): `model.pos_embed`, or
+    `model.position_embeddings()` for any kind that has a table ("learned", "learned_2d").
     Returns (gh, gw, gh, gw): [r, c] is the similarity map of patch (r, c) with all patches.
     """
     g = _grid(grid)
-    E = pos_embed.detach().float().reshape(-1, pos_embed.shape[-1])  # (T, D)
+    E = _pos_table(pos_embed).float()  # (T, D)
     E = E[_num_prefix(E.shape[0], g):]  # (N, D)
     E = E / E.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (E @ E.T).reshape(*g, *g)
@@ -190,7 +200,7 @@ def position_embedding_grid(pos_embed: Tensor, grid: Grid) -> Tensor:
     """E_pos of the patches laid out on their grid: (gh, gw, D), a class-token entry dropped
     (pos_embed (1, T, D) or (T, D)); the 2D picture that Section 3.2's interpolation resamples."""
     g = _grid(grid)
-    E = pos_embed.detach().reshape(-1, pos_embed.shape[-1])  # (T, D)
+    E = _pos_table(pos_embed)  # (T, D)
     return E[_num_prefix(E.shape[0], g):].reshape(*g, -1)
 
 

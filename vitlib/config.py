@@ -25,12 +25,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-__all__ = ["ViTConfig", "VARIANTS", "vit_config", "parse_name", "example_names", "known_names", "RESNET_DEPTHS",
-           "hybrid_backbone", "backbone_stride", "split_hybrid_name", "ResNetConfig", "resnet_config",
+__all__ = ["ViTConfig", "POS_EMBEDS", "VARIANTS", "vit_config", "parse_name", "example_names", "known_names",
+           "RESNET_DEPTHS", "hybrid_backbone", "backbone_stride", "split_hybrid_name", "ResNetConfig", "resnet_config",
            "parse_resnet_name", "resnet_example_names", "resnet_known_names", "TrainConfig", "config_to_dict",
            "config_from_dict"]
 
 Config = TypeVar("Config")
+
+# The kinds of position information of Appendix D.4 (Table 8); "learned" (1D) is the paper's default.
+POS_EMBEDS = ("learned", "learned_2d", "relative", "none")
 
 
 class _ImageSize:
@@ -76,7 +79,9 @@ class ViTConfig(_ImageSize):
     mlp_size: int = 3072  # D_mlp: hidden width of each MLP (Table 1 "MLP size")
     qkv_bias: bool = True  # U_qkv has a bias, as in the official code and timm
     pool: Literal["token", "gap"] = "token"  # Eq. 4 reads z_L^0 ("token") or the mean of all tokens ("gap")
-    pos_embed: Literal["learned", "none"] = "learned"  # E_pos of Eq. 1; "none" for the Appendix D.4 ablation
+    # E_pos of Eq. 1 ("learned", 1D, the paper's default) or the other rows of Appendix D.4's ablation (Table 8):
+    # "none", "learned_2d" (an X and a Y table of D/2 each, concatenated), "relative" (1D relative attention)
+    pos_embed: Literal["learned", "learned_2d", "relative", "none"] = "learned"
     representation_size: int | None = None  # pre-training head: tanh hidden layer of this size; None: linear
     dropout: float = 0.0  # after the embedding, in the MLP, after MSA (Appendix B.1: 0.1 in some runs)
     attn_dropout: float = 0.0  # dropout on the attention weights A
@@ -101,8 +106,11 @@ class ViTConfig(_ImageSize):
             )
         if self.pool not in ("token", "gap"):
             raise ValueError(f"pool must be 'token' or 'gap', got {self.pool!r}")
-        if self.pos_embed not in ("learned", "none"):
-            raise ValueError(f"pos_embed must be 'learned' or 'none', got {self.pos_embed!r}")
+        if self.pos_embed not in POS_EMBEDS:
+            raise ValueError(f"pos_embed must be one of {POS_EMBEDS} (Appendix D.4), got {self.pos_embed!r}")
+        if self.pos_embed == "learned_2d" and self.hidden_size % 2:
+            raise ValueError(f"pos_embed='learned_2d' concatenates an X and a Y embedding of D/2 each: "
+                             f"hidden_size D={self.hidden_size} must be even")
         if self.gelu not in ("exact", "tanh"):
             raise ValueError(f"gelu must be 'exact' or 'tanh', got {self.gelu!r}")
         if self.backbone is not None:

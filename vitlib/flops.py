@@ -54,10 +54,14 @@ def vit_macs_by_hand(cfg: ViTConfig) -> int:
     Eq. 1: N (P^2 C) D.  Per block: T (3 D^2) for U_qkv, T^2 D for q k^T (all heads),
     T^2 D for A v, T D^2 for U_msa, 2 T D D_mlp for the MLP; T = N + 1 tokens.
     Eq. 4 head: D K (plus D D_rep with the pre-training head).
+    Appendix D.4's relative attention (pos_embed="relative") adds T M D per block for the queries against
+    the M = 2N - 1 (+ 3 with the class token) relative embeddings.
     """
     N, P, C, D, L = cfg.num_patches, cfg.patch_size, cfg.in_chans, cfg.hidden_size, cfg.num_layers
     T = N + cfg.num_prefix_tokens
     block = T * 3 * D * D + 2 * T * T * D + T * D * D + 2 * T * D * cfg.mlp_size
+    if cfg.pos_embed == "relative":
+        block += T * (2 * N - 1 + 3 * cfg.num_prefix_tokens) * D
     head_in = cfg.representation_size or D
     head = (D * cfg.representation_size if cfg.representation_size else 0) + head_in * cfg.num_classes
     return N * P * P * C * D + L * block + head

@@ -310,6 +310,9 @@ def model_from_npz(path: str | os.PathLike, **overrides) -> torch.nn.Module:
 def save_npz(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write a vitlib `VisionTransformer` as an official-layout .npz (readable by the official code and timm)."""
     cfg, state = model.cfg, model.state_dict()
+    if cfg.pos_embed not in ("learned", "none"):  # the layout has no place for them: they would be dropped
+        raise ValueError(f"the official .npz layout holds 1D learned position embeddings only, this model has "
+                         f"pos_embed={cfg.pos_embed!r} (Appendix D.4); save it with vitlib.checkpoints instead")
     k = cfg.num_heads
     names = _npz_names(cfg.num_layers, cfg.backbone)
     arrays = {o: _to_numpy(state[v], layout, k) for o, v, layout in names if v in state}

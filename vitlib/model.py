@@ -16,12 +16,22 @@ Eq. 3  z_l = MLP(LN(z'_l)) + z'_l                        Block (norm2, mlp)
 Eq. 4  y = LN(z_L^0)                                     VisionTransformer.norm, then the head
 Eq. 5-8  [q, k, v] = z U_qkv; A = softmax(q k^T / sqrt(D_h)); SA = A v; MSA = [SA_1..SA_k] U_msa
 
+Appendix D.4 (Table 8), the kinds of position information (`ViTConfig.pos_embed`):
+    "learned"     E_pos in R^{(N+1) x D}, one learned vector per raster position: Eq. 1, the paper's default
+    "learned_2d"  E_pos of patch (row r, column c) = [X_c; Y_r], X in R^{gw x D/2}, Y in R^{gh x D/2}
+                  (`pos_embed_x`, `pos_embed_y`; `pos_embed_2d`)
+    "relative"    no E_pos; in every block, 1D relative attention adds q_i . R_{p_i - p_j} / sqrt(D_h) to the
+                  logits of Eq. 6 (`RelativePosition`, `relative_position_index`)
+    "none"        no position information: the encoder sees "a bag of patches"
+
 Attribute names follow timm (`patch_embed.proj`, `cls_token`, `pos_embed`,
 `blocks.i.norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp.fc1`, `mlp.fc2`,
 `norm`, `head`), so that weights import by name.
 
 Deviations from the paper: none in the architecture. Stochastic depth
-(`drop_path`) is an option the paper does not use (default 0).
+(`drop_path`) is an option the paper does not use (default 0). Appendix D.4 leaves details of its
+"learned_2d" and "relative" variants open; the choices made here are marked NOTE at `pos_embed_2d`,
+`VisionTransformer.embed` and `RelativePosition`.
 """
 
 from __future__ import annotations
@@ -38,7 +48,8 @@ from .resnet import ResNet
 from .utils import check_image_batch
 
 __all__ = ["PatchEmbedding", "Attention", "ATTENTION_PATHS", "choose_attention_path", "set_attention_path", "MLP",
-           "Block", "VisionTransformer", "resample_pos_embed", "create_model"]
+           "Block", "VisionTransformer", "resample_pos_embed", "create_model", "pos_embed_2d",
+           "relative_position_index", "RelativePosition", "resample_pos_embed_1d", "resample_position_state"]
 
 
 class PatchEmbedding(nn.Module):
@@ -63,6 +74,75 @@ class PatchEmbedding(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 
 
+def relative_position_index(grid: tuple[int, int], class_token: bool = True) -> Tensor:
+    """Appendix D.4's 1D relative positions: for every (query, key) pair, its row in `RelativePosition.table`.
+
+    Patches are numbered in raster order, p = r * gw + c (as `PatchEmbedding` flattens them, and as the
+    1D embeddings number them). A pair of patches (query p_q, key p_k) has the offset p_q - p_k, stored at
+    row p_q - p_k + N - 1 (rows 0 .. 2N - 2). With a class token (the first token) three more rows:
+    2N - 1 for the class token as query with any patch as key, 2N for a patch query with the class-token key,
+    2N + 1 for the class token with itself. Returns (T, T) int64, T = N + 1 (N without class token).
+
+    >>> relative_position_index((1, 3), class_token=False).tolist()
+    [[2, 1, 0], [3, 2, 1], [4, 3, 2]]
+    """
+    N = grid[0] * grid[1]
+    p = torch.arange(N)
+    offsets = p[:, None] - p[None, :] + (N - 1)  # (N, N): p_q - p_k, shifted to 0 .. 2N - 2
+    if not class_token:
+        return offsets
+    index = torch.empty(N + 1, N + 1, dtype=torch.long)
+    index[1:, 1:] = offsets
+    index[0, 1:] = 2 * N - 1  # class token -> patch
+    index[1:, 0] = 2 * N  # patch -> class token
+    index[0, 0] = 2 * N + 1  # class token -> class token
+    return index
+
+
+class RelativePosition(nn.Module):
+    """Appendix D.4, "Rel. Pos. Emb." of Table 8: 1-dimensional relative attention, one per encoder block.
+
+    The paper: "we use 1-dimensional Relative Attention, in which we define the relative distance [of] all
+    possible pairs of patches. Thus, for every given pair (one as query, and the other as key/value in the
+    attention mechanism), we have an offset p_q - p_k, where each offset is associated with an embedding.
+    Then, we simply run extra attention, where we use the original query (the content of query), but use
+    relative positional embeddings as keys. We then use the logits from the relative attention as a bias
+    term and add it to the logits of the main attention (content-based attention) before applying the
+    softmax."
+
+    Here: a table R in R^{M x D_h} (`table`), M = 2N - 1 raster offsets (+ 3 rows with a class token, see
+    `relative_position_index`, the buffer `index`). For head h, query i and key j the bias is
+        b^h_ij = q^h_i . R_{index[i, j]} / sqrt(D_h)
+    and Eq. 6 becomes A = softmax(q k^T / sqrt(D_h) + b). The model then has no absolute E_pos.
+    """
+
+    # NOTE: the appendix leaves these open; the choices follow Shaw et al. (2018), the relative attention
+    # the appendix describes: (1) one table per block, shared by the k heads; (2) the relative logits are
+    # scaled by 1 / sqrt(D_h) like the content logits (Shaw et al. scale their sum); (3) no clipping of the
+    # offsets ("all possible pairs"). (4) The class token has no position: its pairs get three rows of
+    # their own, as BEiT (Bao et al., 2021) does for its 2D relative bias. (5) Init N(0, 0.02) as E_pos.
+    # (6) The offsets are 1D raster offsets, so the table is tied to the grid: no resampling to another
+    # resolution (`resample_position_state` explains). tests/test_pos_embed.py checks the index by hand on
+    # 2 x 2 and 3 x 3 grids and the bias against this formula.
+
+    def __init__(self, grid: tuple[int, int], head_dim: int, class_token: bool = True) -> None:
+        super().__init__()
+        self.grid = tuple(grid)  # (gh, gw): the patch grid the table belongs to
+        index = relative_position_index(self.grid, class_token)  # (T, T)
+        self.register_buffer("index", index, persistent=False)
+        N = self.grid[0] * self.grid[1]
+        self.table = nn.Parameter(torch.zeros(2 * N - 1 + 3 * class_token, head_dim))  # R, (M, D_h)
+
+    def forward(self, q: Tensor) -> Tensor:
+        """The bias b (B, k, T, T) for the queries q (B, k, T, D_h)."""
+        B, k, T, Dh = q.shape
+        if T != self.index.shape[0]:
+            raise ValueError(f"relative attention was built for {self.index.shape[0]} tokens "
+                             f"({self.grid[0]}x{self.grid[1]} patches), got {T}")
+        logits = q @ self.table.T / math.sqrt(Dh)  # (B, k, T, M): every query against every offset's embedding
+        return logits.gather(-1, self.index.expand(B, k, T, T))  # (B, k, T, T): b_ij = logits[i, index[i, j]]
+
+
 # The attention path, chosen by measurement (benchmarks/train_speed.py, figures/train_speed.json):
 #   "fused"     F.scaled_dot_product_attention: flash / memory-efficient kernels on GPU, a fused kernel on CPU;
 #   "explicit"  Eq. 6-7 written out (q k^T, softmax in fp32, A v): on CPU in bf16 the fused kernel and its
@@ -85,10 +165,12 @@ class Attention(nn.Module):
 
     `path` (one of ATTENTION_PATHS, default "auto") picks how Eq. 6-7 are computed; every path gives the same
     output up to rounding. `return_attention=True` takes the explicit path and returns A as well.
+    With `rel_pos` (a `RelativePosition`, Appendix D.4) its bias b is added to the logits of Eq. 6 on every
+    path (the fused kernel takes it as an additive float `attn_mask`), and the returned A includes it.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, rel_pos: RelativePosition | None = None) -> None:
         super().__init__()
         self.num_heads = num_heads  # k
         self.head_dim = hidden_size // num_heads  # D_h
@@ -97,19 +179,23 @@ class Attention(nn.Module):
         self.attn_drop = nn.Dropout(attn_dropout)
         self.proj_drop = nn.Dropout(dropout)
         self.path = "auto"  # see ATTENTION_PATHS; set with `set_attention_path(model, path)`
+        self.rel_pos = rel_pos  # Appendix D.4 relative attention, or None
 
     def forward(self, z: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
         B, T, D = z.shape  # T = N + 1 tokens
         qkv = self.qkv(z).reshape(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, k, T, D_h)
+        bias = self.rel_pos(q) if self.rel_pos is not None else None  # (B, k, T, T) or None
         path = "explicit" if return_attention else self.path
         if path == "auto":
             path = choose_attention_path(q)
         if path == "fused":
             A = None
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                 dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
             A = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # Eq. 6 logits, (B, k, T, T)
+            A = A if bias is None else A + bias  # Appendix D.4 relative attention
             A = A.softmax(dim=-1) if path == "explicit_lowp" else A.softmax(dim=-1, dtype=torch.float32).to(v.dtype)
             out = self.attn_drop(A) @ v  # Eq. 7, SA(z) = A v, (B, k, T, D_h)
             A = A if return_attention else None
@@ -158,11 +244,14 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """One pre-norm encoder block: Eq. 2 then Eq. 3."""
 
-    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
+    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0, grid: tuple[int, int] | None = None) -> None:
         super().__init__()
         D = cfg.hidden_size
+        rel_pos = None
+        if cfg.pos_embed == "relative":  # Appendix D.4: the block's own relative attention table
+            rel_pos = RelativePosition(grid or cfg.grid_size, cfg.head_dim, class_token=cfg.pool == "token")
         self.norm1 = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
-        self.attn = Attention(D, cfg.num_heads, cfg.qkv_bias, cfg.attn_dropout, cfg.dropout)
+        self.attn = Attention(D, cfg.num_heads, cfg.qkv_bias, cfg.attn_dropout, cfg.dropout, rel_pos)
         self.norm2 = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
         self.mlp = MLP(D, cfg.mlp_size, cfg.dropout, cfg.gelu)
         self.drop_path = DropPath(drop_path)
@@ -219,6 +308,69 @@ def resample_pos_embed(pos_embed: Tensor, new_grid: int | tuple[int, int], num_p
     return torch.cat([prefix, grid], dim=1)
 
 
+def resample_pos_embed_1d(table: Tensor, new_len: int) -> Tensor:
+    """Linearly interpolate a table of embeddings (1, n, d) along its positions to (1, new_len, d), the ends
+    aligned: the 1D form of `resample_pos_embed`'s method (the official code's order-1 zoom)."""
+    if table.shape[1] == new_len:
+        return table
+    dtype = table.dtype
+    t = table.transpose(1, 2)  # (1, d, n)
+    t = t.float() if dtype in (torch.float16, torch.bfloat16) else t
+    t = F.interpolate(t, size=new_len, mode="linear", align_corners=True)
+    return t.to(dtype).transpose(1, 2)
+
+
+def pos_embed_2d(x_table: Tensor, y_table: Tensor) -> Tensor:
+    """Appendix D.4, "2-D Pos. Emb.": E_pos of patch (r, c) is [X_c; Y_r], patches in raster order.
+
+    The paper: "two sets of embeddings are learned, each for one of the axes, X-embedding, and Y-embedding,
+    each with size D/2. Then, based on the coordinate on the path[ch] in the input, we concatenate the X and
+    Y embedding to get the final positional embedding for that patch."
+    x_table: (1, gw, D/2), one row per column c; y_table: (1, gh, D/2), one row per row r.
+    Returns (1, gh * gw, D), the X half first.
+    """
+    gh, gw, half = y_table.shape[1], x_table.shape[1], x_table.shape[2]
+    x = x_table[0, None, :, :].expand(gh, gw, half)  # (gh, gw, D/2): X_c
+    y = y_table[0, :, None, :].expand(gh, gw, y_table.shape[2])  # (gh, gw, D/2): Y_r
+    return torch.cat([x, y], dim=-1).reshape(1, gh * gw, -1)  # (1, N, D)
+
+
+def _relative_grid_error(old_grid: tuple[int, int], new_grid: tuple[int, int]) -> ValueError:
+    gw = old_grid[1]
+    return ValueError(
+        f"pos_embed='relative' cannot move from the {old_grid[0]}x{gw} patch grid to {new_grid[0]}x{new_grid[1]}: "
+        f"Appendix D.4's relative attention is 1-dimensional, one embedding per raster offset p_q - p_k, and an "
+        f"offset means different 2D displacements on different grids (on a grid {gw} wide, +{gw} is one row "
+        f"down and -1 is both the right neighbour and the step from a row's end to the next row's start), "
+        f"so no table for another grid follows from it. Use images of the pre-training size, or pre-train with "
+        f"pos_embed='learned' or 'learned_2d' to change resolution")
+
+
+def resample_position_state(state: dict[str, Tensor], cfg: ViTConfig, old_grid: tuple[int, int],
+                            new_grid: tuple[int, int]) -> dict[str, Tensor]:
+    """Section 3.2 for every kind of `cfg.pos_embed`: a copy of a model's state dict whose position parameters
+    fit new_grid (Section 3.2's fine-tuning at a higher resolution).
+
+    "learned": `resample_pos_embed` (2D, the class token's entry kept); "learned_2d": the X and the Y table
+    each interpolated in 1D (`resample_pos_embed_1d`), which equals the 2D interpolation of the full table
+    (tests/test_pos_embed.py); "none": unchanged; "relative": unchanged on the same grid, else a ValueError
+    that says why its 1D offsets cannot be resampled.
+    """
+    old_grid, new_grid = tuple(old_grid), tuple(new_grid)
+    state = dict(state)
+    if old_grid == new_grid or cfg.pos_embed == "none":
+        return state
+    if cfg.pos_embed == "learned":
+        state["pos_embed"] = resample_pos_embed(state["pos_embed"], new_grid, cfg.num_prefix_tokens,
+                                                old_grid=old_grid)
+    elif cfg.pos_embed == "learned_2d":
+        state["pos_embed_x"] = resample_pos_embed_1d(state["pos_embed_x"], new_grid[1])
+        state["pos_embed_y"] = resample_pos_embed_1d(state["pos_embed_y"], new_grid[0])
+    else:
+        raise _relative_grid_error(old_grid, new_grid)
+    return state
+
+
 class VisionTransformer(nn.Module):
     """ViT, Eq. 1-4. `model(x)` returns logits (B, K).
 
@@ -227,7 +379,9 @@ class VisionTransformer(nn.Module):
     `model.forward_features(x)` returns all final tokens after the last LayerNorm (B, T, D);
     `model.encode(x, return_attention=True)` returns them with the attention maps.
     An image of another size than the config's (sides divisible by P) is
-    accepted: the position embeddings are resampled to its grid on the fly.
+    accepted: the position embeddings are resampled to its grid on the fly
+    (not with pos_embed="relative": a ValueError says why).
+    `model.position_embeddings()` is the E_pos that Eq. 1 adds, whatever its kind.
     """
 
     def __init__(self, cfg: ViTConfig, patch_embed: nn.Module | None = None) -> None:
@@ -242,9 +396,13 @@ class VisionTransformer(nn.Module):
         n_tokens = self.grid[0] * self.grid[1] + cfg.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.pool == "token" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, D)) if cfg.pos_embed == "learned" else None
+        # Appendix D.4 "2-D Pos. Emb.": X (one row per column) and Y (one row per row), D/2 each; see pos_embed_2d
+        is_2d = cfg.pos_embed == "learned_2d"
+        self.pos_embed_x = nn.Parameter(torch.zeros(1, self.grid[1], D // 2)) if is_2d else None
+        self.pos_embed_y = nn.Parameter(torch.zeros(1, self.grid[0], D // 2)) if is_2d else None
         self.pos_drop = nn.Dropout(cfg.dropout)
         rates = [cfg.drop_path * i / max(cfg.num_layers - 1, 1) for i in range(cfg.num_layers)]
-        self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
+        self.blocks = nn.ModuleList(Block(cfg, r, self.grid) for r in rates)
         self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
         self.pre_logits = PreLogits(D, cfg.representation_size) if cfg.representation_size else nn.Identity()
         head_in = cfg.representation_size or D
@@ -254,8 +412,8 @@ class VisionTransformer(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Initialisation of the official implementation: zero head, zero class token,
-        E_pos ~ N(0, 0.02), Xavier-uniform Linear layers (biases ~ N(0, 1e-6) in the MLP),
-        LeCun-normal patch projection."""
+        E_pos ~ N(0, 0.02) (so also the X and Y tables of "learned_2d" and the tables of "relative"),
+        Xavier-uniform Linear layers (biases ~ N(0, 1e-6) in the MLP), LeCun-normal patch projection."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -274,6 +432,12 @@ class VisionTransformer(nn.Module):
             nn.init.zeros_(self.patch_embed.proj.bias)
         if self.pos_embed is not None:
             nn.init.normal_(self.pos_embed, std=0.02)
+        for table in (self.pos_embed_x, self.pos_embed_y):
+            if table is not None:
+                nn.init.normal_(table, std=0.02)
+        for blk in self.blocks:
+            if blk.attn.rel_pos is not None:
+                nn.init.normal_(blk.attn.rel_pos.table, std=0.02)
         if isinstance(self.pre_logits, PreLogits):
             w = self.pre_logits.fc.weight
             std = math.sqrt(1.0 / w.shape[1]) / 0.87962566103423978
@@ -290,17 +454,42 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"image size {h}x{w} is not divisible by the patch size P={P}; "
                              f"resize or crop to a multiple of {P} (e.g. {h - h % P or P}x{w - w % P or P})")
 
+    def position_embeddings(self, grid: tuple[int, int] | None = None) -> Tensor | None:
+        """E_pos as Eq. 1 adds it on `grid` (default: the model's), resampled as Section 3.2 on another grid.
+
+        "learned": (1, N + 1, D), the class token's entry first (no entry with pool="gap");
+        "learned_2d": (1, N, D), the rows [X_c; Y_r] of `pos_embed_2d` (the class token gets none);
+        "relative" and "none": None (no absolute position embedding).
+        """
+        grid = self.grid if grid is None else tuple(grid)
+        if self.pos_embed is not None:
+            if grid == self.grid:
+                return self.pos_embed
+            return resample_pos_embed(self.pos_embed, grid, self.cfg.num_prefix_tokens, old_grid=self.grid)
+        if self.pos_embed_x is not None:
+            x_table, y_table = self.pos_embed_x, self.pos_embed_y
+            if grid != self.grid:
+                x_table, y_table = resample_pos_embed_1d(x_table, grid[1]), resample_pos_embed_1d(y_table, grid[0])
+            return pos_embed_2d(x_table, y_table)
+        return None
+
     def embed(self, x: Tensor) -> Tensor:
         """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D)."""
         self._check_input(x)
         z = self.patch_embed(x)  # (B, N, D)
         if self.cls_token is not None:
             z = torch.cat([self.cls_token.expand(z.shape[0], -1, -1), z], dim=1)  # (B, N+1, D)
-        if self.pos_embed is not None:
-            grid = self.patch_embed.grid_size(*x.shape[-2:])
-            pos = self.pos_embed
-            if grid != self.grid:
-                pos = resample_pos_embed(pos, grid, self.cfg.num_prefix_tokens, old_grid=self.grid)
+        grid = self.patch_embed.grid_size(*x.shape[-2:])
+        if self.cfg.pos_embed == "relative" and grid != self.grid:
+            raise _relative_grid_error(self.grid, grid)
+        pos = self.position_embeddings(grid)
+        if pos is not None:
+            # NOTE: with "learned_2d" the class token gets no position embedding (zeros here): the appendix
+            # defines E_pos for patches only, and a learned constant added to the learned x_class would only
+            # duplicate x_class; the authors' later code (big_vision) also adds its 2D embeddings to the
+            # patches alone. tests/test_pos_embed.py checks the class token's z_0 is x_class.
+            if pos.shape[1] < z.shape[1]:  # "learned_2d" with a class token: a zero entry for it
+                pos = F.pad(pos, (0, 0, z.shape[1] - pos.shape[1], 0))  # (1, T, D)
             z = z + pos
         return self.pos_drop(z)
 
