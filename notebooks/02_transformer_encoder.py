@@ -320,7 +320,10 @@ assert torch.allclose(tokens_shuffled[:, 0], tokens[:, 0], atol=1e-4)  # the cla
 # %% [markdown]
 # **With position embeddings it does**, even with the untrained $\mathcal{N}(0, 0.02^2)$ embeddings: each
 # token now carries its position, so the shuffled sequence is a different input. What the model does
-# with the positions is learned (Fig. 7 center, notebook 06), not built in.
+# with the positions is learned (Fig. 7 center, notebook 06), not built in. Which *kind* of position
+# information matters is the position-embedding ablation of Appendix D.4 (Table 8: the paper finds any kind
+# far better than none, and the kinds about equal), whose rows are `pos_embed="none"`, `"learned"`,
+# `"learned_2d"` and `"relative"` here, and which the ablation study reruns in miniature.
 
 # %%
 with torch.no_grad():
