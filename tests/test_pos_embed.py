@@ -14,6 +14,7 @@ import vitlib
 from vitlib.analysis import position_embedding_grid, position_embedding_similarity
 from vitlib.checkpoints import load_model, save_checkpoint
 from vitlib.config import POS_EMBEDS
+from vitlib.finetune import new_head
 from vitlib.flops import count_parameters, forward_flops, vit_macs_by_hand
 from vitlib.interop import save_npz
 from vitlib.model import (
@@ -284,3 +285,12 @@ def test_analysis_reads_2d_tables_and_explains_the_kinds_without_one():
 def test_official_npz_export_refuses_what_it_cannot_hold(tmp_path, kind):
     with pytest.raises(ValueError, match="vitlib.checkpoints"):
         save_npz(tiny(kind), tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("kind", POS_EMBEDS)
+def test_new_head_keeps_the_position_parameters_of_each_kind(kind):
+    m = tiny(kind)
+    ft = new_head(m, 4)
+    assert ft.cfg.pos_embed == kind and ft.head.out_features == 4
+    own = {k: v for k, v in m.state_dict().items() if not k.startswith("head.")}
+    assert all(torch.equal(ft.state_dict()[k], v) for k, v in own.items())
