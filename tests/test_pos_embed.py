@@ -14,7 +14,7 @@ import vitlib
 from vitlib.analysis import position_embedding_grid, position_embedding_similarity
 from vitlib.checkpoints import load_model, save_checkpoint
 from vitlib.config import POS_EMBEDS
-from vitlib.finetune import new_head
+from vitlib.finetune import new_head, new_resolution
 from vitlib.flops import count_parameters, forward_flops, vit_macs_by_hand
 from vitlib.interop import save_npz
 from vitlib.model import (
@@ -294,3 +294,16 @@ def test_new_head_keeps_the_position_parameters_of_each_kind(kind):
     assert ft.cfg.pos_embed == kind and ft.head.out_features == 4
     own = {k: v for k, v in m.state_dict().items() if not k.startswith("head.")}
     assert all(torch.equal(ft.state_dict()[k], v) for k, v in own.items())
+
+
+@pytest.mark.parametrize("kind", ["learned", "learned_2d", "none"])
+def test_finetune_new_resolution_takes_every_resamplable_kind(kind):
+    m = vitlib.create_model("ViT-Ti/8", img_size=32, num_classes=3, pos_embed=kind).eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(new_resolution(m, 48).eval()(x), m(x), atol=1e-5)  # = resampling on the fly
+
+
+def test_finetune_new_resolution_of_relative_is_a_clear_error():
+    with pytest.raises(ValueError, match="relative"):
+        new_resolution(vitlib.create_model("ViT-Ti/8", img_size=32, num_classes=3, pos_embed="relative"), 48)

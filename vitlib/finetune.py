@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .data import get_dataset, subset
 from .flops import count_parameters
 from .interop import SHIPPED, load_pretrained
-from .model import PatchEmbedding, VisionTransformer, resample_pos_embed
+from .model import PatchEmbedding, VisionTransformer, resample_position_state
 from .train import evaluate, finetune_recipe, train
 from .utils import eval_mode
 
@@ -95,11 +95,7 @@ def new_resolution(model: VisionTransformer, img_size: int | tuple[int, int]) ->
     _check(model)
     cfg = dataclasses.replace(model.cfg, img_size=img_size)  # validates: sides must be multiples of P
     new = _rebuild(model, cfg)
-    state = model.state_dict()
-    if model.pos_embed is not None:
-        state["pos_embed"] = resample_pos_embed(state["pos_embed"], new.grid, cfg.num_prefix_tokens,
-                                                old_grid=model.grid)
-    _copy_weights(new, state)
+    _copy_weights(new, resample_position_state(model.state_dict(), cfg, model.grid, new.grid))
     return new
 
 
