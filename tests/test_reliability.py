@@ -200,7 +200,7 @@ def test_batch_not_divisible_by_the_world_size_is_a_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("field, value, message", [
     ("schedule", "step", "schedule must be 'linear', 'cosine' or 'constant'"),
-    ("precision", "fp16", "precision must be 'fp32' or 'bf16'"),
+    ("precision", "fp16", "precision must be 'fp32', 'bf16' or 'auto'"),
     ("optimizer", "lamb", "optimizer must be 'adamw' or 'sgd'"),
     ("warmup_steps", -1, r"warmup_steps=-1 must lie in \[0, steps=8\]"),
     ("warmup_steps", 9, r"warmup_steps=9 must lie in \[0, steps=8\]"),

@@ -11,7 +11,16 @@ import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
 import vitlib
-from vitlib.train import TrainConfig, evaluate, finetune_recipe, lr_at, make_loader, pretrain_recipe, train
+from vitlib.train import (
+    TrainConfig,
+    evaluate,
+    finetune_recipe,
+    lr_at,
+    make_loader,
+    pretrain_recipe,
+    resolve_precision,
+    train,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -196,3 +205,14 @@ def test_cli_pretrain_exports_weights_with_provenance(tmp_path, capsys):
     shipped = vitlib.checkpoints.load_model(dest)
     for (k, a), b in zip(trained.state_dict().items(), shipped.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    for amx, avx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=amx: a)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda a=avx: a)
+        assert resolve_precision("auto", cpu) == ("bf16" if amx or avx else "fp32")
+        assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="'auto'"):
+        TrainConfig(precision="fp16")

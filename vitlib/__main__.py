@@ -32,7 +32,7 @@ from .checkpoints import latest_checkpoint, load_model
 from .data import get_dataset
 from .finetune import load_pretrained, prepare_finetune
 from .results import write_results_md
-from .train import evaluate, finetune_recipe, resolve_device, train
+from .train import evaluate, finetune_recipe, resolve_device, resolve_precision, train
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
 EXPECTED = (ValueError, OSError, ImportError)
@@ -257,7 +257,8 @@ def _measure(model: torch.nn.Module, train_set, cfg) -> tuple[float, int]:
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
             x, y = next(batches)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=resolve_precision(cfg.precision, device) == "bf16"):
                 loss = torch.nn.functional.cross_entropy(probe(x.to(device)).float(), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

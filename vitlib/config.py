@@ -340,7 +340,9 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
     label_smoothing: float = 0.0  # not in the paper; 0 disables
     mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); not in the paper; 0 disables
-    precision: Literal["fp32", "bf16"] = "fp32"  # "bf16": autocast forward in bfloat16, weights stay fp32
+    # "bf16": autocast forward in bfloat16, weights stay fp32; "auto": bf16 where the hardware multiplies bf16
+    # natively (a CUDA GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere (vitlib.train.resolve_precision)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     compile: bool = False  # wrap the model in torch.compile
     device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
     seed: int = 0  # seeds data order, worker seeds, mixup and dropout
@@ -357,8 +359,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
         if not 0 <= self.warmup_steps <= self.steps:

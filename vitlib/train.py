@@ -48,7 +48,8 @@ from .config import TrainConfig
 from .utils import eval_mode
 
 __all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
-           "build_optimizer", "resolve_device", "read_metrics", "NonFiniteLossError"]
+           "build_optimizer", "resolve_device", "resolve_precision", "native_bf16", "read_metrics",
+           "NonFiniteLossError"]
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -71,11 +72,13 @@ def pretrain_recipe(**overrides: Any) -> TrainConfig:
 
     Every field can be overridden, e.g. `pretrain_recipe(steps=2000, batch_size=128, warmup_steps=200)`;
     `schedule="cosine", grad_clip=1.0` is Table 3's ImageNet-1k variant. Unless `warmup_steps` is given (None
-    counts as not given), the warm-up is the paper's capped at a tenth of `steps` (`_recipe`).
+    counts as not given), the warm-up is the paper's capped at a tenth of `steps` (`_recipe`). Precision is
+    "auto": bf16 autocast where the hardware multiplies bf16 natively, fp32 elsewhere (`resolve_precision`).
     """
     # steps: 7 epochs of JFT-300M at batch 4096 (Table 3) is ~518k; set it for your data.
     paper = dict(optimizer="adamw", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.1, batch_size=4096,
-                 warmup_steps=10_000, steps=518_000, schedule="linear", grad_clip=None)
+                 warmup_steps=10_000, steps=518_000, schedule="linear", grad_clip=None,
+                 precision="auto")  # bf16 where native (figures/precision_accuracy.json: accuracy kept)
     return _recipe(paper, overrides)
 
 
@@ -169,8 +172,29 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                       persistent_workers=False, pin_memory=False)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 natively: a CUDA GPU with bf16 support, or a CPU with AMX tiles or
+    AVX512-BF16. Elsewhere bf16 is emulated and slower than fp32 (figures/train_speed.json)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, f"_is_{name}_supported", lambda: False)() for name in ("amx_tile", "avx512_bf16"))
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> "bf16" where `native_bf16(device)`, else "fp32"; "fp32" and "bf16" stay as they are.
+
+    >>> resolve_precision("fp32", torch.device("cpu")), resolve_precision("bf16", torch.device("cpu"))
+    ('fp32', 'bf16')
+    """
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision, device) == "bf16")
 
 
 @torch.no_grad()
@@ -261,7 +285,9 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
              "from it; with another (lr, precision, grad_clip), start a new out_dir from its weights "
              "(vitlib.checkpoints.load_checkpoint(path, model))" if kept is not None else "no checkpoint was written")
     tips = [f"a lower learning rate (lr={cfg.lr:g}; {lr:.3g} at this step)"]
-    tips += ["precision='fp32' (bf16 autocast is on)"] if cfg.precision != "fp32" else []
+    bf16_on = resolve_precision(cfg.precision, loss.device) == "bf16"
+    if bf16_on:
+        tips.append(f"precision='fp32' (bf16 autocast is on{' by auto' if cfg.precision == 'auto' else ''})")
     tips += [f"a smaller grad_clip than {cfg.grad_clip:g}" if cfg.grad_clip else "gradient clipping (grad_clip=1.0)"]
     stopped = "before checkpointing them" if what.startswith("weights") else "before this update"
     msg = (f"non-finite {what} at step {step} (loss {loss_v}, gradient norm {norm_v}): training stopped {stopped}; "
