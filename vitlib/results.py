@@ -32,8 +32,8 @@ import torch
 
 from .utils import atomic_write
 
-__all__ = ["FIGURES_DIR", "figures_dir", "provenance", "save_figure", "save_results", "load_results", "RENDERERS",
-           "render_section", "render_results_md", "write_results_md"]
+__all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_figure", "save_results", "load_results",
+           "RENDERERS", "render_section", "render_results_md", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -44,6 +44,23 @@ def figures_dir(profile: str) -> Path:
     """Where a run of `profile` writes its figures: FIGURES_DIR for "full", a new temporary folder otherwise
     (smoke runs exercise the code without touching the published results)."""
     return FIGURES_DIR if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_figures_"))
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% (z = 1.96) Wilson score interval of an accuracy of `correct` right answers out of `n`
+    (Wilson, 1927): unlike the normal approximation it stays inside [0, 1] and is honest at 0 or n.
+
+    >>> [round(v, 3) for v in wilson_interval(80, 100)]
+    [0.713, 0.867]
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _git_commit() -> str:
