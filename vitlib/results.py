@@ -440,6 +440,12 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
     "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
                 "(`python -m vitlib experiment scaling --profile full`)", _scaling_study),
+    "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", _generic),
+    "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", _generic),
+    "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
+                     _transfer_study),
+    "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)",
+                    _scaling_study),
 }
 
 

@@ -55,11 +55,11 @@ from ..data import get_dataset, sample_per_class, subset
 from ..fewshot import extract_features, few_shot_accuracy
 from ..flops import count_parameters
 from ..model import create_model
-from ..results import wilson_interval
+from ..results import seed_mean, wilson_interval
 from ..train import pretrain_recipe, train
 from .runner import check_config, param, training_flops
 
-__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE"]
+__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE", "curves"]
 
 NAME = "scaling"
 
@@ -204,3 +204,20 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     return dict(model=spec["arm"], parameters=count_parameters(model), n_train=len(train_set),
                 images_seen=steps * batch, epochs=round(steps * batch / len(train_set), 3), train_flops=flops,
                 metrics=metrics)
+
+
+def curves(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{corpus: {model: [{"size", "flops", "mean", "lo", "hi", "seeds"}, ...] by size}}: the results rows of this
+    study summarised over seeds (vitlib.results.seed_mean: the mean and its 95% interval), what
+    vitlib.plots.scaling_figure draws. metric: "5shot", "10shot" (probe) or "val_accuracy" (pre-training task)."""
+    n_key = "val_n" if metric == "val_accuracy" else "probe_n"
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["corpus"], row["model"], row["size"]), []).append(row)
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (corpus, model, size), runs in sorted(groups.items(), key=lambda kv: kv[0][2]):
+        s = seed_mean(runs, metric, n_key)
+        out.setdefault(corpus, {}).setdefault(model, []).append(
+            dict(size=size, flops=runs[0]["train_flops"], mean=s["mean"], lo=s["ci95"][0], hi=s["ci95"][1],
+                 seeds=s["seeds"]))
+    return out
