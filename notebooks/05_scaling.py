@@ -24,7 +24,7 @@
 # magnitude with one schedule in images seen, then probed by Fig. 4's linear few-shot evaluation on frozen
 # features of a held-out real dataset.
 #
-# - Run time: `smoke` under a minute (a 2x2 grid of tiny models); `full` about 3 hours of quiet 2-core CPU
+# - Run time: `smoke` under a minute (a 2x2 grid of tiny models); `full` about 4 hours of quiet 2-core CPU
 #   (the study's budget in images seen is printed below), run in parts: the runner keeps every finished row
 #   in `figures/scaling.json` and runs only the missing ones, so the notebook redraws the figures in seconds
 #   once the study has run.

@@ -22,8 +22,9 @@ Design (full profile):
   frozen features of a held-out real dataset: Fashion-MNIST test after fractal pre-training, MNIST-5k
   after Fashion-MNIST pre-training (the pool: 200 training images per class; 2,000 test images); plus the
   best accuracy on the pre-training task's own held-out split;
-- seeds 0, 1, 2 at the two smallest sizes of each corpus, seed 0 elsewhere; every accuracy carries a 95%
-  Wilson interval.
+- seeds 0, 1, 2 at the two smallest sizes of each corpus, seed 0 elsewhere (a seed sets the initialisation
+  and the data order, and for Fashion-MNIST the subset; the fractal corpus of a size is one rendering);
+  every accuracy carries a 95% Wilson interval.
 What would count as reproducing the claim: at the smallest sizes the ResNet's few-shot accuracy above both
 ViTs' beyond the intervals, and the ViTs' curves rising faster with size so that at the largest size a ViT
 matches or beats it (Fig. 3/4); against training FLOPs, ViT on or above the ResNet's curve and the hybrid
@@ -31,8 +32,9 @@ above ViT at the smallest budgets (Fig. 5). Partly: the orderings at one end onl
 every size, or no trend with size.
 
 Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x (3 + 3 + 1 + 1 + 1) seeds
-and sizes; about 3 hours on a quiet 2-core CPU in fp32); smoke 2 models x 2 sizes of Fashion-MNIST with
-tiny models (under a minute); gpu 262,144 images per run, 5 seeds at the two smallest sizes.
+and sizes; about 4 hours on a quiet 2-core CPU in fp32, from ~100 GFLOP/s of training; it runs in parts);
+smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
+two smallest sizes.
 
 Command: `python -m vitlib experiment scaling --profile full` (resumable; `--limit N` runs N more rows).
 Figures: vitlib.plots.scaling_figure (Fig. 3/4: few-shot accuracy vs pre-training set size per model;
