@@ -74,6 +74,7 @@ def run(name: str, profile: str = "smoke", folder: str | os.PathLike | None = No
     cfg = config(name, profile, **overrides)
     path = study_path(name, profile, folder)
     command = command or (f"python -m vitlib experiment {name} --profile {profile}"
-                          + "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items()))
+                          + "".join(f" --{k.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, tuple)
+                                                                       else str(v)) for k, v in overrides.items()))
     results = run_study(study, cfg, profile, path, command=command, log=log, limit=limit)
     return {**results, "path": Path(path).with_suffix(".json")}

@@ -55,7 +55,7 @@ from ..finetune import finetune_and_evaluate, load_pretrained, prepare_finetune
 from ..flops import count_parameters
 from ..model import VisionTransformer
 from ..results import wilson_interval
-from ..train import finetune_recipe
+from ..train import finetune_recipe, resolve_device
 from .runner import check_config, param, training_flops
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "vit_name"]
@@ -180,7 +180,7 @@ def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     res, C, seed, ds = pretrained.cfg.image_hw[0], pretrained.cfg.in_chans, spec["seed"], spec["corpus"]
     K = get_dataset(ds, "test", res, in_chans=C).num_classes
     if spec["arm"] == "pre-trained":
-        model = prepare_finetune(pretrained, num_classes=K)
+        model = prepare_finetune(pretrained, num_classes=K).to(resolve_device("auto"))
         key = ("features", cfg.checkpoint, ds)  # the pre-trained features do not depend on the seed: the pool is 0's
         if key not in cache:
             cache[key] = _features(model, ds, res, C, cfg.fewshot_pool, cfg.n_test, 0)
@@ -188,7 +188,7 @@ def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     else:
         torch.manual_seed(seed)
         model = VisionTransformer(dataclasses.replace(pretrained.cfg, num_classes=K, representation_size=None))
-        feats = _features(model, ds, res, C, cfg.fewshot_pool, cfg.n_test, 0)
+        feats = _features(model.to(resolve_device("auto")), ds, res, C, cfg.fewshot_pool, cfg.n_test, 0)
     ftr, ltr, fte, lte = feats
     n_test = len(lte)
     metrics: dict[str, Any] = dict(test_n=n_test, pool=len(ltr))
