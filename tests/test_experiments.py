@@ -223,3 +223,28 @@ def test_scaling_smoke_keeps_the_best_validation_state(tmp_path):
         assert m["val_accuracy"] >= m["final_val_accuracy"] and m["best_step"] >= 1
         assert row["train_flops"] > 0 and row["images_seen"] == 64 and 0 <= m["5shot"] <= 1
     assert "5-shot linear accuracy on `mnist5k`" in render_section("scaling", tmp_path, figure=False)
+
+
+def _scaling_row(model, size, seed, acc, flops=10):
+    return dict(key=f"{model}/c/n{size}/s{seed}", corpus="c", model=model, size=size, seed=seed, probe="p",
+                train_flops=flops, images_seen=64, load=dict(quiet=True),
+                metrics={"5shot": acc, "probe_n": 1000, "val_accuracy": acc, "val_n": 100})
+
+
+def test_curves_average_seeds_and_the_figures_draw_them():
+    from vitlib.plots import scaling_figure
+    from vitlib.results import RENDERERS, compare, seed_mean
+
+    rows = [_scaling_row("ViT-a", 10, s, a) for s, a in ((0, 0.2), (1, 0.4))] + [
+        _scaling_row("ViT-a", 100, 0, 0.9), _scaling_row("BiT-b", 10, 0, 0.6), _scaling_row("BiT-b", 100, 0, 0.7)]
+    c = scaling.curves(rows)
+    vit = c["c"]["ViT-a"]
+    assert [p["size"] for p in vit] == [10, 100] and vit[0]["seeds"] == 2 and abs(vit[0]["mean"] - 0.3) < 1e-12
+    assert vit[0]["lo"] < 0.3 < vit[0]["hi"]
+    assert compare(seed_mean(rows[3:4], "5shot", "probe_n"), seed_mean(rows[:2], "5shot", "probe_n")) == 1
+    by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops")
+    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1]
+    with pytest.raises(ValueError, match="'size'"):
+        scaling_figure(c, "epochs")
+    text = RENDERERS["scaling"][1](dict(rows=rows, config=dict(shots=[5])), {})
+    assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100
