@@ -22,11 +22,13 @@ import re
 import shlex
 import sys
 import time
+import typing
+from typing import Any
 
 import torch
 from torch.utils.data import Subset
 
-from . import __version__, pretrain
+from . import __version__, experiments, pretrain
 from .bench import ROWS, format_table, run_bench
 from .checkpoints import latest_checkpoint, load_model
 from .data import get_dataset
@@ -454,6 +456,93 @@ def _add_training_commands(sub) -> None:
 # --- end of training commands -----------------------------------------------------------------------------------
 
 
+# --- experiment: vitlib.experiments' studies, flags generated from each study's Config fields ----------------------
+def _add_field_flag(g, name: str, kind: Any, help_text: str, shown: str) -> None:
+    """One flag for a Config field: tuples take several values, bools --x / --no-x; unset (None) keeps the
+    profile's value."""
+    flag = "--" + name.replace("_", "-")
+    help_text = f"{help_text} (full: {shown})"
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        g.add_argument(flag, nargs="*", type=_at_least(0) if item is int else item, metavar=item.__name__.upper(),
+                       help=help_text)
+    elif kind is bool:
+        g.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+    else:
+        g.add_argument(flag, type=_at_least(0, kind) if kind in (int, float) else kind, metavar=kind.__name__.upper(),
+                       help=help_text)
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    if args.list or args.study is None:
+        if not args.list:
+            raise UsageError(f"name a study ({', '.join(experiments.STUDIES)}) or pass --list")
+        for name, study in experiments.STUDIES.items():
+            print(f"{name}: {study.__doc__.strip().splitlines()[0]}")
+            for profile in study.PROFILES:
+                cfg = experiments.config(name, profile)
+                print(f"  --profile {profile}: {len(study.expand(cfg))} runs, "
+                      f"{experiments.images_seen(name, profile):,} training images seen -> "
+                      f"{experiments.study_path(name, profile, '<temporary folder>' if profile == 'smoke' else None)}"
+                      ".json")
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {}
+    for name, kind, _, _ in experiments.fields(args.study):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = tuple(value) if typing.get_origin(kind) is tuple else value
+    cfg = experiments.config(args.study, args.profile, **overrides)
+    study = experiments.STUDIES[args.study]
+    specs = study.expand(cfg)
+    if args.plan:
+        done = {r["key"] for r in experiments.load_rows(experiments.study_path(args.study, args.profile, args.folder))}
+        for spec in specs:
+            print(("done  " if spec["key"] in done else "to run ") + spec["key"])
+        print(f"{len(specs)} runs ({sum(s['key'] in done for s in specs)} done), "
+              f"{experiments.images_seen(args.study, args.profile, **overrides):,} training images seen in all")
+        return
+    command = "python -m vitlib " + shlex.join(args.argv)
+    with _blame("--folder", (OSError,)):
+        out = experiments.run(args.study, args.profile, folder=args.folder, command=command, limit=args.limit,
+                              **overrides)
+    print(json.dumps({"results": str(out["path"]), "rows": len(out["rows"]), "todo": out["todo"]}))
+
+
+def _add_experiment_command(sub) -> None:
+    p = sub.add_parser("experiment", help="run a study of vitlib.experiments (transfer, scaling); resumable",
+                       description="Run a study: one row per run appended to figures/<study>.json (full; gpu: "
+                                   "figures/<study>_gpu.json; smoke: a temporary folder). Rows already in the "
+                                   "file are never run again, so an interrupted study continues where it "
+                                   "stopped. Example: vitlib experiment transfer --profile full.")
+    p.add_argument("--list", action="store_true", help="list the studies, their profiles and budgets")
+    studies = p.add_subparsers(dest="study", metavar="STUDY", help=", ".join(experiments.STUDIES))
+    for name, study in experiments.STUDIES.items():
+        doc = study.__doc__.strip()
+        sp = studies.add_parser(name, help=doc.splitlines()[0], description=doc.split("\n\n")[0] +
+                                f" Design, budget and expected result: help(vitlib.experiments.{name}).")
+        sp.add_argument("--profile", choices=list(study.PROFILES), default="smoke",
+                        help="smoke (seconds, a temporary folder), full (figures/), gpu (larger; figures/)")
+        sp.add_argument("--folder", help="write the results file here instead (a run continues the file it finds)")
+        sp.add_argument("--limit", type=_at_least(1), metavar="N", help="run at most N more rows, then stop")
+        sp.add_argument("--plan", action="store_true", help="print the runs (done / to run) and the images "
+                        "seen, run nothing")
+        sp.add_argument("--threads", type=_at_least(1), help="torch intra-op threads")
+        sp.add_argument("--list", action="store_true", default=False, help=argparse.SUPPRESS)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+        g = sp.add_argument_group(f"study fields (vitlib.experiments.{name}.Config; unset flags keep the profile's "
+                                  "value)")
+        full = study.PROFILES["full"]
+        for field, kind, _, help_text in experiments.fields(name):
+            value = getattr(full, field)
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+            _add_field_flag(g, field, kind, help_text, shown)
+        sp.set_defaults(func=_experiment, parser=sp)
+    p.set_defaults(func=_experiment, study=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (the tests parse the README's commands with it)."""
     parser = _Parser(prog="vitlib", description="Pre-train, fine-tune, evaluate and time Vision Transformers "
@@ -474,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="write RESULTS.md from figures/*.json (numbers, figures, provenance)")
     p.set_defaults(func=_results)
     _add_training_commands(sub)
+    _add_experiment_command(sub)
     for p in sub.choices.values():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,  # also after the command
                        help="show the traceback of an error")

@@ -5,6 +5,7 @@
     pos_embed_figure, confusion_figure, transfer_figure       notebook 04: fine-tuning (Section 3.2)
     plot_fig6, plot_fig7, plot_attention_distance,
     rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
+    scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
 
 Figures are saved with their results and provenance by `vitlib.results.save_figure`.
 Figure text is plain (no LaTeX: MathJax would need the web).
@@ -26,7 +27,7 @@ from .patches import mosaic, to_uint8
 
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
            "confusion_figure", "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
-           "plot_fig7", "rollout_overlay"]
+           "plot_fig7", "rollout_overlay", "scaling_figure"]
 
 
 # --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
@@ -123,6 +124,36 @@ def transfer_figure(fine_tune: dict, few_shot: dict, title: str = ""):
         fig.add_trace(go.Scatter(name=f"few-shot: {name}", x=list(accs), y=list(accs.values()),
                                  mode="lines+markers"), row=1, col=2)
     fig.update_xaxes(title_text="shots per class", type="log", row=1, col=2)
+    return fig.update_layout(title=title, height=450)
+
+
+# --- Notebook 05: Fig. 3, 4 and 5 (numbers from vitlib.experiments.scaling.curves) ------------------------------
+
+
+def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot linear accuracy", title: str = ""):
+    """Transfer accuracy per model, one panel per pre-training corpus. `curves`: {corpus: {model: [{"size",
+    "flops", "mean", "lo", "hi"}, ...] sorted by size}} (vitlib.experiments.scaling.curves).
+    x="size": against pre-training set size (Fig. 3/4); x="flops": against total pre-training FLOPs at each
+    model's largest set (Fig. 5). Error bars: the 95% intervals; both axes of x logarithmic."""
+    if x not in ("size", "flops"):
+        raise ValueError(f"x must be 'size' (Fig. 3/4) or 'flops' (Fig. 5), got {x!r}")
+    corpora = list(curves)
+    fig = make_subplots(rows=1, cols=max(len(corpora), 1), subplot_titles=[f"pre-trained on {c}" for c in corpora])
+    models = list(dict.fromkeys(m for c in corpora for m in curves[c]))
+    colours = {m: px.colors.qualitative.Plotly[i % 10] for i, m in enumerate(models)}
+    for col, corpus in enumerate(corpora, start=1):
+        for model, points in curves[corpus].items():
+            pts = points if x == "size" else points[-1:]
+            dash = "dash" if model.startswith("BiT") else "dot" if "+" in model else "solid"  # ResNet, hybrid, ViT
+            fig.add_trace(go.Scatter(
+                x=[p[x] for p in pts], y=[p["mean"] for p in pts], name=model, legendgroup=model,
+                showlegend=col == 1, mode="lines+markers", marker=dict(color=colours[model], size=9),
+                line=dict(color=colours[model], dash=dash),
+                error_y=dict(type="data", symmetric=False, array=[p["hi"] - p["mean"] for p in pts],
+                             arrayminus=[p["mean"] - p["lo"] for p in pts])), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="pre-training images" if x == "size" else "pre-training FLOPs",
+                         row=1, col=col)
+    fig.update_yaxes(title_text=metric_name, row=1, col=1)
     return fig.update_layout(title=title, height=450)
 
 

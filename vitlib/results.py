@@ -32,8 +32,8 @@ import torch
 
 from .utils import atomic_write
 
-__all__ = ["FIGURES_DIR", "figures_dir", "provenance", "save_figure", "save_results", "load_results", "RENDERERS",
-           "render_section", "render_results_md", "write_results_md"]
+__all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_figure", "save_results", "load_results",
+           "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -44,6 +44,23 @@ def figures_dir(profile: str) -> Path:
     """Where a run of `profile` writes its figures: FIGURES_DIR for "full", a new temporary folder otherwise
     (smoke runs exercise the code without touching the published results)."""
     return FIGURES_DIR if profile == "full" else Path(tempfile.mkdtemp(prefix="vitlib_figures_"))
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% (z = 1.96) Wilson score interval of an accuracy of `correct` right answers out of `n`
+    (Wilson, 1927): unlike the normal approximation it stays inside [0, 1] and is honest at 0 or n.
+
+    >>> [round(v, 3) for v in wilson_interval(80, 100)]
+    [0.711, 0.867]
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _git_commit() -> str:
@@ -293,6 +310,119 @@ def _precision_accuracy(r: dict, p: dict) -> str:
     return text
 
 
+def seed_mean(rows: list[dict], metric: str, n_key: str) -> dict[str, Any]:
+    """Accuracy `metric` of runs that differ only by seed: the mean, its 95% Wilson interval at the test-set size
+    of one run (the test images are the same for every seed), the lowest and highest seed, and the seed count."""
+    accs = [r["metrics"][metric] for r in rows]
+    n = min(r["metrics"][n_key] for r in rows)
+    mean = sum(accs) / len(accs)
+    return dict(mean=mean, ci95=wilson_interval(mean * n, n), low=min(accs), high=max(accs), seeds=len(accs), n=n)
+
+
+def _acc_ci(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "-"
+    spread = f"; seeds {100 * s['low']:.1f}-{100 * s['high']:.1f}" if s["seeds"] > 1 else ""
+    return f"{100 * s['mean']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}{spread}]"
+
+
+def compare(a: dict[str, Any] | None, b: dict[str, Any] | None) -> int:
+    """+1 when a's interval lies above b's, -1 below, 0 when they overlap (or one is missing)."""
+    if a is None or b is None:
+        return 0
+    return 1 if a["ci95"][0] > b["ci95"][1] else -1 if a["ci95"][1] < b["ci95"][0] else 0
+
+
+def _group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return groups
+
+
+def _transfer_study(r: dict, p: dict) -> str:
+    """figures/transfer.json (vitlib.experiments.transfer): pre-trained vs scratch with intervals and a verdict."""
+    c, rows = r["config"], r["rows"]
+    ft = [x for x in rows if x["kind"] == "finetune"]
+    main = _group([x for x in ft if x["key"].split("/")[4] == "rpre"], "corpus", "size", "arm")
+    words = {1: "pre-training helps", -1: "pre-training hurts", 0: "no clear difference (intervals overlap)"}
+    table = []
+    for corpus, size in dict.fromkeys((k[0], k[1]) for k in main):
+        pre, scr = (seed_mean(main[(corpus, size, a)], "test_accuracy", "test_n") if (corpus, size, a) in main
+                    else None for a in ("pre-trained", "scratch"))
+        n_train = next(iter(main.get((corpus, size, "pre-trained")) or main[(corpus, size, "scratch")]))["n_train"]
+        used = f"{n_train:,}" + (f" (of {size:,} asked: the split's size)" if n_train < size else "")
+        table.append([f"`{corpus}`", used, _acc_ci(pre), _acc_ci(scr), words[compare(pre, scr)]])
+    budget = c["images_per_run"] // c["batch_size"] * c["batch_size"]
+    text = (f"Fine-tuned test accuracy, the shipped model against the same architecture from scratch, "
+            f"{budget:,} images seen per run (batch {c['batch_size']}), at the pre-training resolution. Mean over "
+            "seeds, its 95% Wilson interval at the test-set size, and the lowest and highest seed.\n\n"
+            + _table(["dataset", "training images", "pre-trained", "from scratch", "verdict"], table))
+    abl = _group([x for x in ft if x["key"].split("/")[4] != "rpre"], "corpus", "size", "resolution", "arm")
+    if abl:
+        lines = []
+        for corpus, size, res in dict.fromkeys(k[:3] for k in abl):
+            at = {(res, a): abl.get((corpus, size, res, a)) for a in ("pre-trained", "scratch")}
+            pre_rows = main.get((corpus, size, "pre-trained"))
+            base = pre_rows[0]["resolution"] if pre_rows else None
+            for x in ((base, res) if base is not None else (res,)):
+                got = [main.get((corpus, size, a)) if x == base else at[(res, a)] for a in ("pre-trained", "scratch")]
+                s = [seed_mean(g, "test_accuracy", "test_n") if g else None for g in got]
+                lines.append([f"`{corpus}`, {size:,}", f"{x} px" + (" (pre-training)" if x == base else ""),
+                              _acc_ci(s[0]), _acc_ci(s[1]), words[compare(s[0], s[1])]])
+        text += ("\n\nSection 3.2's resolution ablation (E_pos 2D-interpolated to the larger grid):\n\n"
+                 + _table(["dataset, images", "fine-tuned at", "pre-trained", "from scratch", "verdict"], lines))
+    few = _group([x for x in rows if x["kind"] == "fewshot"], "corpus", "arm")
+    if few:
+        shots = [int(k[:-4]) for k in next(iter(few.values()))[0]["metrics"] if k.endswith("shot")]
+        lines = [[f"`{corpus}`", arm] + [_acc_ci(seed_mean(g, f"{s}shot", "test_n")) for s in shots]
+                 for (corpus, arm), g in few.items()]
+        text += ("\n\nLinear few-shot accuracy of the frozen features (Section 4.1's closed-form probe):\n\n"
+                 + _table(["dataset", "features"] + [f"{s}-shot" for s in shots], lines))
+    quiet = sum(x["load"]["quiet"] for x in rows)
+    text += f"\n\n{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
+    return text
+
+
+def _best(groups: dict[tuple, list[dict]], models: list[str], size: int, metric: str) -> dict[str, Any] | None:
+    """The seed_mean of the best of `models` at `size` (None when none ran there)."""
+    stats = [seed_mean(groups[(m, size)], metric, "probe_n") for m in models if (m, size) in groups]
+    return max(stats, key=lambda s: s["mean"]) if stats else None
+
+
+def _scaling_study(r: dict, p: dict) -> str:
+    """figures/scaling.json (vitlib.experiments.scaling): few-shot transfer per model and pre-training size."""
+    rows, c = r["rows"], r["config"]
+    shot = f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
+    out = []
+    for (corpus,), corpus_rows in _group(rows, "corpus").items():
+        g = _group(corpus_rows, "model", "size")
+        models = list(dict.fromkeys(k[0] for k in g))
+        sizes = sorted({k[1] for k in g})
+        table = [[m] + [_acc_ci(seed_mean(g[(m, n)], shot, "probe_n")) if (m, n) in g else "-" for n in sizes]
+                 for m in models]
+        probe = corpus_rows[0]["probe"]
+        out.append(f"Pre-trained on `{corpus}`, {shot[:-4]}-shot linear accuracy on `{probe}` (frozen features, "
+                   f"best validation state), {rows[0]['images_seen']:,} images seen per run:\n\n"
+                   + _table(["model"] + [f"{n:,} images" for n in sizes], table))
+        resnets = [m for m in models if m.startswith("BiT")]
+        vits = [m for m in models if m.startswith("ViT")]
+        if resnets and vits and len(sizes) >= 2:
+            small = compare(_best(g, resnets, sizes[0], shot), _best(g, vits, sizes[0], shot))
+            large = compare(_best(g, vits, sizes[-1], shot), _best(g, resnets, sizes[-1], shot))
+            verdict = ("reproduced" if small == 1 and large >= 0 else
+                       "partly reproduced" if small == 1 or large == 1 else
+                       "not shown (every difference within the intervals)" if small == large == 0 else
+                       "not reproduced")
+            out.append(f"Fig. 3/4's claim (ResNet ahead on the smallest set, ViT level or ahead on the largest): "
+                       f"**{verdict}** on `{corpus}` (smallest: ResNet "
+                       f"{'ahead' if small == 1 else 'behind' if small == -1 else 'level within the intervals'}; "
+                       f"largest: ViT {'ahead' if large == 1 else 'behind' if large == -1 else 'level'}).")
+    quiet = sum(x["load"]["quiet"] for x in rows)
+    out.append(f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run.")
+    return "\n\n".join(out)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretrain),
     "shipped_model_v1_too_small_budget": ("The pre-training budget: first shipped model against today's",
@@ -306,6 +436,16 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
     "precision_accuracy": ("Does bf16 keep accuracy? (`benchmarks/precision_accuracy.py`)", _precision_accuracy),
+    "transfer": ("Does pre-training pay? Fine-tuning and few-shot transfer with intervals "
+                 "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
+    "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
+                "(`python -m vitlib experiment scaling --profile full`)", _scaling_study),
+    "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", _generic),
+    "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", _generic),
+    "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
+                     _transfer_study),
+    "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)",
+                    _scaling_study),
 }
 
 

@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +297,8 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
 
 
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
-          out_dir: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list[dict]]:
+          out_dir: str | os.PathLike | None = None, resume: bool = False,
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, list[dict]]:
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
 
     Returns the history {"train": [{step, lr, loss, accuracy, images_per_s, seconds}], "val": [{step, loss,
@@ -306,6 +307,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
     A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
+    `on_eval(step, {"loss", "accuracy", "n"})` is called (rank 0) after each validation, with the model in its
+    state at that step: a caller keeps the best validation state this way (vitlib.experiments.scaling).
     """
     rank, world, own_group = _dist_info()
     if cfg.batch_size % world:
@@ -352,6 +355,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
         if val_set is not None and rank == 0:
             res = evaluate(raw, val_set, cfg.eval_batch_size, device, cfg.precision)
             log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
+            if on_eval is not None:
+                on_eval(step, res)
             if cfg.progress:
                 bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
 

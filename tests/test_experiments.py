@@ -1,0 +1,250 @@
+"""vitlib.experiments: configs as code, a runner that never runs a finished row twice, the CLI generated from them."""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+
+from vitlib import experiments
+from vitlib.__main__ import build_parser, main
+from vitlib.experiments import runner, scaling, transfer
+from vitlib.flops import forward_flops
+from vitlib.model import VisionTransformer
+from vitlib.results import render_section, wilson_interval
+
+
+# --- the runner, on a study that trains nothing ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _FakeConfig:
+    seeds: tuple[int, ...] = runner.param((0, 1, 2), "seeds")
+    images_per_run: int = runner.param(10, "images per run")
+
+
+def _fake_study(fail_at: int | None = None):
+    calls = []
+
+    def run_row(cfg, spec, cache):
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt  # the user pressing Ctrl-C in the middle of a run
+        calls.append(spec["key"])
+        return dict(model="m", parameters=1, images_seen=cfg.images_per_run, train_flops=3 * cfg.images_per_run,
+                    metrics=dict(accuracy=0.5))
+
+    study = SimpleNamespace(NAME="fake", Config=_FakeConfig, PROFILES={"smoke": _FakeConfig()},
+                            expand=lambda cfg: [dict(key=f"run/s{s}", seed=s) for s in cfg.seeds],
+                            run_row=run_row, planned_images=lambda cfg, spec: cfg.images_per_run)
+    return study, calls
+
+
+def _quiet(line):
+    pass
+
+
+def test_runner_skips_finished_rows_run_twice_the_second_does_nothing(tmp_path):
+    study, calls = _fake_study()
+    first = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet)
+    text = (tmp_path / "fake.json").read_text()
+    assert calls == ["run/s0", "run/s1", "run/s2"] and first["todo"] == 0
+    second = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet)
+    assert calls == ["run/s0", "run/s1", "run/s2"]  # nothing ran again
+    assert second["rows"] == first["rows"] and (tmp_path / "fake.json").read_text() == text
+
+
+def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
+    study, calls = _fake_study(fail_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet)
+    saved = runner.load_rows(tmp_path / "fake")
+    assert [r["key"] for r in saved] == ["run/s0"]  # the finished row was written before the interruption
+    study2, calls2 = _fake_study()
+    out = runner.run_study(study2, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet)
+    assert calls2 == ["run/s1", "run/s2"]
+    assert [r["key"] for r in out["rows"]] == ["run/s0", "run/s1", "run/s2"] and out["rows"][0] == saved[0]
+
+
+def test_limit_runs_part_of_a_study_and_rows_of_an_earlier_design_stay(tmp_path):
+    study, calls = _fake_study()
+    out = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet, limit=2)
+    assert calls == ["run/s0", "run/s1"] and out["todo"] == 1
+    out = runner.run_study(study, _FakeConfig(seeds=(5,)), "smoke", tmp_path / "fake", log=_quiet)
+    assert [r["key"] for r in out["rows"]] == ["run/s0", "run/s1", "run/s5"]  # nothing is ever dropped
+
+
+def test_rows_carry_wall_time_load_and_provenance(tmp_path):
+    study, _ = _fake_study()
+    runner.run_study(study, _FakeConfig(seeds=(0,)), "smoke", tmp_path / "fake", command="cmd", log=_quiet)
+    record = json.loads((tmp_path / "fake.json").read_text())
+    row = record["results"]["rows"][0]
+    assert {"images_seen", "train_flops", "wall_s", "date", "git_commit"} <= set(row)
+    assert isinstance(row["load"]["quiet"], bool) and row["load"]["cpus"] >= 1
+    assert record["provenance"]["command"] == "cmd" and record["results"]["config"] == {"seeds": [0],
+                                                                                          "images_per_run": 10}
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    study, _ = _fake_study()
+    with pytest.raises(ValueError, match="share a key"):
+        runner.run_study(study, _FakeConfig(seeds=(1, 1)), "smoke", tmp_path / "fake", log=_quiet)
+
+
+# --- configs ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(experiments.STUDIES))
+def test_every_study_has_a_frozen_config_per_profile_with_a_documented_budget(name):
+    study = experiments.STUDIES[name]
+    assert set(study.PROFILES) == set(experiments.PROFILE_NAMES)
+    for cfg in study.PROFILES.values():
+        assert isinstance(cfg, study.Config)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.seeds = (9,)
+        keys = [s["key"] for s in study.expand(cfg)]
+        assert len(keys) == len(set(keys)) > 0
+    doc = study.__doc__
+    assert "Budget in images seen" in doc and f"python -m vitlib experiment {name} --profile full" in doc
+    assert all(f.metadata.get("help") for f in dataclasses.fields(study.Config))  # every flag has a help text
+
+
+def test_config_overrides_and_one_line_errors():
+    assert experiments.config("transfer", "full", seeds=(7,)).seeds == (7,)
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\] of study 'transfer'; known: checkpoint"):
+        experiments.config("transfer", "full", bogus=1)
+    with pytest.raises(ValueError, match="unknown study 'nope'; known: transfer, scaling"):
+        experiments.config("nope")
+    with pytest.raises(ValueError, match="unknown profile"):
+        experiments.config("scaling", "huge")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        experiments.config("scaling", "full", batch_size=0)
+
+
+def test_full_profiles_meet_the_issues_design():
+    t = transfer.PROFILES["full"]
+    assert t.sizes == (500, 2000, 10000) and len(t.seeds) == 3 and t.shots == (1, 5, 10, 25)
+    assert set(t.datasets) == {"fashion_mnist", "mnist5k"} and t.ablation_resolution == 48
+    s = scaling.PROFILES["full"]
+    specs = scaling.expand(s)
+    for corpus, sizes in (("fractaldb", s.fractal_sizes), ("fashion_mnist", s.fashion_sizes)):
+        assert len(sizes) >= 5 and max(sizes) / min(sizes) >= 100
+        for n in sorted(sizes)[:2]:  # >= 3 seeds at the two smallest sizes, for every model
+            for m in s.models:
+                assert len({r["seed"] for r in specs if (r["corpus"], r["size"], r["arm"]) == (corpus, n, m)}) >= 3
+    kinds = {scaling.MODELS[m][0].split("-")[0] for m in s.models}
+    assert {"ViT", "BiT", "R+ViT"} <= kinds and sum(m.startswith("ViT") for m in s.models) >= 2
+    assert experiments.images_seen("transfer", "full") == 42 * 12800
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(80, 100)
+    assert round(lo, 3) == 0.711 and round(hi, 3) == 0.867
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+# --- the command line -----------------------------------------------------------------------------------------------
+def _subparser(*names):
+    parser = build_parser()
+    for name in names:
+        action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("name", list(experiments.STUDIES))
+def test_cli_flags_are_the_config_fields(name):
+    p = _subparser("experiment", name)
+    group = next(g for g in p._action_groups if g.title.startswith("study fields"))
+    flags = {a.dest for a in group._group_actions}
+    assert flags == {f.name for f in dataclasses.fields(experiments.STUDIES[name].Config)}
+    first = next(f for f in dataclasses.fields(experiments.STUDIES[name].Config) if f.name == "seeds")
+    args = build_parser().parse_args(["experiment", name, "--seeds", "3", "4", "--images-per-run", "5"])
+    shown = " ".join(p.format_help().split()).replace("- ", "-")  # argparse wraps lines, also after hyphens
+    assert args.seeds == [3, 4] and args.images_per_run == 5 and first.metadata["help"] in shown
+
+
+def _error_line(capsys, argv, prog):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"{prog}: error: "), err
+    return err
+
+
+def test_cli_unknown_study_field_or_value_is_one_line(capsys):
+    assert "invalid choice: 'nope'" in _error_line(capsys, ["experiment", "nope"], "vitlib experiment")
+    assert "--bogus" in _error_line(capsys, ["experiment", "transfer", "--bogus", "1"], "vitlib")
+    assert "--batch-size" in _error_line(capsys, ["experiment", "transfer", "--batch-size", "0"],
+                                         "vitlib experiment transfer")
+    assert "--list" in _error_line(capsys, ["experiment"], "vitlib experiment")
+    assert "unknown model(s) ['foo']" in _error_line(capsys, ["experiment", "scaling", "--models", "foo"],
+                                                     "vitlib experiment scaling")
+
+
+def test_cli_list_and_plan(capsys, tmp_path):
+    main(["experiment", "--list"])
+    out = capsys.readouterr().out
+    assert "transfer:" in out and "scaling:" in out and "--profile full: 54 runs, 537,600 training images" in out
+    main(["experiment", "transfer", "--profile", "full", "--plan", "--folder", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "to run finetune/scratch/mnist5k/n10000/rpre/s2" in out and "54 runs (0 done)" in out
+    assert not list(tmp_path.iterdir())  # --plan runs nothing and writes nothing
+
+
+# --- the smoke profiles, for real -----------------------------------------------------------------------------------
+def test_transfer_smoke_runs_resumes_and_renders(tmp_path, capsys):
+    main(["experiment", "transfer", "--folder", str(tmp_path)])
+    record = json.loads((tmp_path / "transfer.json").read_text())
+    rows = record["results"]["rows"]
+    assert len(rows) == len(transfer.expand(transfer.PROFILES["smoke"]))
+    cfg = transfer.PROFILES["smoke"]
+    for row in rows:
+        if row["kind"] == "finetune":
+            assert row["images_seen"] == cfg.images_per_run // cfg.batch_size * cfg.batch_size
+            lo, hi = row["metrics"]["ci95"]
+            assert lo <= row["metrics"]["test_accuracy"] <= hi
+    ft = next(r for r in rows if r["kind"] == "finetune" and r["resolution"] == 32)
+    model = VisionTransformer(dataclasses.replace(experiments.transfer.load_pretrained("").cfg, num_classes=10,
+                                                  representation_size=None))
+    assert ft["train_flops"] == 3 * forward_flops(model, 32) * ft["images_seen"]  # Table 6's convention
+    assert next(r for r in rows if r["corpus"] == "mnist5k" and r["kind"] == "finetune")["n_train"] <= 48
+    capsys.readouterr()
+    main(["experiment", "transfer", "--folder", str(tmp_path)])  # again: every row is done, nothing runs
+    assert "0 to run" in capsys.readouterr().err
+    assert json.loads((tmp_path / "transfer.json").read_text())["results"]["rows"] == rows
+    text = render_section("transfer", tmp_path, figure=False)
+    assert "| `mnist5k` | 48 |" in text and "1-shot" in text
+
+
+def test_scaling_smoke_keeps_the_best_validation_state(tmp_path):
+    out = experiments.run("scaling", "smoke", folder=tmp_path, log=_quiet)
+    rows = out["rows"]
+    assert len(rows) == 4 and {r["model"] for r in rows} == set(scaling.PROFILES["smoke"].models)
+    for row in rows:
+        m = row["metrics"]
+        assert m["val_accuracy"] >= m["final_val_accuracy"] and m["best_step"] >= 1
+        assert row["train_flops"] > 0 and row["images_seen"] == 64 and 0 <= m["5shot"] <= 1
+    assert "5-shot linear accuracy on `mnist5k`" in render_section("scaling", tmp_path, figure=False)
+
+
+def _scaling_row(model, size, seed, acc, flops=10):
+    return dict(key=f"{model}/c/n{size}/s{seed}", corpus="c", model=model, size=size, seed=seed, probe="p",
+                train_flops=flops, images_seen=64, load=dict(quiet=True),
+                metrics={"5shot": acc, "probe_n": 1000, "val_accuracy": acc, "val_n": 100})
+
+
+def test_curves_average_seeds_and_the_figures_draw_them():
+    from vitlib.plots import scaling_figure
+    from vitlib.results import RENDERERS, compare, seed_mean
+
+    rows = [_scaling_row("ViT-a", 10, s, a) for s, a in ((0, 0.2), (1, 0.4))] + [
+        _scaling_row("ViT-a", 100, 0, 0.9), _scaling_row("BiT-b", 10, 0, 0.6), _scaling_row("BiT-b", 100, 0, 0.7)]
+    c = scaling.curves(rows)
+    vit = c["c"]["ViT-a"]
+    assert [p["size"] for p in vit] == [10, 100] and vit[0]["seeds"] == 2 and abs(vit[0]["mean"] - 0.3) < 1e-12
+    assert vit[0]["lo"] < 0.3 < vit[0]["hi"]
+    assert compare(seed_mean(rows[3:4], "5shot", "probe_n"), seed_mean(rows[:2], "5shot", "probe_n")) == 1
+    by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops")
+    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1]
+    with pytest.raises(ValueError, match="'size'"):
+        scaling_figure(c, "epochs")
+    text = RENDERERS["scaling"][1](dict(rows=rows, config=dict(shots=[5])), {})
+    assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100

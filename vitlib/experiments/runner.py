@@ -1,0 +1,144 @@
+"""The resumable runner: a study's configuration -> one row per run -> figures/<study>.json.
+
+A study module (vitlib.experiments.transfer, .scaling) gives
+    Config            a frozen dataclass: every knob of the study, one instance per profile in PROFILES
+    expand(cfg)       the runs, as row specs: JSON-ready dicts with a unique "key" (model, corpus, size, seed ...)
+    run_row(cfg, spec, cache)  one run: the measured fields ("model", "parameters", "images_seen",
+                      "train_flops", "metrics", ...); `cache` lives for one `run_study` call (loaded data, models)
+and `run_study` does the rest, the same way for every study: rows already in the results file (the same key)
+are never run again; each new row gets its wall time, the machine's load and whether it was quiet, and the
+date and commit that made it, and the file is rewritten (atomically) after every row. An interrupted study
+continues where it stopped when run again; rows of an earlier design stay in the file (the runner never
+drops a result), and the renderers read the keys they know.
+
+Where a row goes: `study_path(name, profile)`: figures/<name>.json for "full", figures/<name>_gpu.json for
+"gpu", a fresh temporary folder for "smoke" (vitlib.results.figures_dir).
+
+Training FLOPs: 3 x the forward FLOPs of one image (vitlib.flops.forward_flops, torch.utils.flop_counter)
+x images seen, the paper's Table 6 convention (forward + backward = 3 forward passes).
+
+Deviations from the paper: none (nothing here is in the paper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..flops import forward_flops
+from ..results import FIGURES_DIR, figures_dir, provenance, save_results
+
+__all__ = ["param", "check_config", "study_path", "machine_load", "training_flops", "load_rows", "run_study"]
+
+
+def param(default: Any, help: str) -> Any:
+    """A Config field with its help text (the CLI's `--help` reads it): `sizes: tuple[int, ...] = param((500,),
+    "training-set sizes")`."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def check_config(cfg: Any) -> None:
+    """The checks every study's Config shares (called by its __post_init__): a positive budget and batch,
+    sizes and seeds >= 0, a known precision."""
+    if cfg.images_per_run < 1 or cfg.batch_size < 1:
+        raise ValueError(f"images_per_run and batch_size must be >= 1, got {cfg.images_per_run} and {cfg.batch_size}")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, tuple) and any(isinstance(v, int) and v < 0 for v in value):
+            raise ValueError(f"{f.name} must hold numbers >= 0, got {value}")
+        if isinstance(value, tuple) and not value and f.name not in ("shots",):
+            raise ValueError(f"{f.name} needs at least one value")
+
+
+def study_path(name: str, profile: str, folder: str | os.PathLike | None = None) -> Path:
+    """The results file of a study's profile (without .json): folder/NAME (full), folder/NAME_gpu (gpu); the
+    folder defaults to figures/ for full and gpu, a new temporary folder for smoke."""
+    if folder is None:
+        folder = FIGURES_DIR if profile in ("full", "gpu") else figures_dir(profile)
+    return Path(folder) / (name if profile != "gpu" else f"{name}_gpu")
+
+
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average, the CPUs and torch's threads; quiet: no more runnable threads than this
+    process's own torch threads (+0.5), i.e. nothing else was competing for the cores."""
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    threads = torch.get_num_threads()
+    return dict(load1=round(load1, 2), cpus=os.cpu_count(), threads=threads, quiet=bool(load1 <= threads + 0.5))
+
+
+def training_flops(model: nn.Module, img_size: int, images_seen: int, in_chans: int = 3) -> int:
+    """3 x forward FLOPs of one image x images seen (forward + backward; Table 6's convention)."""
+    return 3 * forward_flops(model, img_size, in_chans=in_chans) * images_seen
+
+
+def load_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows already in a results file (none when it does not exist)."""
+    path = Path(path).with_suffix(".json")
+    return json.loads(path.read_text())["results"]["rows"] if path.exists() else []
+
+
+def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike, command: str | None = None,
+              log: Callable[[str], None] | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Run the rows of `study.expand(cfg)` missing from PATH.json, appending each to the file as it finishes.
+
+    limit: run at most this many new rows (a part of a long study). Returns the results written
+    ({"study", "profile", "config", "rows", "todo"}); "todo" counts the rows still missing.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    path = Path(path).with_suffix("")
+    rows = load_rows(path)
+    done = {r["key"] for r in rows}
+    specs = study.expand(cfg)
+    keys = [s["key"] for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{study.NAME}: two runs share a key; keys must be unique")
+    todo = [s for s in specs if s["key"] not in done]
+    log(f"{study.NAME} ({profile}): {len(specs)} runs, {len(specs) - len(todo)} already in {path}.json, "
+        f"{len(todo)} to run" + (f" (this part: {limit})" if limit is not None and limit < len(todo) else ""))
+    results = dict(study=study.NAME, profile=profile, config=_jsonable(dataclasses.asdict(cfg)), rows=rows)
+    cache: dict[Any, Any] = {}
+    for i, spec in enumerate(todo[:limit]):
+        start = time.perf_counter()
+        measured = study.run_row(cfg, spec, cache)
+        wall = time.perf_counter() - start
+        made = provenance(command)
+        row = {**spec, **measured, "wall_s": round(wall, 2), "load": machine_load(),
+               "date": made["date"], "git_commit": made["git_commit"], "device": made["device"]}
+        rows.append(_jsonable(row))
+        results["todo"] = len(todo) - i - 1
+        save_results(path, results, command, seconds=sum(r.get("wall_s", 0) for r in rows))
+        log(f"[{len(specs) - len(todo) + i + 1}/{len(specs)}] {spec['key']}: {_summary(measured)} ({wall:.0f} s)")
+    results["todo"] = max(len(todo) - (limit if limit is not None else len(todo)), 0)
+    if not todo:  # nothing ran: the file is left as it was (or written once, empty, for a new study)
+        if not path.with_suffix(".json").exists():
+            save_results(path, results, command, seconds=0.0)
+    return results
+
+
+def _summary(measured: dict[str, Any]) -> str:
+    metrics = measured.get("metrics", {})
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+                     if isinstance(v, (int, float)))
+
+
+def _jsonable(x: Any) -> Any:
+    """Tuples -> lists, numpy and torch scalars -> Python numbers (JSON round trips compare equal)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):
+        return x.item()
+    return x

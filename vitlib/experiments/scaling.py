@@ -1,0 +1,225 @@
+"""Study `scaling`: transfer against pre-training data and compute, ViT vs ResNet vs hybrid (Fig. 3, 4, 5).
+
+The paper's headline in miniature (notebook 05). The claim (paper.md, Fig. 3-5, Section 4.2-4.3): with
+little pre-training data the ResNet's inductive bias wins; as the data grows ViT catches up and overtakes
+it; per unit of pre-training compute ViT is the better deal, and hybrids beat ViT at small budgets.
+
+Design (full profile):
+- models at 32x32, each with an 8x8 grid of tokens or feature cells and within 2x of each other in FLOPs
+  (`MODELS`): ViT-Ti/4 with L=4 and L=8 (two ViT sizes; 0.24 and 0.49 GFLOPs per image), a BiT-R26x1 with
+  the CIFAR stem and base width 32 (0.36 GFLOPs; GroupNorm + Weight Standardization) and the hybrid
+  R+ViT-Ti/4 with L=4 (the ResNet root, then ViT on its /4 map with 1x1 patches; 0.25 GFLOPs);
+- pre-training corpora at 5 sizes spanning 2 orders of magnitude: `fractaldb` (100 categories, 1,000 to
+  100,000 images) and random subsets of Fashion-MNIST train (540 to all 54,000);
+- one schedule for every size: 16,384 images seen (128 steps of 128, Adam, wd 0.1, warm-up then linear
+  decay: Appendix B.1's recipe, vitlib.train.pretrain_recipe), so a 1,000-image set is seen 16 times and
+  overfits (Section 4.3), while the largest sets are seen less than once: at this budget the largest sizes
+  measure the compute limit, not the data limit (the gpu profile's 262,144 images lift it);
+- the best validation checkpoint is kept (validation every 32 steps on a held-out split that never
+  changes with the size: the fractal test split of 10 images per category, 1,000 Fashion-MNIST validation
+  images), as the paper selects its checkpoints;
+- transfer is Fig. 4's protocol: the closed-form linear few-shot probe (5 and 10 shots, l2 = 2^10) on
+  frozen features of a held-out real dataset: Fashion-MNIST test after fractal pre-training, MNIST-5k
+  after Fashion-MNIST pre-training (the pool: 200 training images per class; 2,000 test images); plus the
+  best accuracy on the pre-training task's own held-out split;
+- seeds 0, 1, 2 at the two smallest sizes of each corpus, seed 0 elsewhere (a seed sets the initialisation
+  and the data order, and for Fashion-MNIST the subset; the fractal corpus of a size is one rendering);
+  every accuracy carries a 95% Wilson interval.
+What would count as reproducing the claim: at the smallest sizes the ResNet's few-shot accuracy above both
+ViTs' beyond the intervals, and the ViTs' curves rising faster with size so that at the largest size a ViT
+matches or beats it (Fig. 3/4); against training FLOPs, ViT on or above the ResNet's curve and the hybrid
+above ViT at the smallest budgets (Fig. 5). Partly: the orderings at one end only. Not: ResNet ahead at
+every size, or no trend with size.
+
+Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x (3 + 3 + 1 + 1 + 1) seeds
+and sizes; about 4 hours on a quiet 2-core CPU in fp32, from ~100 GFLOP/s of training; it runs in parts);
+smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
+two smallest sizes.
+
+Command: `python -m vitlib experiment scaling --profile full` (resumable; `--limit N` runs N more rows).
+Figures: vitlib.plots.scaling_figure (Fig. 3/4: few-shot accuracy vs pre-training set size per model;
+Fig. 5: vs total training FLOPs); RESULTS.md renders the table.
+
+Deviations from the paper: the data (fractals and Fashion-MNIST instead of ImageNet/I21k/JFT; 10^5 images
+at most, not 3 x 10^8), the models (Ti-sized, 32 px), the schedule (16,384 images, batch 128).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import get_dataset, sample_per_class, subset
+from ..fewshot import extract_features, few_shot_accuracy
+from ..flops import count_parameters
+from ..model import create_model
+from ..results import seed_mean, wilson_interval
+from ..train import pretrain_recipe, train
+from .runner import check_config, param, training_flops
+
+__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE", "curves"]
+
+NAME = "scaling"
+
+# Model name in the results -> (vitlib.create_model name, overrides). Forward GFLOPs at 32 px, 100 classes.
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ViT-Ti/4 L=4": ("ViT-Ti/4", dict(num_layers=4, representation_size=192)),  # 1.86M params, 0.24 GFLOPs
+    "ViT-Ti/4 L=8": ("ViT-Ti/4", dict(num_layers=8, representation_size=192)),  # 3.64M params, 0.49 GFLOPs
+    "BiT-R26x1 w32": ("BiT-R26x1", dict(stem="cifar", base_width=32)),  # 3.59M params, 0.36 GFLOPs
+    "R+ViT-Ti/4 L=4": ("R+ViT-Ti/4", dict(num_layers=4, representation_size=192)),  # 1.87M params, 0.25 GFLOPs
+    # smoke: tiny versions of a ViT and the ResNet, every code path in seconds
+    "ViT-tiny/8 L=1": ("ViT-Ti/8", dict(num_layers=1, hidden_size=32, num_heads=2, mlp_size=64,
+                                        representation_size=32)),
+    "BiT-R w32 tiny": ("BiT-R26x1", dict(stem="bit", base_width=32, depths=(1, 1, 1, 1))),
+}
+
+# Pre-training corpus -> the held-out real dataset of the few-shot probe (Fig. 4's protocol).
+PROBE = {"fractaldb": "fashion_mnist", "fashion_mnist": "mnist5k"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The scaling study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
+
+    models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "ViT-Ti/4 L=8", "BiT-R26x1 w32", "R+ViT-Ti/4 L=4"),
+                                    "models (names of vitlib.experiments.scaling.MODELS)")
+    corpora: tuple[str, ...] = param(("fractaldb", "fashion_mnist"), "pre-training corpora (fractaldb, "
+                                     "fashion_mnist)")
+    fractal_sizes: tuple[int, ...] = param((1000, 3000, 10000, 30000, 100000),
+                                           "fractaldb sizes in images (fractal_classes categories)")
+    fashion_sizes: tuple[int, ...] = param((540, 1700, 5400, 17000, 54000), "Fashion-MNIST train subset sizes")
+    fractal_classes: int = param(100, "fractaldb categories")
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds of the smallest sizes (the others: the first seed)")
+    seeded_sizes: int = param(2, "how many of the smallest sizes of each corpus get every seed")
+    images_per_run: int = param(16384, "pre-training schedule of every run, in images seen")
+    batch_size: int = param(128, "pre-training batch size")
+    eval_every: int = param(32, "validate every N steps; the best validation state is kept")
+    n_val: int = param(1000, "held-out images of the pre-training task (fractaldb: 10 per category)")
+    shots: tuple[int, ...] = param((5, 10), "few-shot probe: images per class")
+    probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
+    probe_test: int = param(2000, "few-shot probe: test images")
+    img_size: int = param(32, "resolution H = W")
+    precision: str = param("fp32", "fp32 or bf16 (autocast)")
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+PROFILES: dict[str, Config] = {
+    "smoke": Config(models=("ViT-tiny/8 L=1", "BiT-R w32 tiny"), corpora=("fashion_mnist",),
+                    fashion_sizes=(100, 300), seeds=(0,), images_per_run=64, batch_size=16, eval_every=2,
+                    n_val=32, shots=(1, 5), probe_pool=50, probe_test=50),
+    "full": Config(),
+    "gpu": Config(fractal_sizes=(1000, 10000, 100000, 300000, 1000000), seeds=(0, 1, 2, 3, 4),
+                  images_per_run=262_144, batch_size=512, eval_every=256, probe_test=10000,
+                  probe_pool=10000, precision="bf16"),
+}
+
+
+def _sizes(cfg: Config, corpus: str) -> tuple[int, ...]:
+    if corpus not in PROBE:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(PROBE)}")
+    return cfg.fractal_sizes if corpus == "fractaldb" else cfg.fashion_sizes
+
+
+def expand(cfg: Config) -> list[dict[str, Any]]:
+    """The runs, seed by seed (seed 0's whole grid first, so that a study cut short has every model and size)."""
+    unknown = sorted(set(cfg.models) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    rows = []
+    for i, seed in enumerate(cfg.seeds):
+        for corpus in cfg.corpora:
+            sizes = sorted(_sizes(cfg, corpus))
+            for size in sizes if i == 0 else sizes[:cfg.seeded_sizes]:
+                for model in cfg.models:
+                    rows.append(dict(key=f"{model}/{corpus}/n{size}/s{seed}", kind="pretrain", arm=model,
+                                     corpus=corpus, size=size, seed=seed, probe=PROBE[corpus]))
+    return rows
+
+
+def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
+    return cfg.images_per_run // cfg.batch_size * cfg.batch_size
+
+
+def _corpus(cfg: Config, corpus: str, size: int, seed: int):
+    """(train, held-out val) of a pre-training corpus at `size` images; the val set is the same at every size."""
+    if corpus == "fractaldb":
+        per_class = max(size // cfg.fractal_classes, 1)
+        opts = dict(num_classes=cfg.fractal_classes, images_per_class=per_class, test_images_per_class=10)
+        train_set = get_dataset("fractaldb", "train", cfg.img_size, seed=seed, val_fraction=0.0, **opts)
+        val = get_dataset("fractaldb", "test", cfg.img_size, **opts)
+    else:
+        full = get_dataset(corpus, "train", cfg.img_size)
+        train_set = subset(full, min(size, len(full)), seed=seed)
+        train_set.num_classes = full.num_classes
+        val = get_dataset(corpus, "val", cfg.img_size)
+    return train_set, subset(val, min(cfg.n_val, len(val)), seed=0)
+
+
+def _probe_features(model, dataset: str, cfg: Config):
+    train = get_dataset(dataset, "train", cfg.img_size, augment=False)
+    idx = np.concatenate(list(sample_per_class(train.targets, max(cfg.probe_pool // train.num_classes, 1), 0)
+                              .values()))
+    test = get_dataset(dataset, "test", cfg.img_size)
+    ftr, ltr = extract_features(model, torch.utils.data.Subset(train, idx.tolist()))
+    fte, lte = extract_features(model, subset(test, min(cfg.probe_test, len(test)), seed=0))
+    return ftr, ltr, fte, lte, train.num_classes
+
+
+def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
+    """Pre-train one model on one corpus size (best validation state kept), then probe its frozen features."""
+    seed = spec["seed"]
+    train_set, val_set = _corpus(cfg, spec["corpus"], spec["size"], seed)
+    K = train_set.num_classes
+    name, overrides = MODELS[spec["arm"]]
+    torch.manual_seed(seed)
+    model = create_model(name, img_size=cfg.img_size, num_classes=K, **overrides)
+    batch = min(cfg.batch_size, len(train_set))
+    steps = max(cfg.images_per_run // cfg.batch_size, 1)
+    recipe = pretrain_recipe(steps=steps, batch_size=batch, warmup_steps=None, grad_clip=1.0, seed=seed,
+                             eval_every=cfg.eval_every, precision=cfg.precision, progress=False,
+                             log_every=max(steps // 10, 1))
+    flops = training_flops(model, cfg.img_size, steps * batch)
+    best: dict[str, Any] = dict(accuracy=-1.0)
+
+    def keep_best(step: int, res: dict) -> None:  # Section 4: the best validation checkpoint, kept in memory
+        if res["accuracy"] > best["accuracy"]:
+            best.update(accuracy=res["accuracy"], loss=res["loss"], step=step,
+                        state=copy.deepcopy(model.state_dict()))
+
+    history = train(model, train_set, recipe, val_set=val_set, on_eval=keep_best)
+    model.load_state_dict(best.pop("state"))
+    ftr, ltr, fte, lte, K_probe = _probe_features(model, spec["probe"], cfg)
+    n_val, n_test = len(val_set), len(lte)
+    metrics: dict[str, Any] = dict(val_accuracy=best["accuracy"], val_n=n_val, best_step=best["step"],
+                                   val_ci95=list(wilson_interval(round(best["accuracy"] * n_val), n_val)),
+                                   final_val_accuracy=history["val"][-1]["accuracy"], probe_n=n_test)
+    for s in cfg.shots:
+        acc = few_shot_accuracy(ftr, ltr, fte, lte, shots=s, seed=seed, num_classes=K_probe)
+        metrics[f"{s}shot"] = acc
+        metrics[f"{s}shot_ci95"] = list(wilson_interval(round(acc * n_test), n_test))
+    return dict(model=spec["arm"], parameters=count_parameters(model), n_train=len(train_set),
+                images_seen=steps * batch, epochs=round(steps * batch / len(train_set), 3), train_flops=flops,
+                metrics=metrics)
+
+
+def curves(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{corpus: {model: [{"size", "flops", "mean", "lo", "hi", "seeds"}, ...] by size}}: the results rows of this
+    study summarised over seeds (vitlib.results.seed_mean: the mean and its 95% interval), what
+    vitlib.plots.scaling_figure draws. metric: "5shot", "10shot" (probe) or "val_accuracy" (pre-training task)."""
+    n_key = "val_n" if metric == "val_accuracy" else "probe_n"
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["corpus"], row["model"], row["size"]), []).append(row)
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (corpus, model, size), runs in sorted(groups.items(), key=lambda kv: kv[0][2]):
+        s = seed_mean(runs, metric, n_key)
+        out.setdefault(corpus, {}).setdefault(model, []).append(
+            dict(size=size, flops=runs[0]["train_flops"], mean=s["mean"], lo=s["ci95"][0], hi=s["ci95"][1],
+                 seeds=s["seeds"]))
+    return out
