@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from vitlib.checkpoints import load_model
+from vitlib.interop import SHIPPED
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("VITLIB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -113,8 +116,9 @@ def test_notebook_06_runs_in_jupyterlab_and_its_explorer_answers_clicks(lab, tmp
 
 
 def run_all_and_click_explorer(url: str, token: str, notebook: str, shots: Path) -> None:
-    """Open `notebook` in JupyterLab, run all cells, check for errors, find the attention explorer (a 4 x 4
-    patch grid) and click its top-left patch. Screenshots go to `shots`."""
+    """Open `notebook` in JupyterLab, run all cells, check for errors, find the attention explorer (on the shipped
+    model's patch grid) and click its top-left patch. Screenshots go to `shots`."""
+    gh, gw = load_model(SHIPPED).grid  # the explorer starts at the grid's centre
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
@@ -154,7 +158,7 @@ def run_all_and_click_explorer(url: str, token: str, notebook: str, shots: Path)
             expect(explorer).to_have_count(1, timeout=60_000)
             explorer.scroll_into_view_if_needed()
             title = explorer.locator(".gtitle")
-            expect(title).to_contain_text("query: patch (row 2, col 2)", timeout=60_000)  # the 4 x 4 grid's centre
+            expect(title).to_contain_text(f"query: patch (row {gh // 2}, col {gw // 2})", timeout=60_000)
             for label in ("image", "layer", "head", "query row", "query col", "class token as query"):
                 expect(explorer.get_by_text(label, exact=True).first).to_be_visible()
             page.screenshot(path=shots / "06_explorer_before_click.png")
@@ -162,7 +166,7 @@ def run_all_and_click_explorer(url: str, token: str, notebook: str, shots: Path)
             # a click on the top-left patch of the weight map (right panel; its y axis is reversed: row 0 on top)
             weights = explorer.locator(".nsewdrag[data-subplot='x2y2']")
             box = weights.bounding_box()
-            x, y = box["x"] + 0.12 * box["width"], box["y"] + 0.12 * box["height"]
+            x, y = box["x"] + 0.5 / gw * box["width"], box["y"] + 0.5 / gh * box["height"]  # the first cell's centre
             page.mouse.move(x, y)
             page.mouse.move(x + 1, y + 1)  # plotly picks the clicked point from the hover
             page.mouse.click(x + 1, y + 1)

@@ -26,6 +26,7 @@ README = ROOT / "README.md"
 # None: the command writes into the checkout, so it is parsed and its --help run, and its own tests run it.
 SMALL = {
     "results": None,
+    "experiment": ["--profile", "smoke"],
     "pretrain": ["--profile", "smoke", "--steps", "2", "--batch-size", "8"],
     "finetune": ["--steps", "2", "--batch-size", "8", "--val-fraction", "0.01"],
     "evaluate": ["--limit", "16"],
