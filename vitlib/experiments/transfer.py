@@ -7,7 +7,7 @@ and the closed-form linear few-shot accuracy of frozen features (Section 4.1, Fi
 pre-trained model against a randomly initialised one.
 
 Design (full profile):
-- models: the shipped ViT-Ti/4 (L=6, pre-trained on 100,000 FractalDB-style images at 32 px;
+- models: the shipped ViT-Ti/4 (L=6, pre-trained on 320,000 images of 100 FractalDB-style categories at 32 px;
   vitlib.interop.load_pretrained("")) with a new zero head (Section 3.2), against the same architecture
   freshly initialised ("scratch"), both fine-tuned with Appendix B.1.1's recipe (SGD 0.9, clip 1, cosine,
   no weight decay; vitlib.train.finetune_recipe) at the pre-training resolution, 32 px;
