@@ -1,4 +1,3 @@
-import copy
 import math
 
 import numpy as np
@@ -6,10 +5,11 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
+from helpers import assert_every_attention_path_agrees
 
 import vitlib
 from vitlib.flops import count_parameters
-from vitlib.model import ATTENTION_PATHS, choose_attention_path, resample_pos_embed, set_attention_path
+from vitlib.model import choose_attention_path, resample_pos_embed, set_attention_path
 
 # Exact parameter counts at 224 px, 1000 classes (paper.md; the official implementation's tests pin
 # ViT-B/16 at 86,567,656, and timm and torchvision agree). Table 1 rounds these to 86M / 307M / 632M.
@@ -98,22 +98,7 @@ def test_every_attention_path_equals_explicit_eq6_7(precision):
     x = torch.randn(4, 3, 32, 32)
     ref = vitlib.create_model("ViT-Ti/8", img_size=32, num_classes=5)
     torch.nn.init.normal_(ref.head.weight, std=0.5)  # a zero head would hide differences in the tokens
-    set_attention_path(ref, "explicit")
-    ref_out = ref(x)
-    ref_out.square().sum().backward()
-    ref_grad = ref.blocks[0].attn.qkv.weight.grad.clone()
-    tol = 1e-5 if precision == "fp32" else 3e-2
-    for path in ATTENTION_PATHS:
-        m = copy.deepcopy(ref)
-        m.zero_grad()
-        set_attention_path(m, path)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = m(x)
-        out.float().square().sum().backward()
-        scale = ref_out.abs().max()
-        assert (out.float() - ref_out).abs().max() <= tol * scale, path
-        g = m.blocks[0].attn.qkv.weight.grad
-        assert (g - ref_grad).abs().max() <= tol * 10 * ref_grad.abs().max(), path
+    assert_every_attention_path_agrees(ref, x, lambda m: [m.blocks[0].attn.qkv.weight.grad], precision)
 
 
 def test_attention_path_rule_is_explicit_on_cpu_in_bf16_only():
