@@ -21,9 +21,9 @@
 # of IFS fractals that stands in for JFT-300M, with a ViT-Ti/4 of 6 blocks at 32x32 (N = 64 patches;
 # 100 categories of 1,000 images), and the BiT ResNet baseline (BiT-R26x1) trained the same way for comparison.
 #
-# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` about 40 minutes for the ViT on a
-#   2-core CPU (2,500 steps of 128 images; the measured time is in the provenance of
-#   `vitlib/weights/vit_ti4_fractal32.json`, rendered in RESULTS.md). The BiT-R26x1 comparison
+# - Run time: `smoke` under a minute (shrunk models, 200 images); `full` tens of minutes for the ViT on a
+#   2-core CPU (2,500 steps of 128 images; the measured time, and whether the machine was quiet, is in the
+#   provenance of `vitlib/weights/vit_ti4_fractal32.json`, rendered in RESULTS.md). The BiT-R26x1 comparison
 #   (`compare_resnet`) trains several times slower than the ViT on a CPU: `-p compare_resnet False` skips it,
 #   and `figures/pretrain_fractal_vit.*` was made that way.
 # - Expected result: the loss falls below ln(K) (a uniform guess) and validation accuracy rises well above

@@ -28,8 +28,8 @@ Design (full profile):
 Accuracies carry a 95% Wilson interval (vitlib.results.wilson_interval) on the pooled test predictions.
 
 Budget in images seen: full 537,600 fine-tuning images (42 runs of 12,800) plus feature extraction
-(about two hours on a quiet 2-core CPU in fp32); smoke a few hundred (under a minute); gpu 5 seeds,
-51,200 images per run.
+(estimated, not measured: about two hours on a quiet 2-core CPU in fp32); smoke a few hundred (under a
+minute); gpu 5 seeds, 51,200 images per run.
 
 Expected: pre-training helps most at the small sizes and on fashion_mnist; the gap shrinks with size.
 
