@@ -17,6 +17,7 @@ from vitlib.train import (
     finetune_recipe,
     lr_at,
     make_loader,
+    native_bf16,
     pretrain_recipe,
     resolve_precision,
     train,
@@ -212,7 +213,9 @@ def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_bf16(monkeypa
     for amx, avx in ((False, False), (True, False), (False, True)):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=amx: a)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda a=avx: a)
+        native_bf16.cache_clear()
         assert resolve_precision("auto", cpu) == ("bf16" if amx or avx else "fp32")
         assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    native_bf16.cache_clear()  # the next caller sees the real CPU again
     with pytest.raises(ValueError, match="'auto'"):
         TrainConfig(precision="fp16")

@@ -26,6 +26,7 @@ across the ranks, rank 0 logs and writes checkpoints
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -172,6 +173,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                       persistent_workers=False, pin_memory=False)
 
 
+@functools.cache  # called by every training step's autocast: the hardware does not change
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 natively: a CUDA GPU with bf16 support, or a CPU with AMX tiles or
     AVX512-BF16. Elsewhere bf16 is emulated and slower than fp32 (figures/train_speed.json)."""
