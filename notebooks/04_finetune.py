@@ -224,6 +224,7 @@ table.round(4)
 # the other beyond the 95% intervals. The same text is in RESULTS.md and the README.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 verdict = transfer.verdict(summary, cfg)
 for part, v in verdict.items():
     print(f"{part}: {v['verdict']}. {v['text']}")
