@@ -196,7 +196,7 @@ if profile != "smoke" and out["todo"] == 0:
 # NBVAL_IGNORE_OUTPUT
 summary = transfer.summary(rows)
 fig = transfer_figure(summary, title=f"04 · Does pre-training pay? The transfer study ({profile}, {len(rows)} of "
-                                     f"{len(plan)} runs)")
+                                     f"{len(plan)} runs)", datasets=cfg.datasets)
 tag = "_gpu" if profile == "gpu" else ""
 save_figure(fig, out["path"].parent / f"transfer_curves{tag}", summary, png=profile != "smoke",
             command=f"papermill notebooks/04_finetune.ipynb out.ipynb -p profile {profile}")

@@ -68,6 +68,8 @@ def test_finetune_figures():
     assert [t.showlegend for t in fig.data] == [True, True, True, True, False]  # one legend entry per name
     empty = transfer_figure({"finetune": {}, "fewshot": {}, "ablation": {}})  # a study not run yet: said so
     assert not empty.data and "not yet run" in " ".join(a.text for a in empty.layout.annotations)
+    partial = transfer_figure(summary, datasets=("a", "b"))  # the study's datasets: b has no rows yet
+    assert [a.text for a in partial.layout.annotations][:2] == ["fine-tuned on a", "fine-tuned on b: not yet run"]
 
 
 def test_rollout_overlay_keeps_attended_patch_and_darkens_the_rest():

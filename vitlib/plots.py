@@ -114,15 +114,16 @@ def _error_bars(points: list[dict]) -> dict:
                 arrayminus=[p["mean"] - p["lo"] for p in points])
 
 
-def transfer_figure(summary: dict, title: str = ""):
+def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | list[str] | None = None):
     """The transfer study (vitlib.experiments.transfer.summary): one panel per dataset with fine-tuned test
     accuracy against training-set size (log axis), pre-trained vs scratch; the linear few-shot accuracy against
     shots per class (log axis), pre-trained vs random-init features, one dash per dataset; Section 3.2's
     resolution ablation, accuracy per fine-tuning resolution for both arms. Error bars: 95% intervals of the
-    mean over seeds. A part without rows is an empty panel that says so."""
+    mean over seeds. `datasets`: the study's (a panel each, also before their rows exist; default: those with
+    rows). A part without rows is an empty panel that says so."""
     ft, few, abl = summary["finetune"], summary["fewshot"], summary["ablation"]
-    corpora = list(ft) or ["fine-tuning"]
-    titles = [f"fine-tuned on {c}" if c in ft else "fine-tuning: not yet run" for c in corpora]
+    corpora = list(datasets or ft) or ["fine-tuning"]
+    titles = [f"fine-tuned on {c}" + ("" if c in ft else ": not yet run") for c in corpora]
     titles += ["linear few-shot" if few else "few-shot: not yet run",
                "resolution ablation" if abl else "resolution ablation: not yet run"]
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)
