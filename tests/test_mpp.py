@@ -5,8 +5,18 @@ import pytest
 import torch
 
 from vitlib import create_model
-from vitlib.mpp import (KEEP, MASK, RANDOM, SAME, MaskedPatchPrediction, colour_targets, corrupt, corruption_plan,
-                        evaluate_mpp, mpp_objective)
+from vitlib.mpp import (
+    KEEP,
+    MASK,
+    RANDOM,
+    SAME,
+    MaskedPatchPrediction,
+    colour_targets,
+    corrupt,
+    corruption_plan,
+    evaluate_mpp,
+    mpp_objective,
+)
 from vitlib.train import pretrain_recipe, train
 
 

@@ -9,6 +9,7 @@ patch embedding (10%) or just keeping them as is (10%). [...] Finally we predict
 512 colors in total) of every corrupted patch using their respective patch representations."
 
     colour_targets(images, P)        the 3-bit mean colour of every P x P patch: class r * 64 + g * 8 + b
+    colour_values(targets)           the colours the classes stand for (for display)
     corruption_plan(B, N)            which patches are corrupted (50%) and how (80% mask, 10% random, 10% kept)
     corrupt(patches, plan, mask)     the plan applied to the patch embeddings x_p E (before E_pos, Eq. 1)
     MaskedPatchPrediction(vit)       the ViT with the [mask] embedding and the linear colour head
@@ -49,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from .model import PatchEmbedding, VisionTransformer
 from .utils import eval_mode
 
-__all__ = ["BITS", "KEEP", "MASK", "RANDOM", "SAME", "colour_targets", "corruption_plan", "corrupt",
+__all__ = ["BITS", "KEEP", "MASK", "RANDOM", "SAME", "colour_targets", "colour_values", "corruption_plan", "corrupt",
            "MaskedPatchPrediction", "mpp_objective", "evaluate_mpp"]
 
 BITS = 3  # bits per channel of the predicted mean colour: 3 bits x 3 channels = 512 classes
@@ -72,6 +73,17 @@ def colour_targets(images: Tensor, patch_size: int, bits: int = BITS) -> Tensor:
     q = (means * levels).floor().clamp(0, levels - 1).long()  # (B, C, H/P, W/P)
     weights = levels ** torch.arange(q.shape[1] - 1, -1, -1, device=q.device)  # (C,): 64, 8, 1 for RGB
     return (q * weights[None, :, None, None]).sum(1).flatten(1)  # (B, N)
+
+
+def colour_values(targets: Tensor, in_chans: int = 3, bits: int = BITS) -> Tensor:
+    """`colour_targets` read back, for display: each class as the centres of its levels, (..., C) in [0, 1].
+
+    >>> colour_values(torch.tensor([511, 7 * 64 + 1 * 8 + 4])).tolist()
+    [[0.9375, 0.9375, 0.9375], [0.9375, 0.1875, 0.5625]]
+    """
+    levels = 2**bits
+    digits = [(targets // levels ** (in_chans - 1 - c)) % levels for c in range(in_chans)]
+    return (torch.stack(digits, dim=-1).float() + 0.5) / levels
 
 
 def corruption_plan(batch: int, num_patches: int, fraction: float = 0.5, mask_prob: float = 0.8,
