@@ -512,7 +512,8 @@ def _experiment(args: argparse.Namespace) -> None:
 
 
 def _add_experiment_command(sub) -> None:
-    p = sub.add_parser("experiment", help="run a study of vitlib.experiments (transfer, scaling); resumable",
+    p = sub.add_parser("experiment", help=f"run a study of vitlib.experiments ({', '.join(experiments.STUDIES)}); "
+                       "resumable",
                        description="Run a study: one row per run appended to figures/<study>.json (full; gpu: "
                                    "figures/<study>_gpu.json; smoke: a temporary folder). Rows already in the "
                                    "file are never run again, so an interrupted study continues where it "

@@ -37,6 +37,7 @@ Deviations from the paper: none in the architecture. Stochastic depth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -473,10 +474,15 @@ class VisionTransformer(nn.Module):
             return pos_embed_2d(x_table, y_table)
         return None
 
-    def embed(self, x: Tensor) -> Tensor:
-        """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D)."""
+    def embed(self, x: Tensor, corrupt: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D).
+
+        `corrupt` maps the patch embeddings x_p^i E (B, N, D) to new ones before the class token and E_pos are
+        added: Section 4.6's masked patch prediction corrupts them there (vitlib.mpp)."""
         self._check_input(x)
         z = self.patch_embed(x)  # (B, N, D)
+        if corrupt is not None:
+            z = corrupt(z)  # (B, N, D)
         if self.cls_token is not None:
             z = torch.cat([self.cls_token.expand(z.shape[0], -1, -1), z], dim=1)  # (B, N+1, D)
         grid = self.patch_embed.grid_size(*x.shape[-2:])
@@ -493,10 +499,11 @@ class VisionTransformer(nn.Module):
             z = z + pos
         return self.pos_drop(z)
 
-    def encode(self, x: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def encode(self, x: Tensor, return_attention: bool = False,
+               corrupt: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
         """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN (B, T, D), and the L attention maps
-        (B, k, T, T) with return_attention (an empty list without)."""
-        z = self.embed(x)
+        (B, k, T, T) with return_attention (an empty list without). `corrupt`: see `embed`."""
+        z = self.embed(x, corrupt)
         attentions = []
         for blk in self.blocks:
             z, A = blk(z, return_attention)

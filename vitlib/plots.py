@@ -6,6 +6,7 @@
     plot_fig6, plot_fig7, plot_attention_distance,
     rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
+    ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
 
 Figures are saved with their results and provenance by `vitlib.results.save_figure`.
 Figure text is plain (no LaTeX: MathJax would need the web).
@@ -28,7 +29,7 @@ from .patches import mosaic, to_uint8
 
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
            "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
-           "plot_fig7", "rollout_overlay", "scaling_figure"]
+           "plot_fig7", "rollout_overlay", "scaling_figure", "ablation_figure"]
 
 
 # --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
@@ -186,6 +187,32 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
                          row=1, col=col)
     fig.update_yaxes(title_text=metric_name, row=1, col=1)
     return fig.update_layout(title=title, height=450)
+
+
+# --- Notebook 08: the ablations (numbers from vitlib.results.arm_means) -------------------------------------------
+
+
+def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):
+    """Bar charts side by side, one panel per metric: `panels` {panel title: {arm: value}}, a value either a
+    number (e.g. the paper's, drawn without an error bar) or a seed mean {"mean", "ci95", ...}
+    (vitlib.results.seed_mean: the bar, and its 95% interval as the error bar). `names` renames the arms
+    (e.g. vitlib.results.TABLE8_NAMES); an arm keeps its colour in every panel."""
+    names = names or {}
+    arms = list(dict.fromkeys(a for bars in panels.values() for a in bars))
+    colours = {a: px.colors.qualitative.Plotly[i % 10] for i, a in enumerate(arms)}
+    fig = make_subplots(rows=1, cols=max(len(panels), 1), subplot_titles=list(panels), shared_yaxes=True)
+    shown: set[str] = set()  # one legend entry per arm
+    for col, bars in enumerate(panels.values(), start=1):
+        for arm, v in bars.items():
+            mean = v["mean"] if isinstance(v, dict) else float(v)
+            error = (dict(type="data", symmetric=False, array=[v["ci95"][1] - mean], arrayminus=[mean - v["ci95"][0]])
+                     if isinstance(v, dict) else None)
+            fig.add_trace(go.Bar(x=[names.get(arm, arm)], y=[mean], name=names.get(arm, arm), legendgroup=arm,
+                                 showlegend=arm not in shown, marker_color=colours[arm], error_y=error),
+                          row=1, col=col)
+            shown.add(arm)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    return fig.update_layout(title=title, height=430, width=max(360 * len(panels), 500), bargap=0.25)
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------

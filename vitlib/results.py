@@ -37,7 +37,9 @@ from .utils import atomic_write
 
 __all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_figure", "save_results", "load_results",
            "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md",
-           "budget_comparison", "transfer_answer", "render_readme_results", "write_readme_results"]
+           "budget_comparison", "transfer_answer", "render_readme_results", "write_readme_results",
+           "TABLE8", "TABLE8_NAMES", "SECTION_4_6", "SECTION_4_6_NAMES", "arm_means", "position_verdict",
+           "mpp_verdict"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -541,6 +543,144 @@ def _scaling_study(r: dict, p: dict) -> str:
     return "\n\n".join(out)
 
 
+# --- the ablations of notebook 08 (vitlib.experiments.pos_embed and .mpp) ----------------------------------------
+# The paper's numbers set beside ours. Appendix D.4, Table 8: ViT-B/16 pre-trained on ImageNet, 5-shot linear
+# accuracy on ImageNet. Section 4.6: ViT-B/16, ImageNet top-1 after fine-tuning: masked patch prediction 79.9%,
+# "2% better than from scratch, 4% behind supervised" (the other two follow from that sentence).
+TABLE8 = {"none": 0.61382, "learned": 0.64206, "learned_2d": 0.64001, "relative": 0.64032}
+TABLE8_NAMES = {"none": "No Pos. Emb.", "learned": "1-D Pos. Emb.", "learned_2d": "2-D Pos. Emb.",
+                "relative": "Rel. Pos. Emb."}
+SECTION_4_6 = {"scratch": 0.799 - 0.02, "mpp": 0.799, "supervised": 0.799 + 0.04}
+SECTION_4_6_NAMES = {"scratch": "from scratch", "mpp": "masked patch prediction", "supervised": "supervised"}
+
+
+def arm_means(rows: list[dict], metric: str, n_key: str) -> dict[str, dict[str, Any]]:
+    """{arm: seed_mean} of the rows that measured `metric`, arms in the order they first appear."""
+    groups = _group([r for r in rows if metric in r["metrics"]], "arm")
+    return {arm: seed_mean(g, metric, n_key) for (arm,), g in groups.items()}
+
+
+def position_verdict(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    """Table 8's claim, "any position embedding helps, which kind barely matters", judged on {kind: seed_mean}:
+    reproduced (every kind above "none" beyond the intervals, and no two kinds apart beyond them), partly (one of
+    the two halves, or some kinds above "none"), not reproduced (no kind above "none"), or not yet run."""
+    others = [k for k in kinds if k != "none"]
+    if "none" not in kinds or not others or any(k not in stats for k in kinds):
+        return "not yet run"
+    above = [k for k in others if compare(stats[k], stats["none"]) == 1]
+    alike = all(compare(stats[a], stats[b]) == 0 for i, a in enumerate(others) for b in others[i + 1:])
+    if not above:
+        return "not reproduced"
+    return "reproduced" if len(above) == len(others) and alike else "partly reproduced"
+
+
+def _position_reason(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    others = [k for k in kinds if k != "none" and k in stats]
+    if "none" not in stats or not others:
+        return "some kinds have not run yet"
+    above = [TABLE8_NAMES.get(k, k) for k in others if compare(stats[k], stats["none"]) == 1]
+    means = [stats[k]["mean"] for k in others]
+    apart = [f"{TABLE8_NAMES.get(a, a)} vs {TABLE8_NAMES.get(b, b)}" for i, a in enumerate(others)
+             for b in others[i + 1:] if compare(stats[a], stats[b]) != 0]
+    return (f"above no position embedding beyond the intervals: {', '.join(above) or 'none of them'} "
+            f"({len(above)} of {len(others)}); the kinds with position information span "
+            f"{100 * (max(means) - min(means)):.1f} points, "
+            + (f"apart beyond the intervals: {', '.join(apart)}" if apart else "all within each other's intervals"))
+
+
+def mpp_verdict(stats: dict[str, dict[str, Any]]) -> str:
+    """Section 4.6's order on {arm: seed_mean} of fine-tuned accuracy, supervised > mpp > scratch: reproduced (both
+    gaps beyond the intervals), partly reproduced (one beyond, the other level), not shown (both level), not
+    reproduced (either reversed beyond the intervals), or not yet run."""
+    if any(a not in stats for a in SECTION_4_6):
+        return "not yet run"
+    gaps = compare(stats["mpp"], stats["scratch"]), compare(stats["supervised"], stats["mpp"])
+    if -1 in gaps:
+        return "not reproduced"
+    return {2: "reproduced", 1: "partly reproduced", 0: "not shown (the intervals overlap)"}[sum(gaps)]
+
+
+def _runs_line(rows: list[dict], r: dict) -> str:
+    quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
+    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
+
+
+def _shot(c: dict) -> str:
+    """The probe's shot count nearest 5 (Table 8's), as a metric name."""
+    return f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
+
+
+def _pos_embed_study(r: dict, p: dict) -> str:
+    """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in TABLE8]
+    kinds = [k for k in TABLE8 if k in c["kinds"]]
+    shots = [f"{s}shot" for s in c["shots"]]
+    stats = {m: arm_means(rows, m, "probe_n") for m in shots}
+    stats.update(finetune_accuracy=arm_means(rows, "finetune_accuracy", "finetune_n"),
+                 val_accuracy=arm_means(rows, "val_accuracy", "val_n"))
+    table = [[TABLE8_NAMES[k], _pct(TABLE8[k])] + [_acc_ci(stats[m].get(k)) for m in shots]
+             + [_acc_ci(stats["finetune_accuracy"].get(k)), _acc_ci(stats["val_accuracy"].get(k))] for k in kinds]
+    shot, ft = _shot(c), stats["finetune_accuracy"]
+    images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
+    text = (f"`{c['model']}` pre-trained on {c['fractal_size']:,} fractals ({c['fractal_classes']} categories, "
+            f"{images:,} images seen), once per position embedding; then the linear few-shot probe of its frozen "
+            f"features and fine-tuning on {c['finetune_size']:,} images, both on `{c['probe_dataset']}`. Mean over "
+            "seeds, its 95% Wilson interval at one run's test-set size, and the lowest and highest seed. The "
+            "paper's column: ViT-B/16 on ImageNet, 5-shot (Table 8).\n\n"
+            + _table(["position embedding", "Table 8 (paper)"] + [f"{m[:-4]}-shot" for m in shots]
+                     + ["fine-tuned", "pre-training task (held-out fractals)"], table))
+    text += (f"\n\nTable 8's claim, \"any position embedding helps, which kind barely matters\", on the "
+             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
+             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
+             f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)}).")
+    return text + "\n\n" + _runs_line(rows, r)
+
+
+def _pretraining_task(x: dict[str, Any] | None, arm: str) -> str:
+    """The held-out accuracy of an arm's own pre-training task (mean over its rows)."""
+    if x is None:
+        return "-"
+    if arm == "mpp":
+        return f"colour {_acc_ci(x['mpp'])} (most common colour: {100 * x['majority']:.1f}%)"
+    return f"class {_acc_ci(x['val'])}" if x.get("val") else "-"
+
+
+def _mpp_study(r: dict, p: dict) -> str:
+    """figures/mpp.json (vitlib.experiments.mpp): the table beside Section 4.6's numbers and the order's verdict."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    arms = [a for a in SECTION_4_6 if a in c["arms"]]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
+    shots = [f"{s}shot" for s in c["shots"]]
+    probe = {m: arm_means(rows, m, "probe_n") for m in shots}
+    mpp_rows = [x for x in rows if "mpp_accuracy" in x["metrics"]]
+    task = {"mpp": dict(mpp=seed_mean(mpp_rows, "mpp_accuracy", "mpp_n"),
+                        majority=sum(x["metrics"]["mpp_majority"] for x in mpp_rows) / len(mpp_rows))
+            if mpp_rows else None,
+            "supervised": dict(val=arm_means(rows, "val_accuracy", "val_n").get("supervised"))}
+    table = [[SECTION_4_6_NAMES[a], f"{100 * SECTION_4_6[a]:.1f}%", _acc_ci(ft.get(a))]
+             + [_acc_ci(probe[m].get(a)) for m in shots] + [_pretraining_task(task.get(a), a)] for a in arms]
+    images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
+    text = (f"`{c['model']}`: masked patch prediction on {c['fractal_size']:,} fractals without their labels, "
+            f"supervised pre-training on the same images with their {c['fractal_classes']} labels ({images:,} "
+            f"images seen each, the same recipe), and the same model from scratch; each fine-tuned on "
+            f"{c['finetune_size']:,} `{c['probe_dataset']}` images ({c['finetune_images']:,} images seen) and "
+            "probed by the linear few-shot evaluation. Mean over seeds, 95% Wilson interval, lowest and highest "
+            "seed. The paper's column: ViT-B/16 fine-tuned on ImageNet (Section 4.6).\n\n"
+            + _table(["arm", "Section 4.6 (paper)", "fine-tuned"] + [f"{m[:-4]}-shot" for m in shots]
+                     + ["pre-training task (held-out fractals)"], table))
+    verdict = mpp_verdict(ft)
+    text += (f"\n\nSection 4.6's order (fine-tuned: supervised > masked patch prediction > scratch): **{verdict}**")
+    if verdict != "not yet run":
+        order = " > ".join(SECTION_4_6_NAMES[a] for a in sorted(arms, key=lambda a: -ft[a]["mean"]))
+        text += (f" (the means order them {order}; masked patch prediction minus scratch "
+                 f"{100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points, the paper +2; supervised minus "
+                 f"masked patch prediction {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} points, the "
+                 "paper +4)")
+    return text + ".\n\n" + _runs_line(rows, r)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretrain),
     "shipped_model_v1_too_small_budget": ("The pre-training budget: first shipped model against today's",
@@ -559,15 +699,24 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
     "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
                 "(`python -m vitlib experiment scaling --profile full`)", _scaling_study),
+    "pos_embed": ("Appendix D.4, Table 8 in miniature: which position embedding? "
+                  "(`python -m vitlib experiment pos_embed --profile full`)", _pos_embed_study),
+    "mpp": ("Section 4.6 in miniature: masked patch prediction against supervised pre-training and scratch "
+            "(`python -m vitlib experiment mpp --profile full`)", _mpp_study),
     "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", _generic),
     "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", _generic),
     "transfer_curves": ("The transfer study's figure: accuracy against size, shots and resolution (notebook 04)",
                         _generic),
+    "table8_pos_embed": ("Table 8 beside the miniature: position embeddings (notebook 08)", _generic),
+    "section4_6_mpp": ("Section 4.6 beside the miniature: masked patch prediction (notebook 08)", _generic),
     "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
                      _transfer_study),
     "transfer_curves_gpu": ("The transfer study's figure, the gpu profile (notebook 04)", _generic),
     "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)",
                     _scaling_study),
+    "pos_embed_gpu": ("Table 8, the gpu profile (`python -m vitlib experiment pos_embed --profile gpu`)",
+                      _pos_embed_study),
+    "mpp_gpu": ("Section 4.6, the gpu profile (`python -m vitlib experiment mpp --profile gpu`)", _mpp_study),
 }
 
 

@@ -62,7 +62,7 @@ from ..train import finetune_recipe, resolve_device
 from .runner import check_config, param, training_flops
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "vit_name", "summary", "verdict",
-           "config_from_results"]
+           "config_from_results", "fixed_test_set", "finetune_run"]
 
 NAME = "transfer"
 
@@ -134,9 +134,32 @@ def _pretrained(cfg: Config, cache: dict) -> VisionTransformer:
     return cache[("pretrained", cfg.checkpoint)]
 
 
-def _test_set(ds: str, res: int, in_chans: int, n: int):
+def fixed_test_set(ds: str, res: int, in_chans: int, n: int):
+    """The fixed test images of a downstream dataset: the first n of a seed-0 permutation of its test split."""
     test = get_dataset(ds, "test", res, in_chans=in_chans)
     return subset(test, min(n, len(test)), seed=0)
+
+
+def finetune_run(model: VisionTransformer, train_set, test_set, *, images_per_run: int, batch_size: int, seed: int,
+                 precision: str) -> dict[str, Any]:
+    """Fine-tune a prepared model (new head, resolution set) with Appendix B.1.1's recipe for `images_per_run`
+    images, then evaluate it once on test_set: {"images_seen", "train_flops", "metrics": {"test_accuracy",
+    "test_n", "test_correct", "ci95", "train_loss_first", "train_loss_last"}}. The pos_embed and mpp studies
+    fine-tune their arms with it too."""
+    steps = max(images_per_run // batch_size, 1)
+    batch = min(batch_size, len(train_set))
+    recipe = finetune_recipe(steps=steps, batch_size=batch, seed=seed, precision=precision, progress=False,
+                             log_every=max(steps // 10, 1), eval_batch_size=256)
+    res, C = model.cfg.image_hw[0], model.cfg.in_chans
+    flops = training_flops(model, res, steps * batch, in_chans=C)
+    out = finetune_and_evaluate(model, train_set, test_set, recipe)
+    n_test = len(test_set)
+    correct = int(round(out["test_accuracy"] * n_test))
+    losses = [h["loss"] for h in out["history"]["train"]]
+    return dict(images_seen=steps * batch, train_flops=flops,
+                metrics=dict(test_accuracy=out["test_accuracy"], test_n=n_test, test_correct=correct,
+                             ci95=list(wilson_interval(correct, n_test)), train_loss_first=losses[0],
+                             train_loss_last=losses[-1]))
 
 
 def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
@@ -146,7 +169,7 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     train_full = get_dataset(spec["corpus"], "train", res, in_chans=C)
     n_train = min(spec["size"], len(train_full))
     train_set = subset(train_full, n_train, seed=seed)
-    test_set = _test_set(spec["corpus"], res, C, cfg.n_test)
+    test_set = fixed_test_set(spec["corpus"], res, C, cfg.n_test)
     K = train_full.num_classes
     torch.manual_seed(seed)
     if spec["arm"] == "pre-trained":
@@ -154,20 +177,9 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     else:
         model = VisionTransformer(dataclasses.replace(pretrained.cfg, img_size=res, num_classes=K,
                                                       representation_size=None))
-    steps = max(cfg.images_per_run // cfg.batch_size, 1)
-    batch = min(cfg.batch_size, n_train)
-    recipe = finetune_recipe(steps=steps, batch_size=batch, seed=seed, precision=cfg.precision, progress=False,
-                             log_every=max(steps // 10, 1), eval_batch_size=256)
-    flops = training_flops(model, res, steps * batch, in_chans=C)
-    out = finetune_and_evaluate(model, train_set, test_set, recipe)
-    n_test = len(test_set)
-    correct = int(round(out["test_accuracy"] * n_test))
-    losses = [h["loss"] for h in out["history"]["train"]]
-    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res,
-                images_seen=steps * batch, train_flops=flops,
-                metrics=dict(test_accuracy=out["test_accuracy"], test_n=n_test, test_correct=correct,
-                             ci95=list(wilson_interval(correct, n_test)), train_loss_first=losses[0],
-                             train_loss_last=losses[-1]))
+    run = finetune_run(model, train_set, test_set, images_per_run=cfg.images_per_run, batch_size=cfg.batch_size,
+                       seed=seed, precision=cfg.precision)
+    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res, **run)
 
 
 def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: int):
@@ -175,7 +187,7 @@ def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: in
     per_class = max(pool // train.num_classes, 1)
     idx = np.concatenate(list(sample_per_class(train.targets, per_class, seed).values()))
     ftr, ltr = extract_features(model, torch.utils.data.Subset(train, idx.tolist()))
-    fte, lte = extract_features(model, _test_set(ds, res, C, n_test))
+    fte, lte = extract_features(model, fixed_test_set(ds, res, C, n_test))
     return ftr, ltr, fte, lte
 
 
