@@ -354,7 +354,8 @@ def timm_config(state_dict: StateDict, **overrides) -> ViTConfig:
     """The ViTConfig of a timm ViT state dict, read from its shapes (P, C, D, L, D_mlp, K, grid, pre-logits).
 
     k (heads) is not in the shapes: it is taken from the variant table for the same D (D_h = 64 otherwise);
-    pass num_heads= to override. GELU is exact, as timm's.
+    pass num_heads= to override. GELU is exact, as timm's. LayerScale gammas (`blocks.i.ls1.gamma`, timm's
+    `init_values`; not in the paper) give layer_scale=1e-5, an initial value that the loaded gammas replace.
     """
     if _is_timm_resnet(state_dict):
         raise ValueError("a timm ResNetV2 state dict, not a ViT: build the ResNet (e.g. vitlib.create_model("
@@ -374,7 +375,8 @@ def timm_config(state_dict: StateDict, **overrides) -> ViTConfig:
                mlp_size=sd["blocks.0.mlp.fc1.weight"].shape[0], qkv_bias="blocks.0.attn.qkv.bias" in sd,
                pool="token" if prefix else "gap", pos_embed="learned" if side else "none",
                representation_size=sd["pre_logits.fc.weight"].shape[0] if "pre_logits.fc.weight" in sd else None,
-               num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0, gelu="exact")
+               num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0, gelu="exact",
+               layer_scale=1e-5 if "blocks.0.ls1.gamma" in sd else None)
     if side:
         cfg["img_size"] = side * P
     return ViTConfig(**{**cfg, **overrides})
