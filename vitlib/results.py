@@ -239,7 +239,8 @@ def _fig7_img_focus(r: dict, p: dict) -> str:
     rows = [[i + 1, f"{d:.1f}", _pct(f)] for i, (d, f) in enumerate(zip(r["mean_distance_per_layer_px"],
                                                                         r["fraction_of_uniform_per_layer"]))]
     g = r["learned_grid"]
-    return (f"{r['model_provenance']}\n\n{r['images']}. " + _fig7({k: v for k, v in r.items() if k != "n_images"}, p)
+    fig7 = _fig7({k: v for k, v in r.items() if k != "n_images"}, p)  # the image count is in r["images"]
+    return (f"{r['model_provenance']}\n\n{r['images']}. {fig7[0].upper()}{fig7[1:]}"
             + f" On the {g[0]}x{g[1]} grid E_pos was learned on: correlation "
             f"{r['corr_similarity_distance_learned_grid']:.2f}, row-column gap {r['row_column_gap_learned_grid']:.3f}."
             f"\n\nMean attention distance (px, mean over heads) per layer; uniform attention gives "
