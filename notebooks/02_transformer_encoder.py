@@ -323,7 +323,8 @@ assert torch.allclose(tokens_shuffled[:, 0], tokens[:, 0], atol=1e-4)  # the cla
 # with the positions is learned (Fig. 7 center, notebook 06), not built in. Which *kind* of position
 # information matters is the position-embedding ablation of Appendix D.4 (Table 8: the paper finds any kind
 # far better than none, and the kinds about equal), whose rows are `pos_embed="none"`, `"learned"`,
-# `"learned_2d"` and `"relative"` here, and which the ablation study reruns in miniature.
+# `"learned_2d"` and `"relative"` here, and which [notebook 08](08_ablations.ipynb) reruns in miniature
+# (pre-trained with each kind, probed and fine-tuned: `vitlib.experiments.pos_embed`).
 
 # %%
 with torch.no_grad():

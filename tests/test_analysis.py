@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import cosine_similarity
 
@@ -14,6 +15,7 @@ from vitlib import create_model
 from vitlib.analysis import (
     attention_maps,
     attention_rollout,
+    depth_trend,
     embedding_filters_pca,
     filter_roughness,
     grid_distances,
@@ -23,6 +25,7 @@ from vitlib.analysis import (
     position_similarity_structure,
     query_attention,
     rollout_map,
+    section45_claims,
 )
 
 
@@ -35,6 +38,52 @@ def identity(L, B, k, T):
 
 
 # ---- mean attention distance (Fig. 7 right)
+
+def test_section45_claims_hold_for_the_papers_picture_and_fail_for_uniform_attention():
+    L, k = 6, 4
+    paper = torch.linspace(0.2, 1.0, L)[:, None].repeat(1, k)  # local low, global high ...
+    paper[0, 0] = 0.9  # ... and one global head already in layer 1
+    claims = section45_claims(-0.6, 0.1, 16 * paper, 16.0, filters=(0.4, 0.3), filters_untrained=(0.1, 1.0),
+                              rollout=(0.8, 0.5), rollout_untrained=0.55)
+    assert all(c["supported"] for c in claims.values()), claims
+    flat = section45_claims(0.0, 0.0, torch.full((L, k), 16.0), 16.0, filters=(0.1, 1.0),
+                            filters_untrained=(0.1, 1.0), rollout=(0.55, 0.5), rollout_untrained=0.55)
+    assert not any(c["supported"] for c in flat.values()), flat  # an untrained model: none of them
+    assert "no trend shown" in flat["Fig. 7 right: attention distance grows with depth"]["evidence"]
+    unmeasured = section45_claims(-0.6, 0.1, 16 * paper, 16.0)  # stored numbers without filters or rollout
+    assert unmeasured["Fig. 6: rollout on the object"]["supported"] is None
+    assert unmeasured["Fig. 7 left: filter components concentrated and smooth"]["supported"] is None
+
+
+def test_depth_trend_spearman_equals_scipy_and_the_rise_is_the_fitted_line():
+    d = torch.rand(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 10
+    t = depth_trend(d, uniform=10.0, n_boot=100)
+    depth = np.repeat(np.arange(1, 7), 3)
+    assert abs(t["spearman"] - spearmanr(depth, d.flatten().numpy()).statistic) < 1e-12
+    slope = np.polyfit(depth, d.flatten().numpy() / 10, 1)[0]
+    assert abs(t["rise"] - 5 * slope) < 1e-9  # layer 1 to layer 6
+    assert t["spearman_ci95"][0] <= t["spearman"] <= t["spearman_ci95"][1]
+
+
+def test_depth_trend_answers_grows_shrinks_too_small_and_none():
+    gen = torch.Generator().manual_seed(0)
+    depth = torch.arange(1, 7, dtype=torch.float64)[:, None]  # 6 layers, 4 heads
+    noise = 0.01 * torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    assert depth_trend(0.5 + 0.1 * depth + noise, uniform=1.0)["answer"] == "grows"  # Fig. 7: local low, global high
+    assert depth_trend(1.2 - 0.1 * depth + noise, uniform=1.0)["answer"] == "shrinks"
+    assert depth_trend(0.9 + 0.005 * depth + noise / 10, 1.0)["answer"] == "a trend too small to matter"  # 2.5% rise
+    flat = depth_trend(torch.ones(6, 4, dtype=torch.float64) + noise, uniform=1.0)
+    assert flat["answer"] == "no trend shown" and flat["spearman_ci95"][0] < 0 < flat["spearman_ci95"][1]
+
+
+def test_depth_trend_reads_distance_relative_to_uniform_attention():
+    d = 0.5 + 0.1 * torch.arange(1, 5, dtype=torch.float64)[:, None].expand(4, 3)
+    a, b = depth_trend(d, uniform=1.0), depth_trend(16 * d, uniform=16.0)  # another grid, the same heads
+    assert a["rise"] == pytest.approx(b["rise"]) and a["spearman"] == b["spearman"]
+    assert a == depth_trend(d.tolist(), uniform=1.0)  # the (L, k) list a results file stores
+    noisy = d + 0.05 * torch.rand(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert depth_trend(noisy, 1.0) == depth_trend(noisy, 1.0)  # the bootstrap is seeded: the same interval
+
 
 def test_identity_attention_has_distance_zero():
     d = mean_attention_distance(identity(3, 2, 4, 1 + 16), grid=4, patch_size=16)

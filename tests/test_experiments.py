@@ -248,3 +248,68 @@ def test_curves_average_seeds_and_the_figures_draw_them():
         scaling_figure(c, "epochs")
     text = RENDERERS["scaling"][1](dict(rows=rows, config=dict(shots=[5])), {})
     assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100
+
+
+# --- what the transfer rows say: summary and verdict, on rows made by hand ------------------------------------------
+def _transfer_rows(cfg, acc):
+    """Rows with the study's keys for every run of `cfg`; acc(spec, metric) gives each accuracy."""
+    rows = []
+    for spec in transfer.expand(cfg):
+        if spec["kind"] == "finetune":
+            metrics = dict(test_accuracy=acc(spec, "test_accuracy"), test_n=1000)
+            measured = dict(n_train=min(spec["size"], 3600), resolution=spec["resolution"] or 32)
+        else:
+            metrics = {f"{k}shot": acc(spec, f"{k}shot") for k in cfg.shots} | dict(test_n=1000)
+            measured = dict(n_train=cfg.fewshot_pool, resolution=32)
+        rows.append({**spec, **measured, "metrics": metrics, "load": dict(quiet=True)})
+    return rows
+
+
+def test_transfer_verdict_reads_the_intervals_and_says_what_has_not_run():
+    cfg = transfer.Config(datasets=("a", "b"), sizes=(100, 1000), seeds=(0, 1), shots=(1, 5), ablation_dataset="a",
+                          ablation_size=100)
+
+    def pays(spec, metric):  # pre-training pays everywhere; 48 px helps the pre-trained model
+        return (0.7 if spec["resolution"] else 0.6) if spec["arm"] == "pre-trained" else 0.4
+
+    rows = _transfer_rows(cfg, pays)
+    s = transfer.summary(rows)
+    assert [p["n_train"] for p in s["finetune"]["a"]["pre-trained"]] == [100, 1000]
+    assert s["finetune"]["a"]["scratch"][0]["seeds"] == 2 and s["finetune"]["a"]["scratch"][0]["mean"] == 0.4
+    assert [p["resolution"] for p in s["ablation"]["a/n100"]["pre-trained"]] == [32, 48]
+    assert json.loads(json.dumps(s)).keys() == s.keys()  # JSON-ready: the figure's results file holds it
+    assert [p["shots"] for p in s["fewshot"]["b"]["random"]] == [1, 5]
+    v = transfer.verdict(s, cfg)
+    assert v["fine-tuning"]["verdict"] == "reproduced" and v["fine-tuning"]["ran"] == 4
+    assert v["few-shot"]["verdict"] == "reproduced" and v["higher resolution"]["verdict"] == "reproduced"
+    assert v["answer"]["verdict"] == "yes" and v["answer"]["planned"] == 4 + 4
+
+    # a partial file: the fine-tuning rows of dataset b and the second seed missing
+    partial = [r for r in rows if not (r["kind"] == "finetune" and (r["corpus"] == "b" or r["seed"] == 1))]
+    v = transfer.verdict(transfer.summary(partial), cfg)
+    assert v["fine-tuning"]["verdict"] == "reproduced so far"
+    text = v["fine-tuning"]["text"]
+    assert "2 of 4 comparisons not yet run" in text and "2 with fewer than 2 seeds" in text
+    assert v["answer"]["verdict"] == "yes so far"
+    v = transfer.verdict(transfer.summary([r for r in rows if r["kind"] == "fewshot"]), cfg)
+    assert v["fine-tuning"]["verdict"] == "not yet run" and v["higher resolution"]["verdict"] == "not yet run"
+    v = transfer.verdict(transfer.summary([]), cfg)
+    assert v["answer"]["verdict"] == "not yet run"
+
+    # a test that can fail: level arms, and pre-training that hurts
+    level = transfer.verdict(transfer.summary(_transfer_rows(cfg, lambda spec, m: 0.5)), cfg)
+    assert level["answer"]["verdict"].startswith("not shown") and level["fine-tuning"]["ahead"] == 0
+    hurts = transfer.verdict(transfer.summary(_transfer_rows(
+        cfg, lambda spec, m: 0.3 if spec["arm"] == "pre-trained" else 0.5)), cfg)
+    assert hurts["fine-tuning"]["verdict"] == "not reproduced"
+    assert hurts["answer"]["verdict"] == "no: pre-training hurts"
+    mixed = transfer.verdict(transfer.summary(_transfer_rows(
+        cfg, lambda spec, m: 0.6 if spec["arm"] == "pre-trained" and spec["corpus"] == "a" else 0.4)), cfg)
+    assert mixed["fine-tuning"]["verdict"] == "partly reproduced" and mixed["answer"]["verdict"] == "partly"
+
+
+def test_transfer_verdict_of_a_profile_without_the_ablation_baseline():
+    smoke = transfer.PROFILES["smoke"]  # its ablation dataset has no rows at the pre-training resolution
+    v = transfer.verdict(transfer.summary([]), smoke)
+    assert v["higher resolution"]["verdict"] == "not in this profile's design"
+    assert transfer.config_from_results(json.loads(json.dumps(dataclasses.asdict(smoke)))) == smoke

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import vitlib
-from vitlib import finetune
 from vitlib.finetune import new_head, new_resolution, prepare_finetune, trainable_parameters
 
 TINY = dict(img_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4, mlp_size=64, num_classes=5)
@@ -101,17 +100,3 @@ def test_hybrid_surgery_keeps_the_resnet():
     stem = "patch_embed.backbone.stem.conv.weight"
     assert torch.equal(new.state_dict()[stem], old.state_dict()[stem])
     assert torch.equal(new(torch.randn(2, 3, 48, 48)), torch.zeros(2, 3))
-
-
-def test_transfer_experiment_pieces():
-    assert finetune.recipe("full").steps == finetune.PROFILES["full"]["steps"]
-    assert finetune.recipe("smoke", 7).steps == 7
-    assert finetune.recipe("full").optimizer == "sgd" and finetune.recipe("full").grad_clip == 1.0  # Appendix B.1.1
-    with pytest.raises(ValueError, match="unknown profile"):
-        finetune.recipe("huge")
-    data = finetune.transfer_data("digits", [8, 16], n_train=20, n_test=10, in_chans=1)
-    (tr8, te8), (tr16, _) = data[8], data[16]
-    assert len(tr8) == 20 and len(te8) == 10 and tr8[0][0].shape == (1, 8, 8) and tr16[0][0].shape == (1, 16, 16)
-    assert tr8.indices == tr16.indices  # the same images at every resolution
-    cm = finetune.confusion_matrix(torch.tensor([2, 0, 2, 1]), torch.tensor([2, 0, 1, 1]), 3)
-    assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]

@@ -95,6 +95,18 @@ def test_timm_file_same_logits(tmp_path, suffix):
         assert (ours(x) - ref(x)).abs().max() < 1e-5
 
 
+def test_timm_layer_scale_same_logits(tmp_path):
+    # timm's init_values (LayerScale, not in the paper; DINOv2 has it): ls1.gamma / ls2.gamma load by name.
+    ref = timm_vit(init_values=1e-5)
+    save_file(ref.state_dict(), tmp_path / "ls.safetensors")
+    ours = model_from_timm(tmp_path / "ls.safetensors", num_heads=1).eval()
+    assert ours.cfg.layer_scale == 1e-5 and timm_config(timm_vit().state_dict()).layer_scale is None
+    assert torch.equal(ours.blocks[1].ls2.gamma, ref.blocks[1].ls2.gamma)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max() < 1e-5
+
+
 def test_heads_from_variant_table():
     # D = 192 is ViT-Ti (k = 3); D = 128 is no variant: D_h = 64 gives k = 2.
     ti = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, num_classes=0)

@@ -5,9 +5,10 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
-from helpers import assert_every_attention_path_agrees
+from helpers import assert_every_attention_path_agrees, randomise
 
 import vitlib
+from vitlib.checkpoints import load_into
 from vitlib.flops import count_parameters
 from vitlib.model import choose_attention_path, resample_pos_embed, set_attention_path
 
@@ -207,3 +208,73 @@ def test_bad_input_errors(x, match):
 def test_tanh_gelu_option():
     assert tiny(gelu="tanh").blocks[0].mlp.act.approximate == "tanh"
     assert tiny().blocks[0].mlp.act.approximate == "none"
+
+
+# LayerScale (not in the paper; for models trained with it, such as DINOv2): off by default, and then nothing changes.
+
+PAPER_BLOCK_PARAMETERS = ["attn.proj.bias", "attn.proj.weight", "attn.qkv.bias", "attn.qkv.weight", "mlp.fc1.bias",
+                          "mlp.fc1.weight", "mlp.fc2.bias", "mlp.fc2.weight", "norm1.bias", "norm1.weight",
+                          "norm2.bias", "norm2.weight"]
+
+
+def test_layer_scale_off_by_default_is_the_papers_block():
+    m = tiny()
+    assert m.cfg.layer_scale is None
+    assert sorted(n for n, _ in m.blocks[0].named_parameters()) == PAPER_BLOCK_PARAMETERS
+    assert not any("ls1" in k or "ls2" in k or "gamma" in k for k in m.state_dict())
+    ls = tiny(layer_scale=1e-5)
+    assert sorted(n for n, _ in ls.blocks[0].named_parameters()) == sorted(PAPER_BLOCK_PARAMETERS
+                                                                           + ["ls1.gamma", "ls2.gamma"])
+    L, D = m.cfg.num_layers, m.cfg.hidden_size
+    assert count_parameters(ls) == count_parameters(m) + 2 * L * D
+    assert torch.all(ls.blocks[0].ls1.gamma == 1e-5) and torch.all(ls.blocks[-1].ls2.gamma == 1e-5)
+
+
+def test_layer_scale_of_one_equals_the_papers_block():
+    m = randomise(tiny(layer_scale=1.0))
+    with torch.no_grad():
+        for blk in m.blocks:
+            blk.ls1.gamma.fill_(1.0), blk.ls2.gamma.fill_(1.0)
+    paper = load_into(tiny(), {k: v for k, v in m.state_dict().items() if ".ls" not in k}).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(m(x), paper(x), atol=1e-6)
+
+
+def test_layer_scale_block_equals_hand_written_block():
+    cfg = vitlib.vit_config("ViT-Ti/8", img_size=32, num_classes=10, layer_scale=0.1)
+    blk = vitlib.model.Block(cfg).eval()
+    with torch.no_grad():
+        for p in blk.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    z = torch.randn(2, 17, cfg.hidden_size)
+    B, T, D, k, Dh = *z.shape, cfg.num_heads, cfg.head_dim
+    # By hand: z' = gamma_1 * MSA(LN(z)) + z (Eq. 2 with LayerScale), z_out = gamma_2 * MLP(LN(z')) + z' (Eq. 3).
+    ln = lambda x, n: F.layer_norm(x, (D,), n.weight, n.bias, cfg.layer_norm_eps)
+    q, k_, v = (ln(z, blk.norm1) @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).reshape(B, T, 3, k, Dh).unbind(2)
+    A = torch.einsum("bqhd,bkhd->bhqk", q, k_).div(math.sqrt(Dh)).softmax(-1)  # Eq. 6
+    msa = torch.einsum("bhqk,bkhd->bqhd", A, v).reshape(B, T, D) @ blk.attn.proj.weight.T + blk.attn.proj.bias
+    z1 = z + blk.ls1.gamma * msa
+    h = F.gelu(ln(z1, blk.norm2) @ blk.mlp.fc1.weight.T + blk.mlp.fc1.bias)
+    expected = z1 + blk.ls2.gamma * (h @ blk.mlp.fc2.weight.T + blk.mlp.fc2.bias)
+    out, _ = blk(z)
+    assert torch.allclose(out, expected, atol=1e-5), (out - expected).abs().max()
+
+
+@pytest.mark.parametrize("value", [0.0, -1e-5, float("nan"), float("inf"), True, "1e-5"])
+def test_layer_scale_must_be_none_or_a_positive_number(value):
+    with pytest.raises(ValueError, match="layer_scale"):
+        vitlib.ViTConfig(layer_scale=value)
+
+
+def test_layer_scale_in_the_config_dict_and_checkpoints(tmp_path):
+    from vitlib.checkpoints import load_model, save_checkpoint
+    from vitlib.config import config_from_dict, config_to_dict
+
+    cfg = vitlib.vit_config("ViT-Ti/8", img_size=16, num_classes=3, num_layers=1, layer_scale=1e-5)
+    assert config_to_dict(cfg)["layer_scale"] == 1e-5 and config_from_dict(vitlib.ViTConfig, config_to_dict(cfg)) == cfg
+    old = {k: v for k, v in config_to_dict(cfg).items() if k != "layer_scale"}  # a checkpoint from before the field
+    assert config_from_dict(vitlib.ViTConfig, old).layer_scale is None
+    m = randomise(vitlib.VisionTransformer(cfg))
+    save_checkpoint(tmp_path / "ls", m)
+    x = torch.randn(1, 3, 16, 16)
+    assert torch.equal(load_model(tmp_path / "ls").eval()(x), m(x))

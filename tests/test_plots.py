@@ -3,14 +3,14 @@ and the attention explorer (built and driven programmatically, as a click or a s
 drive it)."""
 
 import numpy as np
+import pytest
 import torch
 from plotly.callbacks import Points
 
-from vitlib.analysis import query_attention
+from vitlib.analysis import grid_distances, query_attention
 from vitlib.patches import to_uint8
 from vitlib.plots import (
     attention_explorer,
-    confusion_figure,
     heatmap_row_figure,
     image_row_figure,
     learning_curves,
@@ -47,16 +47,29 @@ def test_learning_curves_one_colour_per_run():
     assert fig.data[0].line.color != fig.data[4].line.color and list(fig.data[1].y) == [1.7]
 
 
+def _point(**where):
+    return dict(where, mean=0.5, lo=0.4, hi=0.7, seeds=3)
+
+
 def test_finetune_figures():
     fig = pos_embed_figure({"before": torch.randn(4, 4, 8), "after": torch.randn(6, 6, 8)}, channels=(0, 3))
     assert len(fig.data) == 4 and np.asarray(fig.data[3].z).shape == (6, 6)
-    cm = np.array([[3, 1], [0, 4]])
-    fig = confusion_figure(cm, ["a", "b"])
-    assert np.array_equal(fig.data[0].z, cm) and list(fig.data[0].x) == ["a", "b"]
-    fig = transfer_figure({("scratch", 32): 0.4, ("pre-trained", 32): 0.2, ("scratch", 48): 0.3},
-                          {"random init": {1: 0.1, 5: 0.2}})
-    assert [t.name for t in fig.data] == ["fine-tune: pre-trained", "fine-tune: scratch", "few-shot: random init"]
-    assert list(fig.data[1].y) == [0.4, 0.3]
+    summary = {"finetune": {"a": {"pre-trained": [_point(n_train=10), _point(n_train=100)],
+                                  "scratch": [_point(n_train=10)]}},
+               "fewshot": {"a": {"pre-trained": [_point(shots=1), _point(shots=5)], "random": [_point(shots=1)]}},
+               "ablation": {"a/n100": {"pre-trained": [_point(corpus="a", size=100, resolution=32),
+                                                       _point(corpus="a", size=100, resolution=48)]}}}
+    fig = transfer_figure(summary)
+    assert [t.name for t in fig.data] == ["fine-tuned: pre-trained", "fine-tuned: scratch", "few-shot a: pre-trained",
+                                          "few-shot a: random", "fine-tuned: pre-trained"]
+    assert list(fig.data[0].x) == [10, 100] and list(fig.data[4].x) == ["32 px", "48 px"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.2, 0.2])  # hi - mean
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.1, 0.1])  # mean - lo
+    assert [t.showlegend for t in fig.data] == [True, True, True, True, False]  # one legend entry per name
+    empty = transfer_figure({"finetune": {}, "fewshot": {}, "ablation": {}})  # a study not run yet: said so
+    assert not empty.data and "not yet run" in " ".join(a.text for a in empty.layout.annotations)
+    partial = transfer_figure(summary, datasets=("a", "b"))  # the study's datasets: b has no rows yet
+    assert [a.text for a in partial.layout.annotations][:2] == ["fine-tuned on a", "fine-tuned on b: not yet run"]
 
 
 def test_rollout_overlay_keeps_attended_patch_and_darkens_the_rest():
@@ -88,6 +101,10 @@ def test_fig6_and_distance_comparison():
     assert len(fig.data) == 6 and all(t.type == "image" for t in fig.data)
     fig = plot_attention_distance({"trained": torch.rand(3, 2), "untrained": torch.rand(3, 2)}, (4, 4), 4)
     assert [t.name for t in fig.data] == ["trained", "untrained"] and len(fig.data[0].y) == 6
+    assert fig.layout.shapes[0].y0 == pytest.approx(grid_distances(4, 4).mean().item())  # uniform, in pixels
+    # models on different grids and depths, each relative to its own uniform attention: the line at 1
+    fig = plot_attention_distance({"L=6": torch.rand(6, 3), "L=12": [[1.0] * 3] * 12}, None, None, relative=True)
+    assert fig.layout.shapes[0].y0 == 1 and max(fig.data[1].x) > 12 - 1 and "uniform" in fig.layout.yaxis.title.text
 
 
 def test_explorer_reacts_to_controls_and_clicks():

@@ -1,10 +1,14 @@
 """vitlib.results: results files with provenance, the figures folder, and RESULTS.md rendered from figures/."""
 
+import dataclasses
 import json
+import shutil
 
 import plotly.graph_objects as go
 
 from vitlib import results
+from vitlib.analysis import depth_trend
+from vitlib.experiments import transfer
 
 
 def test_save_figure_writes_html_and_json_with_provenance(tmp_path):
@@ -44,3 +48,44 @@ def test_unknown_results_file_gets_a_generic_section(tmp_path):
 def test_results_md_is_up_to_date():
     """RESULTS.md is rendered, never edited: after a new results file, run `python -m vitlib results`."""
     assert (results.ROOT / "RESULTS.md").read_text() == results.render_results_md()
+
+
+def test_readme_results_block_is_up_to_date():
+    """The README's results block is rendered, never edited: after a new results file, run `python -m vitlib
+    results` (it writes RESULTS.md and this block)."""
+    text = (results.ROOT / "README.md").read_text()
+    block = text.split(results.README_BEGIN, 1)[1].split(results.README_END, 1)[0]
+    assert block == f"\n{results.render_readme_results()}\n"
+
+
+def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_files():
+    v1 = json.loads((results.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
+    now = json.loads((results.FIGURES_DIR / "finetune_results.json").read_text())["results"]
+    text = results.budget_comparison()
+    assert "too small a budget" in text and "shipped now" in text
+    assert f"{v1['data']['images_seen']:,}" in text  # pre-training budgets, from the model records
+    assert f"{json.loads(results.SHIPPED_JSON.read_text())['extra']['data']['images_seen']:,}" in text
+    for ft in (v1["runs"]["finetune_results"]["results"], now):  # the same protocol, each model's own run
+        assert f"{100 * ft['fine_tune']['pre-trained@32']['test_accuracy']:.1f}%" in text
+    d = v1["runs"]["fig7_inside_vit"]["results"]  # Fig. 7 of the first model, kept from its run
+    t = depth_trend(d["mean_attention_distance_px"], d["uniform_attention_px"])
+    assert f"{t['answer']}: Spearman {t['spearman']:+.2f}" in text
+
+
+def test_readme_block_and_transfer_section_say_what_has_not_run(tmp_path):
+    for stem in ("shipped_model_v1_too_small_budget", "finetune_results"):
+        shutil.copy(results.FIGURES_DIR / f"{stem}.json", tmp_path)
+    rows = [dict(key=f"fewshot/{arm}/a/s0", kind="fewshot", arm=arm, corpus="a", size=10, seed=0, n_train=10,
+                 resolution=32, load=dict(quiet=True), metrics={"1shot": acc, "test_n": 1000})
+            for arm, acc in (("pre-trained", 0.6), ("random", 0.3))]
+    config = dataclasses.asdict(transfer.Config(datasets=("a",), sizes=(10,), seeds=(0,), shots=(1,),
+                                                ablation_dataset="a", ablation_size=10))
+    results.save_results(tmp_path / "transfer", dict(study="transfer", profile="full", config=config, rows=rows,
+                                                     todo=4))
+    block = results.render_readme_results(tmp_path)
+    assert "Does pre-training pay here? yes so far" in block and "2 runs, 4 still to run" in block
+    assert "fine-tuned, pre-trained against scratch (Section 3.2): **not yet run**" in block
+    lines = block.splitlines()  # this folder has the first model's Fig. 7 but not the shipped one's: a "-"
+    assert any(line.startswith("| E_pos similarity") and line.endswith(" | - |") for line in lines)
+    section = results.render_section("transfer", tmp_path, figure=False)
+    assert "**reproduced**" in section and "| `a` | pre-trained | 60.0%" in section

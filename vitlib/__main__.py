@@ -33,7 +33,7 @@ from .bench import ROWS, format_table, run_bench
 from .checkpoints import latest_checkpoint, load_model
 from .data import get_dataset
 from .finetune import load_pretrained, prepare_finetune
-from .results import write_results_md
+from .results import write_readme_results, write_results_md
 from .train import evaluate, finetune_recipe, resolve_device, resolve_precision, train
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
@@ -143,6 +143,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 def _results(args: argparse.Namespace) -> None:
     print(write_results_md())
+    print(write_readme_results())
 
 
 # --- training commands (vitlib.train, vitlib.pretrain): the same functions the notebooks call ------------------
@@ -511,7 +512,8 @@ def _experiment(args: argparse.Namespace) -> None:
 
 
 def _add_experiment_command(sub) -> None:
-    p = sub.add_parser("experiment", help="run a study of vitlib.experiments (transfer, scaling); resumable",
+    p = sub.add_parser("experiment", help=f"run a study of vitlib.experiments ({', '.join(experiments.STUDIES)}); "
+                       "resumable",
                        description="Run a study: one row per run appended to figures/<study>.json (full; gpu: "
                                    "figures/<study>_gpu.json; smoke: a temporary folder). Rows already in the "
                                    "file are never run again, so an interrupted study continues where it "
@@ -560,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", help="only these rows, e.g. ViT-Ti/16 (default: all)")
     p.add_argument("--cpu-only", action="store_true", help="skip the GPU even when one is present")
     p.set_defaults(func=_bench)
-    p = sub.add_parser("results", help="write RESULTS.md from figures/*.json (numbers, figures, provenance)")
+    p = sub.add_parser("results", help="write RESULTS.md and the README's results block from figures/*.json "
+                                       "(numbers, figures, provenance)")
     p.set_defaults(func=_results)
     _add_training_commands(sub)
     _add_experiment_command(sub)

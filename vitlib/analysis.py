@@ -7,7 +7,9 @@ Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 
   patches -> `position_embedding_similarity`; its two observations (similarity falls with distance,
   rows and columns show) as numbers -> `position_similarity_structure`.
 - Fig. 7 right: mean attention distance per head and layer, "the distance in image space across
-  which information is integrated, based on the attention weights" -> `mean_attention_distance`.
+  which information is integrated, based on the attention weights" -> `mean_attention_distance`;
+  "the attention distance increases with network depth" as a test that can fail -> `depth_trend`.
+- Section 4.5's observations as claims a run supports or not, each with its evidence -> `section45_claims`.
 - Fig. 6: attention from the output token to the input, by attention rollout (Abnar & Zuidema,
   2020, Appendix D.8 of the paper) -> `attention_rollout`, `rollout_map`.
 
@@ -26,8 +28,11 @@ for a model without class token), grid (gh, gw) with gh * gw = N, P the patch si
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from .utils import eval_mode
@@ -35,6 +40,8 @@ from .utils import eval_mode
 __all__ = [
     "attention_maps",
     "attention_rollout",
+    "MIN_RISE",
+    "depth_trend",
     "embedding_filters_pca",
     "filter_roughness",
     "grid_distances",
@@ -44,9 +51,11 @@ __all__ = [
     "position_similarity_structure",
     "query_attention",
     "rollout_map",
+    "section45_claims",
 ]
 
 Grid = int | tuple[int, int]
+MIN_RISE = 0.1  # depth_trend: the least rise over the depth, in uniform attention's distance, that counts as growth
 
 
 def _grid(grid: Grid) -> tuple[int, int]:
@@ -120,6 +129,59 @@ def mean_attention_distance(attentions: Sequence[Tensor] | Tensor, grid: Grid, p
     d = grid_distances(g, patch_size)  # (N, N)
     per_query = (A * d).sum(-1)  # (L, B, k, N)
     return per_query.mean(dim=(1, 3)).float()  # (L, k)
+
+
+def _percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap samples, NaNs (undefined resamples) left out; (nan, nan) if all."""
+    finite = samples[np.isfinite(samples)]
+    return (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))) if finite.size else (
+        float("nan"), float("nan"))
+
+
+def depth_trend(distance: Tensor | Sequence[Sequence[float]], uniform: float, n_boot: int = 2000, seed: int = 0,
+                min_rise: float = MIN_RISE) -> dict[str, Any]:
+    """Fig. 7 right, "the attention distance increases with network depth", as a test that can fail.
+
+    distance: (L, k) mean attention distance per layer and head (`mean_attention_distance`); uniform: the
+    distance of uniform attention on the same grid (`grid_distances(grid, P).mean()`). Distances are
+    divided by `uniform`, so models on different grids compare. Over the L * k heads:
+    - `spearman`: Spearman's rank correlation of depth (1..L) with distance;
+    - `rise`: the least-squares line of relative distance on depth, from layer 1 to layer L (0.25: the
+      deepest layer's heads attend a quarter of the uniform distance farther than the first layer's);
+    each with a 95% percentile bootstrap interval (`n_boot` resamples of the heads with replacement, numpy
+    generator `seed`). `answer`: "grows" when both intervals lie above 0 and the rise is at least
+    `min_rise`; "shrinks" when both lie below 0 and the fall is at least `min_rise`; "a trend too small to
+    matter" when the correlation's interval excludes 0 but the rise does not reach `min_rise`; else "no trend
+    shown". The paper's Fig. 7 (ViT-L/16 on JFT) would read "grows": its heads go from a few pixels in the
+    lowest layers to most of the image in the deepest.
+
+    >>> t = depth_trend([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], uniform=10.0, n_boot=200)
+    >>> round(t["spearman"], 3), round(t["rise"], 2), t["answer"]
+    (0.956, 0.4, 'grows')
+    """
+    d = torch.as_tensor(distance, dtype=torch.float64).numpy() / uniform  # (L, k) relative to uniform attention
+    L, k = d.shape
+    depth = np.repeat(np.arange(1, L + 1, dtype=np.float64), k)  # (L * k,)
+    y = d.reshape(-1)
+    idx = np.random.default_rng(seed).integers(0, L * k, size=(n_boot, L * k))
+    xs, ys = np.vstack([depth, depth[idx]]), np.vstack([y, y[idx]])  # row 0: the heads themselves
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample with one depth only has no trend: NaN
+        rx, ry = rankdata(xs, axis=1), rankdata(ys, axis=1)
+        rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+        rho = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+        cx = xs - xs.mean(1, keepdims=True)
+        rise = (cx * (ys - ys.mean(1, keepdims=True))).sum(1) / (cx**2).sum(1) * (L - 1)
+    rho_ci, rise_ci = (_percentile_interval(v[1:]) for v in (rho, rise))
+    if rho_ci[0] > 0 and rise_ci[0] > 0 and rise[0] >= min_rise:
+        answer = "grows"
+    elif rho_ci[1] < 0 and rise_ci[1] < 0 and rise[0] <= -min_rise:
+        answer = "shrinks"
+    elif rho_ci[0] > 0 or rho_ci[1] < 0:
+        answer = "a trend too small to matter"
+    else:
+        answer = "no trend shown"
+    return dict(spearman=float(rho[0]), spearman_ci95=rho_ci, rise=float(rise[0]), rise_ci95=rise_ci,
+                answer=answer, heads=L * k, layers=L, min_rise=min_rise, n_boot=n_boot, seed=seed)
 
 
 def attention_rollout(attentions: Sequence[Tensor] | Tensor) -> Tensor:
@@ -272,3 +334,60 @@ def position_similarity_structure(similarity: Tensor) -> tuple[float, float]:
     X = torch.stack([torch.ones_like(x), x], dim=1)
     residual = y - X @ torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
     return corr, (residual[line].mean() - residual[~line].mean()).item()
+
+
+def section45_claims(corr_similarity_distance: float, row_column_gap: float, distance: Tensor | Sequence,
+                     uniform: float, filters: tuple[float, float] | None = None,
+                     filters_untrained: tuple[float, float] | None = None, rollout: tuple[float, float] | None = None,
+                     rollout_untrained: float | None = None) -> dict[str, dict[str, Any]]:
+    """Section 4.5's observations as claims one model's measurements support or not: {claim: {"supported": bool
+    or None (not measured), "evidence": the numbers}}. The thresholds are fixed here, before any run:
+
+    - Fig. 7 left, "plausible basis functions": the first 4 filter components explain 5 points more variance than
+      at initialisation and are 20% smoother (`filters` and `filters_untrained`: (share of the first 4,
+      roughness of the first 8), from `embedding_filters_pca` and `filter_roughness`);
+    - Fig. 7 center, "closer patches tend to have more similar position embeddings": correlation of similarity
+      and grid distance below -0.3; "the row-column structure appears": a row-column gap above 0.02
+      (`position_similarity_structure`);
+    - Fig. 7 right, "some heads attend to most of the image already in the lowest layers [...] other attention
+      heads have consistently small attention distances": in layer 1 a head at >= 80% of uniform attention's
+      distance and another at <= 50%; "the attention distance increases with network depth": `depth_trend`
+      answers "grows" (`distance`: (L, k) in pixels, `uniform` the same grid's uniform attention);
+    - Fig. 6, "attends to image regions that are semantically relevant": the rollout's share on the object's
+      patches 5 points above the object's share of the patches and above the untrained model's (`rollout`:
+      (share on the object, object's share of patches); `rollout_untrained`: the untrained model's share).
+    """
+    d = torch.as_tensor(distance, dtype=torch.float64) / uniform
+    t = depth_trend(d, 1.0)
+    out: dict[str, dict[str, Any]] = {}
+    if filters is not None and filters_untrained is not None:
+        (share, rough), (share_u, rough_u) = filters, filters_untrained
+        out["Fig. 7 left: filter components concentrated and smooth"] = dict(
+            supported=bool(share > share_u + 0.05 and rough < 0.8 * rough_u),
+            evidence=f"first 4 explain {share:.1%} (untrained {share_u:.1%}); roughness {rough:.2f} "
+                     f"(untrained {rough_u:.2f})")
+    else:
+        out["Fig. 7 left: filter components concentrated and smooth"] = dict(supported=None,
+                                                                            evidence="components not measured")
+    out["Fig. 7 center: closer patches, more similar E_pos"] = dict(
+        supported=bool(corr_similarity_distance < -0.3),
+        evidence=f"correlation of similarity and distance {corr_similarity_distance:+.2f}")
+    out["Fig. 7 center: rows and columns show"] = dict(
+        supported=bool(row_column_gap > 0.02), evidence=f"row-column gap {row_column_gap:+.3f}")
+    out["Fig. 7 right: global and local heads in layer 1"] = dict(
+        supported=bool(d[0].max() >= 0.8 and d[0].min() <= 0.5),
+        evidence=f"layer 1 heads from {d[0].min():.0%} to {d[0].max():.0%} of uniform attention's distance")
+    rho, rise = t["spearman_ci95"], t["rise_ci95"]
+    out["Fig. 7 right: attention distance grows with depth"] = dict(
+        supported=t["answer"] == "grows",
+        evidence=f"{t['answer']}: Spearman {t['spearman']:+.2f} [{rho[0]:+.2f}, {rho[1]:+.2f}], rise "
+                 f"{t['rise']:+.1%} [{rise[0]:+.1%}, {rise[1]:+.1%}] of uniform over the depth")
+    if rollout is not None and rollout_untrained is not None:
+        on, share = rollout
+        out["Fig. 6: rollout on the object"] = dict(
+            supported=bool(on > share + 0.05 and on > rollout_untrained),
+            evidence=f"{on:.1%} of the rollout on the object's patches, {share:.1%} of the patches (untrained "
+                     f"{rollout_untrained:.1%})")
+    else:
+        out["Fig. 6: rollout on the object"] = dict(supported=None, evidence="rollout not measured")
+    return out

@@ -12,9 +12,11 @@ et al., "How to train your ViT") and are supported because they fit on a CPU.
 A config never changes: make variants with `dataclasses.replace` or with
 `vit_config(name, **overrides)` / `resnet_config(name, **overrides)`.
 
-Deviations from the paper: none. Defaults follow the official implementation
+Deviations from the paper: none by default. Defaults follow the official implementation
 (LayerNorm eps 1e-6, qkv bias, class-token pooling, exact GELU as timm and
-torchvision; `gelu="tanh"` reproduces the official JAX code's logits).
+torchvision; `gelu="tanh"` reproduces the official JAX code's logits). Two options are not in the
+paper and are off by default: `drop_path` (stochastic depth) and `layer_scale` (LayerScale, for
+reading models trained with it, such as DINOv2's; vitlib.interop.from_onnx_dinov2).
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class ViTConfig(_ImageSize):
     drop_path: float = 0.0  # stochastic depth rate of the last block (linearly increasing from 0); not in the paper
     gelu: Literal["exact", "tanh"] = "exact"  # "tanh": the official JAX code's approximation
     layer_norm_eps: float = 1e-6  # as the official code, timm and torchvision
+    # Not in the paper. LayerScale (Touvron et al., 2021, CaiT), as DINOv2 uses it: each residual branch of
+    # Eq. 2-3 is multiplied by a learned per-channel vector gamma in R^D initialised to this value. None: off,
+    # the paper's block (and no parameters added).
+    layer_scale: float | None = None
     # Hybrid (Section 3.1): units per stage of the ResNet whose feature map replaces the raw patches, e.g.
     # (3, 4, 9) for R50+ViT-B/16; () is the ResNet root alone (map /4). P stays in input pixels: the CNN's
     # stride times the patch size on its map. None: a plain ViT.
@@ -113,6 +119,11 @@ class ViTConfig(_ImageSize):
                              f"hidden_size D={self.hidden_size} must be even")
         if self.gelu not in ("exact", "tanh"):
             raise ValueError(f"gelu must be 'exact' or 'tanh', got {self.gelu!r}")
+        if self.layer_scale is not None and (isinstance(self.layer_scale, bool)
+                                             or not isinstance(self.layer_scale, (int, float))
+                                             or not math.isfinite(self.layer_scale) or self.layer_scale <= 0):
+            raise ValueError(f"layer_scale must be None (off, the paper's block) or a finite number > 0, LayerScale's "
+                             f"initial gamma (DINOv2 and CaiT use 1e-5), got {self.layer_scale!r}")
         if self.backbone is not None:
             object.__setattr__(self, "backbone", tuple(int(d) for d in self.backbone))  # a JSON list -> tuple
         if self.backbone is not None and self.patch_size % backbone_stride(self.backbone):

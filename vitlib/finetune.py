@@ -15,13 +15,11 @@ Every function here is pure: it returns a new model (a new frozen `ViTConfig` ma
     freeze_backbone(model)          only the head trains (a linear probe)
     prepare_finetune(model, K, img_size, freeze)   the three above, in that order
 
-The transfer experiment of notebook 04 (fine-tuned vs from scratch, at several resolutions) runs on
-`PROFILES` sizes: `recipe(profile)` is its TrainConfig, `transfer_data` its train/test images,
-`finetune_and_evaluate` one arm, `predict` and `confusion_matrix` what the best arm gets wrong.
+`finetune_and_evaluate` trains one arm and evaluates it once; the transfer study built on it (fine-tuned vs
+from scratch, seeds, sizes, resolutions) is `vitlib.experiments.transfer`, drawn by notebook 04.
 
-Deviations from the paper: none in the surgery. The transfer experiment is a miniature (thousands of
-images, tens of steps, batch 32 instead of 512), forced by a 2-core CPU. The interpolation is the
-official code's (bilinear with the corners aligned, `vitlib.resample_pos_embed`).
+Deviations from the paper: none in the surgery. The interpolation is the official code's (bilinear with the
+corners aligned, `vitlib.resample_pos_embed`).
 """
 
 from __future__ import annotations
@@ -33,24 +31,14 @@ import time
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .data import get_dataset, subset
 from .flops import count_parameters
 from .interop import SHIPPED, load_pretrained
 from .model import PatchEmbedding, VisionTransformer, resample_position_state
-from .train import evaluate, finetune_recipe, train
-from .utils import eval_mode
+from .train import evaluate, train
 
 __all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", "trainable_parameters",
-           "load_pretrained", "finetune_and_evaluate", "predict", "SHIPPED", "PROFILES", "recipe", "transfer_data",
-           "confusion_matrix"]
+           "load_pretrained", "finetune_and_evaluate", "SHIPPED"]
 
-# Sizes of notebook 04's transfer experiment. full: 4 runs of 60 steps on Fashion-MNIST (the figures); smoke:
-# every code path in seconds.
-PROFILES: dict[str, dict] = {
-    "smoke": dict(steps=3, batch_size=16, warmup_steps=1, n_train=64, n_test=32, shots=(1, 2)),
-    "full": dict(steps=60, batch_size=32, warmup_steps=6, n_train=2000, n_test=1000, shots=(1, 5, 10, 25)),
-}
 
 def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
     """A fresh VisionTransformer for cfg with the same kind of patch embedding (a hybrid keeps its CNN)."""
@@ -134,43 +122,3 @@ def finetune_and_evaluate(model: nn.Module, train_set, test_set, cfg, val_set=No
     seconds = time.perf_counter() - start
     test = evaluate(model, test_set, batch_size=cfg.eval_batch_size)
     return dict(test_accuracy=test["accuracy"], test_loss=test["loss"], history=history, seconds=seconds)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, data, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted classes and true labels (both (n,) int64) of a dataset, in order, in eval mode."""
-    preds, labels = [], []
-    with eval_mode(model):
-        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False):
-            preds.append(model(x.to(next(model.parameters()).device)).argmax(-1).cpu())
-            labels.append(torch.as_tensor(y))
-    return torch.cat(preds), torch.cat(labels)
-
-
-def recipe(profile: str = "smoke", steps: int = 0) -> TrainConfig:
-    """Appendix B.1.1's fine-tuning recipe (`finetune_recipe`) at the sizes of PROFILES[profile]; `steps`
-    (when > 0) replaces the profile's."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
-    p = PROFILES[profile]
-    steps = steps or p["steps"]
-    return finetune_recipe(steps=steps, batch_size=p["batch_size"], warmup_steps=p["warmup_steps"],
-                           log_every=max(steps // 10, 1), eval_batch_size=128)
-
-
-def transfer_data(dataset: str, resolutions: list[int], n_train: int, n_test: int, in_chans: int = 3,
-                  seed: int = 0) -> dict[int, tuple[torch.utils.data.Subset, torch.utils.data.Subset]]:
-    """{resolution: (train, test)}: the same n_train training and n_test test images of `dataset` at each
-    resolution (`vitlib.data.subset` of the full splits)."""
-    return {res: (subset(get_dataset(dataset, "train", res, in_chans=in_chans), n_train, seed),
-                  subset(get_dataset(dataset, "test", res, in_chans=in_chans), n_test, seed))
-            for res in resolutions}
-
-
-def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(K, K) counts: row = true class, column = predicted class (`predict`'s outputs).
-
-    >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
-    [[1, 1], [0, 1]]
-    """
-    return torch.bincount(true * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)

@@ -29,7 +29,9 @@ Attribute names follow timm (`patch_embed.proj`, `cls_token`, `pos_embed`,
 `norm`, `head`), so that weights import by name.
 
 Deviations from the paper: none in the architecture. Stochastic depth
-(`drop_path`) is an option the paper does not use (default 0). Appendix D.4 leaves details of its
+(`drop_path`) is an option the paper does not use (default 0); so is LayerScale (`layer_scale`, default
+None: off), which multiplies each residual branch by a learned per-channel gamma (`LayerScale`, `ls1`,
+`ls2`), for models trained with it (DINOv2). Appendix D.4 leaves details of its
 "learned_2d" and "relative" variants open; the choices made here are marked NOTE at `pos_embed_2d`,
 `VisionTransformer.embed` and `RelativePosition`.
 """
@@ -37,6 +39,7 @@ Deviations from the paper: none in the architecture. Stochastic depth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +51,7 @@ from .resnet import ResNet
 from .utils import check_image_batch
 
 __all__ = ["PatchEmbedding", "Attention", "ATTENTION_PATHS", "choose_attention_path", "set_attention_path", "MLP",
-           "Block", "VisionTransformer", "resample_pos_embed", "create_model", "pos_embed_2d",
+           "Block", "LayerScale", "VisionTransformer", "resample_pos_embed", "create_model", "pos_embed_2d",
            "relative_position_index", "RelativePosition", "resample_pos_embed_1d", "resample_position_state"]
 
 
@@ -241,8 +244,25 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
 
 
+class LayerScale(nn.Module):
+    """Not in the paper: LayerScale (Touvron et al., 2021, "Going deeper with Image Transformers" (CaiT)), a
+    learned per-channel factor gamma in R^D on a residual branch, initialised to `init` (DINOv2: 1e-5)."""
+
+    def __init__(self, hidden_size: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((hidden_size,), float(init)))  # (D,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma  # (B, T, D) * (D,)
+
+
 class Block(nn.Module):
-    """One pre-norm encoder block: Eq. 2 then Eq. 3."""
+    """One pre-norm encoder block: Eq. 2 then Eq. 3.
+
+    With `cfg.layer_scale` (not in the paper, off by default) each branch is scaled per channel before the
+    residual sum: z'_l = gamma_1 * MSA(LN(z_{l-1})) + z_{l-1}, z_l = gamma_2 * MLP(LN(z'_l)) + z'_l (`ls1`, `ls2`;
+    timm's names). Off, `ls1` and `ls2` are identities without parameters: the paper's block.
+    """
 
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0, grid: tuple[int, int] | None = None) -> None:
         super().__init__()
@@ -255,11 +275,16 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
         self.mlp = MLP(D, cfg.mlp_size, cfg.dropout, cfg.gelu)
         self.drop_path = DropPath(drop_path)
+        # NOTE: LayerScale is not in the paper; None (the default) adds nothing. tests/test_model.py checks the
+        # default block's parameters are unchanged and a LayerScale block against a hand-written one.
+        use_ls = cfg.layer_scale is not None
+        self.ls1 = LayerScale(D, cfg.layer_scale) if use_ls else nn.Identity()
+        self.ls2 = LayerScale(D, cfg.layer_scale) if use_ls else nn.Identity()
 
     def forward(self, z: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
         a, A = self.attn(self.norm1(z), return_attention)
-        z = z + self.drop_path(a)  # Eq. 2
-        z = z + self.drop_path(self.mlp(self.norm2(z)))  # Eq. 3
+        z = z + self.drop_path(self.ls1(a))  # Eq. 2
+        z = z + self.drop_path(self.ls2(self.mlp(self.norm2(z))))  # Eq. 3
         return z, A
 
 
@@ -413,13 +438,16 @@ class VisionTransformer(nn.Module):
     def init_weights(self) -> None:
         """Initialisation of the official implementation: zero head, zero class token,
         E_pos ~ N(0, 0.02) (so also the X and Y tables of "learned_2d" and the tables of "relative"),
-        Xavier-uniform Linear layers (biases ~ N(0, 1e-6) in the MLP), LeCun-normal patch projection."""
+        Xavier-uniform Linear layers (biases ~ N(0, 1e-6) in the MLP), LeCun-normal patch projection;
+        LayerScale's gamma (not in the paper, only with cfg.layer_scale) = cfg.layer_scale."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias) if m.bias is not None else None
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+            elif isinstance(m, LayerScale):
+                nn.init.constant_(m.gamma, self.cfg.layer_scale)
         for blk in self.blocks:
             # U_qkv is three D x D matrices in the official code: Xavier bounds per matrix, not over 3D.
             for w in blk.attn.qkv.weight.chunk(3, dim=0):
@@ -473,10 +501,15 @@ class VisionTransformer(nn.Module):
             return pos_embed_2d(x_table, y_table)
         return None
 
-    def embed(self, x: Tensor) -> Tensor:
-        """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D)."""
+    def embed(self, x: Tensor, corrupt: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D).
+
+        `corrupt` maps the patch embeddings x_p^i E (B, N, D) to new ones before the class token and E_pos are
+        added: Section 4.6's masked patch prediction corrupts them there (vitlib.mpp)."""
         self._check_input(x)
         z = self.patch_embed(x)  # (B, N, D)
+        if corrupt is not None:
+            z = corrupt(z)  # (B, N, D)
         if self.cls_token is not None:
             z = torch.cat([self.cls_token.expand(z.shape[0], -1, -1), z], dim=1)  # (B, N+1, D)
         grid = self.patch_embed.grid_size(*x.shape[-2:])
@@ -493,10 +526,11 @@ class VisionTransformer(nn.Module):
             z = z + pos
         return self.pos_drop(z)
 
-    def encode(self, x: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def encode(self, x: Tensor, return_attention: bool = False,
+               corrupt: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
         """Eq. 1-3 and the final LayerNorm: all tokens z_L after LN (B, T, D), and the L attention maps
-        (B, k, T, T) with return_attention (an empty list without)."""
-        z = self.embed(x)
+        (B, k, T, T) with return_attention (an empty list without). `corrupt`: see `embed`."""
+        z = self.embed(x, corrupt)
         attentions = []
         for blk in self.blocks:
             z, A = blk(z, return_attention)

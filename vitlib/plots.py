@@ -2,10 +2,11 @@
 
     patch_grid_figure, image_row_figure, heatmap_row_figure   notebooks 01-02: images as patches (Eq. 1)
     learning_curves                                           notebook 03: pre-training runs
-    pos_embed_figure, confusion_figure, transfer_figure       notebook 04: fine-tuning (Section 3.2)
+    pos_embed_figure, transfer_figure                         notebook 04: fine-tuning (Section 3.2)
     plot_fig6, plot_fig7, plot_attention_distance,
     rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
+    ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
 
 Figures are saved with their results and provenance by `vitlib.results.save_figure`.
 Figure text is plain (no LaTeX: MathJax would need the web).
@@ -19,6 +20,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
+import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
@@ -26,8 +28,8 @@ from .analysis import grid_distances, query_attention
 from .patches import mosaic, to_uint8
 
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
-           "confusion_figure", "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
-           "plot_fig7", "rollout_overlay", "scaling_figure"]
+           "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
+           "plot_fig7", "rollout_overlay", "scaling_figure", "ablation_figure"]
 
 
 # --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
@@ -105,26 +107,56 @@ def pos_embed_figure(grids: dict, channels: tuple[int, ...] = (0, 1, 2, 3), titl
     return fig.update_layout(title=title, height=225 * len(grids), coloraxis_colorscale="RdBu")
 
 
-def confusion_figure(cm, classes: list[str], title: str = ""):
-    """A confusion matrix (K, K) of counts (rows: true class, columns: predicted) as an annotated heatmap."""
-    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
-    return fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                             height=500)
+ARM_COLOURS = {"pre-trained": "#1f77b4", "scratch": "#d62728", "random": "#d62728"}  # pre-trained vs not, in 04
 
 
-def transfer_figure(fine_tune: dict, few_shot: dict, title: str = ""):
-    """Transfer results side by side: test accuracy of fine-tuning {(arm, resolution): accuracy} as bars
-    per arm, and linear few-shot accuracy {name: {shots: accuracy}} against shots per class (log axis)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["Fine-tuned test accuracy", "Linear few-shot accuracy"])
-    for arm in sorted({a for a, _ in fine_tune}):
-        xs = [res for (a, res) in fine_tune if a == arm]
-        fig.add_trace(go.Bar(name=f"fine-tune: {arm}", x=[f"{r} px" for r in xs],
-                             y=[fine_tune[(arm, r)] for r in xs]), row=1, col=1)
-    for name, accs in few_shot.items():
-        fig.add_trace(go.Scatter(name=f"few-shot: {name}", x=list(accs), y=list(accs.values()),
-                                 mode="lines+markers"), row=1, col=2)
-    fig.update_xaxes(title_text="shots per class", type="log", row=1, col=2)
-    return fig.update_layout(title=title, height=450)
+def _error_bars(points: list[dict]) -> dict:
+    return dict(type="data", symmetric=False, array=[p["hi"] - p["mean"] for p in points],
+                arrayminus=[p["mean"] - p["lo"] for p in points])
+
+
+def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | list[str] | None = None):
+    """The transfer study (vitlib.experiments.transfer.summary): one panel per dataset with fine-tuned test
+    accuracy against training-set size (log axis), pre-trained vs scratch; the linear few-shot accuracy against
+    shots per class (log axis), pre-trained vs random-init features, one dash per dataset; Section 3.2's
+    resolution ablation, accuracy per fine-tuning resolution for both arms. Error bars: 95% intervals of the
+    mean over seeds. `datasets`: the study's (a panel each, also before their rows exist; default: those with
+    rows). A part without rows is an empty panel that says so."""
+    ft, few, abl = summary["finetune"], summary["fewshot"], summary["ablation"]
+    corpora = list(datasets or ft) or ["fine-tuning"]
+    titles = [f"fine-tuned on {c}" + ("" if c in ft else ": not yet run") for c in corpora]
+    titles += ["linear few-shot" if few else "few-shot: not yet run",
+               "resolution ablation" if abl else "resolution ablation: not yet run"]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)
+    shown = set()
+
+    def add(points, x, name, arm, col, dash="solid", text=None):
+        fig.add_trace(go.Scatter(x=x, y=[p["mean"] for p in points], error_y=_error_bars(points), name=name,
+                                 legendgroup=name, showlegend=name not in shown, mode="lines+markers",
+                                 line=dict(color=ARM_COLOURS.get(arm, "#2ca02c"), dash=dash), marker=dict(size=8),
+                                 text=text, hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>"), row=1, col=col)
+        shown.add(name)
+
+    for col, corpus in enumerate(corpora, start=1):
+        for arm, points in ft.get(corpus, {}).items():
+            add(points, [p["n_train"] for p in points], f"fine-tuned: {arm}", arm, col)
+        fig.update_xaxes(type="log", title_text="training images", row=1, col=col)
+    col = len(corpora) + 1
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for i, (corpus, arms) in enumerate(few.items()):
+        for arm, points in arms.items():
+            add(points, [p["shots"] for p in points], f"few-shot {corpus}: {arm}", arm, col, dashes[i % len(dashes)])
+    fig.update_xaxes(type="log", title_text="shots per class", row=1, col=col)
+    col += 1
+    for arms in abl.values():
+        for arm, points in arms.items():
+            add(points, [f"{p['resolution']} px" for p in points], f"fine-tuned: {arm}", arm, col)
+            label = f"resolution ({points[0]['corpus']}, {points[0]['size']:,} images)"
+        fig.update_xaxes(type="category", title_text=label, row=1, col=col)
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", row=1, col=1)
+    for c in range(2, len(titles) + 1):
+        fig.update_yaxes(tickformat=".0%", row=1, col=c)
+    return fig.update_layout(title=title, height=430, width=330 * len(titles) + 120, template="plotly_white")
 
 
 # --- Notebook 05: Fig. 3, 4 and 5 (numbers from vitlib.experiments.scaling.curves) ------------------------------
@@ -155,6 +187,32 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
                          row=1, col=col)
     fig.update_yaxes(title_text=metric_name, row=1, col=1)
     return fig.update_layout(title=title, height=450)
+
+
+# --- Notebook 08: the ablations (numbers from vitlib.results.arm_means) -------------------------------------------
+
+
+def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):
+    """Bar charts side by side, one panel per metric: `panels` {panel title: {arm: value}}, a value either a
+    number (e.g. the paper's, drawn without an error bar) or a seed mean {"mean", "ci95", ...}
+    (vitlib.results.seed_mean: the bar, and its 95% interval as the error bar). `names` renames the arms
+    (e.g. vitlib.results.TABLE8_NAMES); an arm keeps its colour in every panel."""
+    names = names or {}
+    arms = list(dict.fromkeys(a for bars in panels.values() for a in bars))
+    colours = {a: px.colors.qualitative.Plotly[i % 10] for i, a in enumerate(arms)}
+    fig = make_subplots(rows=1, cols=max(len(panels), 1), subplot_titles=list(panels), shared_yaxes=True)
+    shown: set[str] = set()  # one legend entry per arm
+    for col, bars in enumerate(panels.values(), start=1):
+        for arm, v in bars.items():
+            mean = v["mean"] if isinstance(v, dict) else float(v)
+            error = (dict(type="data", symmetric=False, array=[v["ci95"][1] - mean], arrayminus=[mean - v["ci95"][0]])
+                     if isinstance(v, dict) else None)
+            fig.add_trace(go.Bar(x=[names.get(arm, arm)], y=[mean], name=names.get(arm, arm), legendgroup=arm,
+                                 showlegend=arm not in shown, marker_color=colours[arm], error_y=error),
+                          row=1, col=col)
+            shown.add(arm)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    return fig.update_layout(title=title, height=430, width=max(360 * len(panels), 500), bargap=0.25)
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------
@@ -252,22 +310,30 @@ def plot_fig6(images, maps, labels: list[str] | None = None, value_range: tuple[
     return fig
 
 
-def plot_attention_distance(results: dict, grid: tuple[int, int], patch_size: int, title: str = ""):
-    """Fig. 7 right for several models on one axis: {name: (L, k) mean attention distance}, one colour
-    per model, one dot per head. A dashed line marks uniform attention over the grid."""
+def plot_attention_distance(results: dict, grid: tuple[int, int] | None, patch_size: int | None, title: str = "",
+                            relative: bool = False):
+    """Fig. 7 right for several models on one axis: {name: (L, k) mean attention distance}, one colour per model,
+    one dot per head, at each layer's depth. A dashed line marks uniform attention.
+
+    relative=False: distances in pixels, all models on one grid (grid, patch_size) whose uniform attention the
+    line marks. relative=True: each model's distances already divided by its own grid's uniform attention
+    (models on different grids, or with different depths, compare); the line is at 1; grid and patch_size are
+    not used."""
     fig = go.Figure()
+    unit = "x uniform" if relative else "px"
     for m, (name, d) in enumerate(results.items()):
-        d = d.detach().float().cpu()
+        d = torch.as_tensor(d).detach().float().cpu()
         L, k = d.shape
         x = np.repeat(np.arange(1, L + 1), k) + (m - (len(results) - 1) / 2) * 0.15
         fig.add_trace(go.Scatter(x=x, y=d.flatten().numpy(), mode="markers", name=name,
                                  marker=dict(size=7, opacity=0.75),
-                                 text=[f"head {h + 1}" for _ in range(L) for h in range(k)],
-                                 hovertemplate="%{text}: %{y:.1f} px<extra>" + name + "</extra>"))
-    fig.add_hline(y=grid_distances(grid, patch_size).mean().item(), line_dash="dash", line_color="gray",
-                  annotation_text="uniform attention", annotation_position="bottom right")
+                                 text=[f"layer {layer + 1}, head {h + 1}" for layer in range(L) for h in range(k)],
+                                 hovertemplate="%{text}: %{y:.2f} " + unit + "<extra>" + name + "</extra>"))
+    fig.add_hline(y=1.0 if relative else grid_distances(grid, patch_size).mean().item(), line_dash="dash",
+                  line_color="gray", annotation_text="uniform attention", annotation_position="bottom right")
     fig.update_layout(title=title, xaxis_title="Network depth (layer)", xaxis_dtick=1,
-                      yaxis_title="Mean attention distance (pixels)", yaxis_rangemode="tozero",
+                      yaxis_title="Mean attention distance / uniform attention's" if relative else
+                      "Mean attention distance (pixels)", yaxis_rangemode="tozero",
                       template="plotly_white", width=700, height=430)
     return fig
 

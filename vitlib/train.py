@@ -8,7 +8,9 @@ Section 4.1 "Training & Fine-tuning" and Appendix B.1:
   decay with a short warm-up, no weight decay, base LR 0.03 with 500 warm-up
   steps in the official code (`finetune_recipe`).
 The trainer knows nothing of ViT: it takes an `nn.Module` mapping images
-(B, C, H, W) to logits (B, K) and a Dataset of (image, label).
+(B, C, H, W) to logits (B, K) and a Dataset of (image, label). Another
+pre-training task plugs into the same loop as an `objective` (Section 4.6's
+masked patch prediction: vitlib.mpp).
 
 Deviations from the paper (each is an option whose default is the paper's):
 label smoothing and mixup (off by default; the paper uses neither), bf16
@@ -50,9 +52,13 @@ from .utils import eval_mode
 
 __all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
            "build_optimizer", "resolve_device", "resolve_precision", "native_bf16", "read_metrics",
-           "NonFiniteLossError"]
+           "NonFiniteLossError", "Objective"]
 
 METRICS_FILE = "metrics.jsonl"
+
+# A training objective other than classification: (net, images, labels) -> (loss, correct, count), the mean loss
+# of the batch and how many of its `count` predictions were right (`train`'s `objective`).
+Objective = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor | int, int]]
 
 
 class NonFiniteLossError(ValueError):
@@ -300,7 +306,8 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
 
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, list[dict]]:
+          on_eval: Callable[[int, dict[str, float]], None] | None = None,
+          objective: Objective | None = None) -> dict[str, list[dict]]:
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
 
     Returns the history {"train": [{step, lr, loss, accuracy, images_per_s, seconds}], "val": [{step, loss,
@@ -311,6 +318,10 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
     `on_eval(step, {"loss", "accuracy", "n"})` is called (rank 0) after each validation, with the model in its
     state at that step: a caller keeps the best validation state this way (vitlib.experiments.scaling).
+    `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
+    cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
+    (vitlib.mpp.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
+    count. With an objective there is no val_set, mixup or label smoothing (they belong to classification).
     """
     rank, world, own_group = _dist_info()
     if cfg.batch_size % world:
@@ -320,6 +331,9 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     if steps_per_epoch == 0:
         raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
                          f"({cfg.batch_size}): lower batch_size or use more data")
+    if objective is not None and (val_set is not None or cfg.mixup_alpha > 0 or cfg.label_smoothing > 0):
+        raise ValueError("a custom objective trains without val_set, mixup_alpha or label_smoothing (they are "
+                         "classification's): evaluate with the objective's own function after training")
     if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
         raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
     device = resolve_device(cfg.device)
@@ -364,7 +378,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
     net.train()
-    sums = torch.zeros(3, device=device)  # loss * B, correct, images since the last log record
+    sums = torch.zeros(4, device=device)  # loss * count, correct, count (predictions), images since the last log
     t_log = time.perf_counter()
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
     while step < cfg.steps:
@@ -376,10 +390,15 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            xm, y2, lam = _mixup(x, y, cfg.mixup_alpha, gen)
-            with _autocast(device, cfg.precision):
-                logits = net(xm)
-            loss = _loss(logits, y, y2, lam, cfg.label_smoothing)
+            if objective is None:  # classification: Eq. 4's head, cross-entropy (with mixup when asked)
+                xm, y2, lam = _mixup(x, y, cfg.mixup_alpha, gen)
+                with _autocast(device, cfg.precision):
+                    logits = net(xm)
+                loss = _loss(logits, y, y2, lam, cfg.label_smoothing)
+                correct, count = (logits.argmax(-1) == y).sum(), y.numel()
+            else:
+                with _autocast(device, cfg.precision):
+                    loss, correct, count = objective(net, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
@@ -394,14 +413,15 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             last_loss = (step, loss.detach())
             optimizer.step()
             step += 1
-            sums += torch.stack([loss.detach() * y.numel(), (logits.argmax(-1) == y).sum().float(),
-                                 torch.tensor(float(y.numel()), device=device)])
+            counts = torch.tensor([float(count), float(y.numel())], device=device)  # predictions, images
+            sums += torch.cat([torch.stack([loss.detach().float() * count,
+                                            torch.as_tensor(correct, device=device).float()]), counts])
             if step % cfg.log_every == 0 or step == cfg.steps:
                 if world > 1:
                     dist.all_reduce(sums)
                 dt = time.perf_counter() - t_log
                 s = sums.tolist()
-                rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[2] / dt)
+                rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[3] / dt)
                 log("train", rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['accuracy']:.3f}",
                                 img_s=f"{rec['images_per_s']:.0f}")

@@ -3,6 +3,8 @@ study with one instance per profile (`smoke`, `full`, `gpu`), one resumable runn
 
     transfer   Section 3.2 and Fig. 4's probe: fine-tuning the shipped model vs the same model from scratch
     scaling    Fig. 3, 4 and 5: transfer against pre-training set size and compute, ViT vs ResNet vs hybrid
+    pos_embed  Appendix D.4, Table 8: no, 1-D, 2-D and relative position embeddings, probed and fine-tuned
+    mpp        Section 4.6: masked patch prediction against supervised pre-training and training from scratch
 
     vitlib.experiments.run("transfer", "full")             # figures/transfer.json, rows already run are kept
     python -m vitlib experiment transfer --profile full    # the same; flags are the dataclass's fields
@@ -22,13 +24,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import scaling, transfer
+from . import mpp, pos_embed, scaling, transfer
 from .runner import load_rows, machine_load, run_study, study_path, training_flops
 
 __all__ = ["STUDIES", "PROFILE_NAMES", "config", "fields", "run", "study_path", "load_rows", "machine_load",
            "training_flops", "run_study", "images_seen"]
 
-STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling}
+STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling, "pos_embed": pos_embed, "mpp": mpp}
 PROFILE_NAMES = ("smoke", "full", "gpu")
 
 

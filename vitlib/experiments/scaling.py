@@ -61,7 +61,8 @@ from ..results import seed_mean, wilson_interval
 from ..train import pretrain_recipe, train
 from .runner import check_config, param, training_flops
 
-__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE", "curves"]
+__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE", "curves",
+           "pretraining_data", "probe_features", "probe_metrics"]
 
 NAME = "scaling"
 
@@ -146,35 +147,52 @@ def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
     return cfg.images_per_run // cfg.batch_size * cfg.batch_size
 
 
-def _corpus(cfg: Config, corpus: str, size: int, seed: int):
-    """(train, held-out val) of a pre-training corpus at `size` images; the val set is the same at every size."""
+def pretraining_data(corpus: str, size: int, seed: int, *, classes: int, img_size: int, n_val: int):
+    """(train, held-out val) of a pre-training corpus at `size` images; the val set is the same at every size
+    (fractaldb: its test split of 10 images per category, `classes` categories; Fashion-MNIST: its val split),
+    cut to `n_val` images. The other studies (pos_embed, mpp) pre-train on it too."""
     if corpus == "fractaldb":
-        per_class = max(size // cfg.fractal_classes, 1)
-        opts = dict(num_classes=cfg.fractal_classes, images_per_class=per_class, test_images_per_class=10)
-        train_set = get_dataset("fractaldb", "train", cfg.img_size, seed=seed, val_fraction=0.0, **opts)
-        val = get_dataset("fractaldb", "test", cfg.img_size, **opts)
+        per_class = max(size // classes, 1)
+        opts = dict(num_classes=classes, images_per_class=per_class, test_images_per_class=10)
+        train_set = get_dataset("fractaldb", "train", img_size, seed=seed, val_fraction=0.0, **opts)
+        val = get_dataset("fractaldb", "test", img_size, **opts)
     else:
-        full = get_dataset(corpus, "train", cfg.img_size)
+        full = get_dataset(corpus, "train", img_size)
         train_set = subset(full, min(size, len(full)), seed=seed)
         train_set.num_classes = full.num_classes
-        val = get_dataset(corpus, "val", cfg.img_size)
-    return train_set, subset(val, min(cfg.n_val, len(val)), seed=0)
+        val = get_dataset(corpus, "val", img_size)
+    return train_set, subset(val, min(n_val, len(val)), seed=0)
 
 
-def _probe_features(model, dataset: str, cfg: Config):
-    train = get_dataset(dataset, "train", cfg.img_size, augment=False)
-    idx = np.concatenate(list(sample_per_class(train.targets, max(cfg.probe_pool // train.num_classes, 1), 0)
-                              .values()))
-    test = get_dataset(dataset, "test", cfg.img_size)
+def probe_features(model, dataset: str, img_size: int, pool: int, n_test: int):
+    """Frozen features for Fig. 4's probe: (train features, labels, test features, labels, K) of `dataset`,
+    the train pool stratified (pool / K per class, seed 0), the first n_test of a fixed test permutation."""
+    train = get_dataset(dataset, "train", img_size, augment=False)
+    idx = np.concatenate(list(sample_per_class(train.targets, max(pool // train.num_classes, 1), 0).values()))
+    test = get_dataset(dataset, "test", img_size)
     ftr, ltr = extract_features(model, torch.utils.data.Subset(train, idx.tolist()))
-    fte, lte = extract_features(model, subset(test, min(cfg.probe_test, len(test)), seed=0))
+    fte, lte = extract_features(model, subset(test, min(n_test, len(test)), seed=0))
     return ftr, ltr, fte, lte, train.num_classes
+
+
+def probe_metrics(features, shots: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """Fig. 4's linear few-shot accuracy at each of `shots` (`probe_features`' output; shots drawn by `seed`):
+    {"probe_n", "5shot", "5shot_ci95", ...}, each accuracy with its 95% Wilson interval."""
+    ftr, ltr, fte, lte, K = features
+    n_test = len(lte)
+    metrics: dict[str, Any] = dict(probe_n=n_test)
+    for s in shots:
+        acc = few_shot_accuracy(ftr, ltr, fte, lte, shots=s, seed=seed, num_classes=K)
+        metrics[f"{s}shot"] = acc
+        metrics[f"{s}shot_ci95"] = list(wilson_interval(round(acc * n_test), n_test))
+    return metrics
 
 
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """Pre-train one model on one corpus size (best validation state kept), then probe its frozen features."""
     seed = spec["seed"]
-    train_set, val_set = _corpus(cfg, spec["corpus"], spec["size"], seed)
+    train_set, val_set = pretraining_data(spec["corpus"], spec["size"], seed, classes=cfg.fractal_classes,
+                                          img_size=cfg.img_size, n_val=cfg.n_val)
     K = train_set.num_classes
     name, overrides = MODELS[spec["arm"]]
     torch.manual_seed(seed)
@@ -194,15 +212,12 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 
     history = train(model, train_set, recipe, val_set=val_set, on_eval=keep_best)
     model.load_state_dict(best.pop("state"))
-    ftr, ltr, fte, lte, K_probe = _probe_features(model, spec["probe"], cfg)
-    n_val, n_test = len(val_set), len(lte)
+    features = probe_features(model, spec["probe"], cfg.img_size, cfg.probe_pool, cfg.probe_test)
+    n_val = len(val_set)
     metrics: dict[str, Any] = dict(val_accuracy=best["accuracy"], val_n=n_val, best_step=best["step"],
                                    val_ci95=list(wilson_interval(round(best["accuracy"] * n_val), n_val)),
-                                   final_val_accuracy=history["val"][-1]["accuracy"], probe_n=n_test)
-    for s in cfg.shots:
-        acc = few_shot_accuracy(ftr, ltr, fte, lte, shots=s, seed=seed, num_classes=K_probe)
-        metrics[f"{s}shot"] = acc
-        metrics[f"{s}shot_ci95"] = list(wilson_interval(round(acc * n_test), n_test))
+                                   final_val_accuracy=history["val"][-1]["accuracy"])
+    metrics.update(probe_metrics(features, cfg.shots, seed))
     return dict(model=spec["arm"], parameters=count_parameters(model), n_train=len(train_set),
                 images_seen=steps * batch, epochs=round(steps * batch / len(train_set), 3), train_flops=flops,
                 metrics=metrics)

@@ -26,6 +26,9 @@ Design (full profile):
 - few-shot probe: 1, 5, 10 and 25 shots per class from a pool of 10,000 training images (stratified), the
   test subset above, l2 = 2^10 (big_vision), pre-trained vs random init, 3 sampling seeds.
 Accuracies carry a 95% Wilson interval (vitlib.results.wilson_interval) on the pooled test predictions.
+`summary(rows)` averages the seeds (what vitlib.plots.transfer_figure draws and RESULTS.md tabulates) and
+`verdict(summary, cfg)` answers "does pre-training pay here?" part by part, from the intervals, saying which
+parts have not run yet.
 
 Budget in images seen: full 537,600 fine-tuning images (42 runs of 12,800) plus feature extraction
 (estimated, not measured: about two hours on a quiet 2-core CPU in fp32); smoke a few hundred (under a
@@ -54,11 +57,12 @@ from ..fewshot import extract_features, few_shot_accuracy
 from ..finetune import finetune_and_evaluate, load_pretrained, prepare_finetune
 from ..flops import count_parameters
 from ..model import VisionTransformer
-from ..results import wilson_interval
+from ..results import compare, seed_mean, wilson_interval
 from ..train import finetune_recipe, resolve_device
 from .runner import check_config, param, training_flops
 
-__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "vit_name"]
+__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "vit_name", "summary", "verdict",
+           "config_from_results", "fixed_test_set", "finetune_run"]
 
 NAME = "transfer"
 
@@ -130,9 +134,32 @@ def _pretrained(cfg: Config, cache: dict) -> VisionTransformer:
     return cache[("pretrained", cfg.checkpoint)]
 
 
-def _test_set(ds: str, res: int, in_chans: int, n: int):
+def fixed_test_set(ds: str, res: int, in_chans: int, n: int):
+    """The fixed test images of a downstream dataset: the first n of a seed-0 permutation of its test split."""
     test = get_dataset(ds, "test", res, in_chans=in_chans)
     return subset(test, min(n, len(test)), seed=0)
+
+
+def finetune_run(model: VisionTransformer, train_set, test_set, *, images_per_run: int, batch_size: int, seed: int,
+                 precision: str) -> dict[str, Any]:
+    """Fine-tune a prepared model (new head, resolution set) with Appendix B.1.1's recipe for `images_per_run`
+    images, then evaluate it once on test_set: {"images_seen", "train_flops", "metrics": {"test_accuracy",
+    "test_n", "test_correct", "ci95", "train_loss_first", "train_loss_last"}}. The pos_embed and mpp studies
+    fine-tune their arms with it too."""
+    steps = max(images_per_run // batch_size, 1)
+    batch = min(batch_size, len(train_set))
+    recipe = finetune_recipe(steps=steps, batch_size=batch, seed=seed, precision=precision, progress=False,
+                             log_every=max(steps // 10, 1), eval_batch_size=256)
+    res, C = model.cfg.image_hw[0], model.cfg.in_chans
+    flops = training_flops(model, res, steps * batch, in_chans=C)
+    out = finetune_and_evaluate(model, train_set, test_set, recipe)
+    n_test = len(test_set)
+    correct = int(round(out["test_accuracy"] * n_test))
+    losses = [h["loss"] for h in out["history"]["train"]]
+    return dict(images_seen=steps * batch, train_flops=flops,
+                metrics=dict(test_accuracy=out["test_accuracy"], test_n=n_test, test_correct=correct,
+                             ci95=list(wilson_interval(correct, n_test)), train_loss_first=losses[0],
+                             train_loss_last=losses[-1]))
 
 
 def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
@@ -142,7 +169,7 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     train_full = get_dataset(spec["corpus"], "train", res, in_chans=C)
     n_train = min(spec["size"], len(train_full))
     train_set = subset(train_full, n_train, seed=seed)
-    test_set = _test_set(spec["corpus"], res, C, cfg.n_test)
+    test_set = fixed_test_set(spec["corpus"], res, C, cfg.n_test)
     K = train_full.num_classes
     torch.manual_seed(seed)
     if spec["arm"] == "pre-trained":
@@ -150,20 +177,9 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     else:
         model = VisionTransformer(dataclasses.replace(pretrained.cfg, img_size=res, num_classes=K,
                                                       representation_size=None))
-    steps = max(cfg.images_per_run // cfg.batch_size, 1)
-    batch = min(cfg.batch_size, n_train)
-    recipe = finetune_recipe(steps=steps, batch_size=batch, seed=seed, precision=cfg.precision, progress=False,
-                             log_every=max(steps // 10, 1), eval_batch_size=256)
-    flops = training_flops(model, res, steps * batch, in_chans=C)
-    out = finetune_and_evaluate(model, train_set, test_set, recipe)
-    n_test = len(test_set)
-    correct = int(round(out["test_accuracy"] * n_test))
-    losses = [h["loss"] for h in out["history"]["train"]]
-    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res,
-                images_seen=steps * batch, train_flops=flops,
-                metrics=dict(test_accuracy=out["test_accuracy"], test_n=n_test, test_correct=correct,
-                             ci95=list(wilson_interval(correct, n_test)), train_loss_first=losses[0],
-                             train_loss_last=losses[-1]))
+    run = finetune_run(model, train_set, test_set, images_per_run=cfg.images_per_run, batch_size=cfg.batch_size,
+                       seed=seed, precision=cfg.precision)
+    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res, **run)
 
 
 def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: int):
@@ -171,7 +187,7 @@ def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: in
     per_class = max(pool // train.num_classes, 1)
     idx = np.concatenate(list(sample_per_class(train.targets, per_class, seed).values()))
     ftr, ltr = extract_features(model, torch.utils.data.Subset(train, idx.tolist()))
-    fte, lte = extract_features(model, _test_set(ds, res, C, n_test))
+    fte, lte = extract_features(model, fixed_test_set(ds, res, C, n_test))
     return ftr, ltr, fte, lte
 
 
@@ -204,3 +220,146 @@ def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """One run of the study: a fine-tuning arm or a few-shot probe."""
     return _finetune(cfg, spec, cache) if spec["kind"] == "finetune" else _fewshot(cfg, spec, cache)
+
+
+# --- what the rows say --------------------------------------------------------------------------------------------
+
+
+def _point(runs: list[dict[str, Any]], metric: str, **where: Any) -> dict[str, Any]:
+    s = seed_mean(runs, metric, "test_n")
+    return dict(where, mean=s["mean"], lo=s["ci95"][0], hi=s["ci95"][1], low=s["low"], high=s["high"],
+                seeds=s["seeds"], n=s["n"], ci95=s["ci95"])
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows of this study averaged over seeds (vitlib.results.seed_mean: the mean, its 95% Wilson interval
+    at the test-set size, the lowest and highest seed), in the shape vitlib.plots.transfer_figure draws:
+
+        "finetune": {corpus: {arm: [{"size": asked, "n_train": used, "mean", "lo", "hi", ...} by size]}}
+                    at the pre-training resolution; arm "pre-trained" or "scratch"
+        "ablation": {"CORPUS/nSIZE": {arm: [{"corpus", "size", "resolution", "mean", "lo", "hi", ...} by
+                    resolution]}}: Section 3.2's ablation rows and the rows at the pre-training resolution they
+                    compare with
+        "fewshot":  {corpus: {arm: [{"shots", "mean", "lo", "hi", ...} by shots]}}; arm "pre-trained" or "random"
+
+    Rows of another design (a key this study does not make) are ignored; a part with no rows is empty. The
+    summary is JSON-ready (string keys)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        parts = r["key"].split("/")
+        if r.get("kind") == "finetune" and len(parts) == 6:
+            groups.setdefault(("finetune", r["corpus"], r["size"], parts[4], r["arm"]), []).append(r)
+        elif r.get("kind") == "fewshot":
+            groups.setdefault(("fewshot", r["corpus"], r["arm"]), []).append(r)
+    out: dict[str, Any] = {"finetune": {}, "ablation": {}, "fewshot": {}}
+    for key in sorted((k for k in groups if k[0] == "finetune" and k[3] == "rpre"), key=lambda k: k[2]):
+        _, corpus, size, _, arm = key  # by size, at the pre-training resolution
+        runs = groups[key]
+        out["finetune"].setdefault(corpus, {}).setdefault(arm, []).append(
+            _point(runs, "test_accuracy", size=size, n_train=runs[0]["n_train"], resolution=runs[0]["resolution"]))
+    for key, runs in groups.items():  # the ablation: its rows, and the rows at the pre-training resolution
+        if key[0] == "finetune" and key[3] != "rpre":
+            _, corpus, size, _, arm = key
+            base = groups.get(("finetune", corpus, size, "rpre", arm))
+            arms = out["ablation"].setdefault(f"{corpus}/n{size}", {})
+            arms[arm] = [_point(g, "test_accuracy", corpus=corpus, size=size, resolution=g[0]["resolution"])
+                         for g in ([base] if base else []) + [runs]]
+    for key in sorted(k for k in groups if k[0] == "fewshot"):
+        _, corpus, arm = key
+        runs = groups[key]
+        shots = sorted(int(m[:-4]) for m in runs[0]["metrics"] if m.endswith("shot"))
+        out["fewshot"].setdefault(corpus, {})[arm] = [_point(runs, f"{s}shot", shots=s) for s in shots]
+    return out
+
+
+def config_from_results(config: dict[str, Any]) -> Config:
+    """The Config a results file was made with (its "config": lists back to tuples)."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in known})
+
+
+_WORDS = {1: "ahead", -1: "behind", 0: "level within the intervals"}
+
+
+def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seeds: int, what: str) -> dict[str, Any]:
+    """The verdict on comparisons (label, a, b): is a above b beyond the 95% intervals (vitlib.results.compare)?
+    `planned`: the comparisons the design makes; `seeds`: the seeds each point should average. Missing
+    comparisons and points with fewer seeds make the verdict one "so far"."""
+    ran = [(label, compare(a, b), a, b) for label, a, b in cells if a is not None and b is not None]
+    ahead = sum(c == 1 for _, c, _, _ in ran)
+    behind = sum(c == -1 for _, c, _, _ in ran)
+    short = sum(min(a["seeds"], b["seeds"]) < seeds for _, _, a, b in ran)
+    complete = len(ran) == planned and not short
+    if not ran:
+        word = "not yet run"
+    elif ahead == len(ran):
+        word = "reproduced"
+    elif ahead:
+        word = "partly reproduced"
+    elif behind:
+        word = "not reproduced"
+    else:
+        word = "not shown (every difference within the intervals)"
+    word += "" if complete or not ran else " so far"
+    missing = [f"{planned - len(ran)} of {planned} comparisons not yet run"] if len(ran) < planned else []
+    missing += [f"{short} with fewer than {seeds} seeds"] if short else []
+    detail = "; ".join(f"{label}: {100 * a['mean']:.1f}% vs {100 * b['mean']:.1f}%, {_WORDS[c]}"
+                       for label, c, a, b in ran)
+    text = (f"{what} ahead in {ahead} of {len(ran)} comparisons" + (f" ({', '.join(missing)})" if missing else "")
+            + (f": {detail}" if detail else "")) if ran else f"planned: {planned}, none run yet"
+    return dict(verdict=word, ahead=ahead, behind=behind, ran=len(ran), planned=planned, complete=complete, text=text)
+
+
+def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
+    """"Does pre-training pay here?", part by part, from `summary(rows)` and the study's design `cfg`:
+
+        "fine-tuning"       pre-trained above scratch beyond the 95% intervals, at each dataset and size
+        "higher resolution" Section 3.2: the pre-trained model fine-tuned at cfg.ablation_resolution (E_pos
+                            interpolated) above itself at the pre-training resolution
+        "few-shot"          pre-trained features above random-init features, at each dataset and shot count
+        "answer"            fine-tuning and few-shot together
+
+    Each part: {"verdict": "reproduced" | "partly reproduced" | "not reproduced" | "not shown (...)" |
+    "not yet run" | "not in this profile's design", "text": the comparisons with their numbers, ...}. A comparison
+    whose rows are missing counts as not yet run, so a partial results file gives a partial answer."""
+    ft = s["finetune"]
+
+    def at(arms: dict, arm: str, field: str, value: Any) -> dict | None:
+        return next((p for p in arms.get(arm, []) if p[field] == value), None)
+
+    cells = [(f"{corpus} {n:,}", at(ft.get(corpus, {}), "pre-trained", "size", n),
+              at(ft.get(corpus, {}), "scratch", "size", n)) for corpus in cfg.datasets for n in cfg.sizes]
+    n_seeds = len(cfg.seeds)
+    out = {"fine-tuning": _judge(cells, len(cells), n_seeds, "pre-trained")}
+    few = s["fewshot"]
+    cells = [(f"{corpus} {k}-shot", at(few.get(corpus, {}), "pre-trained", "shots", k),
+              at(few.get(corpus, {}), "random", "shots", k)) for corpus in cfg.datasets for k in cfg.shots]
+    out["few-shot"] = _judge(cells, len(cells), n_seeds, "pre-trained features") if cells else dict(
+        verdict="not in this profile's design", text="no few-shot probe (shots is empty)")
+    res, ds, size = cfg.ablation_resolution, cfg.ablation_dataset, cfg.ablation_size
+    if not res or ds not in cfg.datasets or size not in cfg.sizes:
+        out["higher resolution"] = dict(verdict="not in this profile's design", text=(
+            "no ablation" if not res else f"no rows at the pre-training resolution for {ds} at {size:,} "
+            "images to compare with"))
+    else:
+        arms = s["ablation"].get(f"{ds}/n{size}", {})
+        pre = arms.get("pre-trained", [])
+        high = next((p for p in pre if p["resolution"] == res), None)
+        low = next((p for p in pre if p["resolution"] != res), None)
+        part = _judge([(f"{ds} {size:,}, {res} px against the pre-training resolution", high, low)], 1, n_seeds,
+                      f"pre-trained at {res} px")
+        scratch = at(arms, "scratch", "resolution", res)
+        if high is not None and scratch is not None:
+            part["text"] += (f"; at {res} px against scratch: {100 * high['mean']:.1f}% vs "
+                             f"{100 * scratch['mean']:.1f}%, {_WORDS[compare(high, scratch)]}")
+        out["higher resolution"] = part
+    both = [out["fine-tuning"], out["few-shot"]] if out["few-shot"].get("ran") is not None else [out["fine-tuning"]]
+    ran, ahead, behind = (sum(p[k] for p in both) for k in ("ran", "ahead", "behind"))
+    planned, complete = sum(p["planned"] for p in both), all(p["complete"] for p in both)
+    answer = ("not yet run" if not ran else "yes" if ahead == ran else "partly" if ahead else
+              "no: pre-training hurts" if behind else "not shown (every difference within the intervals)")
+    answer += "" if complete or not ran else " so far"
+    out["answer"] = dict(verdict=answer, ran=ran, planned=planned, ahead=ahead, behind=behind, complete=complete,
+                         text=f"pre-trained ahead beyond the 95% intervals in {ahead} of {ran} comparisons run, "
+                              f"of {planned} planned (fine-tuning and few-shot)")
+    return out

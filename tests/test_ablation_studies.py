@@ -1,0 +1,123 @@
+"""The ablation studies of notebook 08: position embeddings (Appendix D.4, Table 8) and masked patch prediction
+(Section 4.6), their designs, their smoke runs, and the verdicts their renderers compute from the rows."""
+
+import pytest
+import torch
+
+from vitlib import experiments
+from vitlib.__main__ import main
+from vitlib.experiments import mpp, pos_embed
+from vitlib.plots import ablation_figure
+from vitlib.results import RENDERERS, SECTION_4_6, TABLE8, arm_means, mpp_verdict, position_verdict, render_section
+
+
+def _quiet(line):
+    pass
+
+
+def test_full_profiles_meet_the_issues_design():
+    p = pos_embed.PROFILES["full"]
+    assert p.kinds == ("none", "learned", "learned_2d", "relative") and len(p.seeds) >= 2
+    assert p.model == "ViT-Ti/4 L=4" and p.fractal_size == 30000 and p.fractal_classes == 100 and 5 in p.shots
+    m = mpp.PROFILES["full"]
+    assert set(m.arms) == {"scratch", "mpp", "supervised"} and len(m.seeds) >= 2 and m.corrupt_fraction == 0.5
+    shared = ("model", "fractal_size", "fractal_classes", "images_per_run", "batch_size", "probe_dataset",
+              "finetune_size", "finetune_images", "finetune_batch", "n_test", "probe_test", "img_size")
+    assert all(getattr(p, f) == getattr(m, f) for f in shared)  # one protocol: mpp's supervised arm = "learned"
+    assert experiments.images_seen("pos_embed", "full") == 8 * (32768 + 12800)
+    assert experiments.images_seen("mpp", "full") == 2 * (2 * (32768 + 12800) + 12800)
+    with pytest.raises(ValueError, match="unknown position embedding"):
+        experiments.config("pos_embed", "full", kinds=("sinusoidal",))
+    with pytest.raises(ValueError, match="unknown arm"):
+        experiments.config("mpp", "full", arms=("contrastive",))
+
+
+def test_the_kinds_start_from_the_same_encoder_weights_only_the_position_parameters_differ():
+    cfg = pos_embed.PROFILES["full"]
+    states = {}
+    for kind in pos_embed.KINDS:
+        torch.manual_seed(0)
+        states[kind] = pos_embed.build_vit(cfg, 100, pos_embed=kind).state_dict()
+    position = ("pos_embed", "rel_pos", "pre_logits")  # the pre-logits layer is drawn after E_pos (and dropped
+    # at fine-tuning), so it differs with the kind too
+    shared = [k for k in states["none"] if not any(p in k for p in position)]
+    assert len(shared) > 40
+    for kind, state in states.items():
+        assert set(k for k in state if not any(p in k for p in position)) == set(shared), kind
+        assert all(torch.equal(state[k], states["none"][k]) for k in shared), kind
+
+
+def test_the_full_plan_from_the_command_line(capsys, tmp_path):
+    main(["experiment", "pos_embed", "--profile", "full", "--plan", "--folder", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "to run relative/s1" in out and "8 runs (0 done), 364,544 training images seen in all" in out
+    main(["experiment", "mpp", "--profile", "full", "--plan", "--folder", str(tmp_path)])
+    assert "6 runs (0 done), 207,872 training images seen in all" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
+def test_smoke_runs_of_both_studies_and_the_supervised_arm_repeats_the_learned_one(tmp_path):
+    pe = experiments.run("pos_embed", "smoke", folder=tmp_path, log=_quiet)["rows"]
+    cfg = pos_embed.PROFILES["smoke"]
+    assert [r["arm"] for r in pe] == list(pos_embed.KINDS)
+    for row in pe:
+        m = row["metrics"]
+        assert row["images_seen"] == pos_embed.planned_images(cfg, row) == row["pretrain_images"] + 32
+        assert {"val_accuracy", "5shot", "5shot_ci95", "finetune_accuracy", "finetune_ci95"} <= set(m)
+        assert m["finetune_ci95"][0] <= m["finetune_accuracy"] <= m["finetune_ci95"][1]
+        assert row["train_flops"] > 0 and row["pos_embed"] == row["arm"]
+    sections = render_section("pos_embed", tmp_path, figure=False)
+    assert "| No Pos. Emb. | 61.4% |" in sections and "Table 8's claim" in sections
+    rows = {r["arm"]: r for r in experiments.run("mpp", "smoke", folder=tmp_path, log=_quiet)["rows"]}
+    assert list(rows) == list(mpp.ARMS)
+    assert rows["scratch"]["pretrain_images"] == 0 and rows["scratch"]["n_train"] == 0
+    assert 0 <= rows["mpp"]["metrics"]["mpp_accuracy"] <= 1 and 0 < rows["mpp"]["metrics"]["mpp_majority"] <= 1
+    assert "val_accuracy" not in rows["mpp"]["metrics"]  # the self-supervised arm never saw a label
+    learned = next(r for r in pe if r["arm"] == "learned")
+    assert rows["supervised"]["metrics"] == learned["metrics"]  # the same protocol, run twice, the same numbers
+    text = render_section("mpp", tmp_path, figure=False)
+    assert "| masked patch prediction | 79.9% |" in text and "Section 4.6's order" in text
+
+
+def _row(arm, seed, **metrics):
+    return dict(key=f"{arm}/s{seed}", arm=arm, seed=seed, load=dict(quiet=True), metrics=metrics)
+
+
+def _stat(mean, n=10000):
+    return arm_means([_row("a", 0, acc=mean, n=n)], "acc", "n")["a"]
+
+
+def test_the_table_8_verdict_from_the_rows():
+    kinds = list(TABLE8)
+    assert position_verdict({k: _stat(v) for k, v in TABLE8.items()}, kinds) == "reproduced"  # the paper's own
+    assert position_verdict({"none": _stat(0.61), "learned": _stat(0.64), "learned_2d": _stat(0.64),
+                             "relative": _stat(0.70)}, kinds) == "partly reproduced"  # the kinds differ
+    assert position_verdict({"none": _stat(0.61), "learned": _stat(0.64), "learned_2d": _stat(0.61),
+                             "relative": _stat(0.62)}, kinds) == "partly reproduced"  # only one kind helps
+    assert position_verdict({k: _stat(0.6) for k in kinds}, kinds) == "not reproduced"
+    assert position_verdict({"none": _stat(0.6), "learned": _stat(0.7)}, kinds) == "not yet run"
+
+
+def test_the_section_4_6_verdict_from_the_rows():
+    assert mpp_verdict({a: _stat(v) for a, v in SECTION_4_6.items()}) == "reproduced"  # the paper's own
+    assert mpp_verdict({"scratch": _stat(0.78), "mpp": _stat(0.785), "supervised": _stat(0.84)}) == \
+        "partly reproduced"
+    assert mpp_verdict({"scratch": _stat(0.80), "mpp": _stat(0.80), "supervised": _stat(0.80)}).startswith("not shown")
+    assert mpp_verdict({"scratch": _stat(0.85), "mpp": _stat(0.80), "supervised": _stat(0.84)}) == "not reproduced"
+    assert mpp_verdict({"scratch": _stat(0.78)}) == "not yet run"
+
+
+def test_the_renderers_and_the_figure_read_seed_means():
+    rows = [_row(k, s, **{"5shot": v + 0.01 * s, "probe_n": 10000, "finetune_accuracy": v, "finetune_n": 10000})
+            for s in (0, 1) for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
+    config = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, batch_size=4, finetune_size=3,
+                  probe_dataset="d", shots=[5], kinds=list(TABLE8))
+    text = RENDERERS["pos_embed"][1](dict(config=config, rows=rows), {})
+    assert text.count("**reproduced**") == 2 and "8 runs" in text and "seeds 50.0-51.0" in text
+    half = RENDERERS["pos_embed"][1](dict(config=config, rows=rows[:3], todo=5), {})
+    assert "**not yet run**" in half and "5 still to run" in half
+    stats = arm_means(rows, "5shot", "probe_n")
+    assert stats["none"]["seeds"] == 2 and stats["none"]["mean"] == pytest.approx(0.505)
+    fig = ablation_figure({"paper": TABLE8, "ours": stats})
+    assert len(fig.data) == 8 and sum(t.showlegend for t in fig.data) == 4
+    assert fig.data[0].error_y.array is None and fig.data[4].error_y.array is not None
