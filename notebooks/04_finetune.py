@@ -230,7 +230,7 @@ for part, v in verdict.items():
     print(f"{part}: {v['verdict']}. {v['text']}")
 
 # %%
-assert set(verdict) == {"fine-tuning", "few-shot", "higher resolution", "answer"}
+assert set(verdict) == {"fine-tuning", "few-shot", "higher resolution", "scratch, longer", "answer"}
 if out["todo"] == 0 and profile != "smoke":  # a complete study gives a complete answer, whatever it is
     assert not any(v["verdict"].endswith("so far") or v["verdict"] == "not yet run" for v in verdict.values())
 

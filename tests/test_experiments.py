@@ -130,7 +130,7 @@ def test_full_profiles_meet_the_issues_design():
                 assert len({r["seed"] for r in specs if (r["corpus"], r["size"], r["arm"]) == (corpus, n, m)}) >= 3
     kinds = {scaling.MODELS[m][0].split("-")[0] for m in s.models}
     assert {"ViT", "BiT", "R+ViT"} <= kinds and sum(m.startswith("ViT") for m in s.models) >= 2
-    assert experiments.images_seen("transfer", "full") == 42 * 12800
+    assert experiments.images_seen("transfer", "full") == 42 * 12800 + 3 * 4 * 12800  # + the convergence check
 
 
 def test_wilson_interval():
@@ -182,10 +182,10 @@ def test_cli_unknown_study_field_or_value_is_one_line(capsys):
 def test_cli_list_and_plan(capsys, tmp_path):
     main(["experiment", "--list"])
     out = capsys.readouterr().out
-    assert "transfer:" in out and "scaling:" in out and "--profile full: 54 runs, 537,600 training images" in out
+    assert "transfer:" in out and "scaling:" in out and "--profile full: 57 runs, 691,200 training images" in out
     main(["experiment", "transfer", "--profile", "full", "--plan", "--folder", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "to run finetune/scratch/mnist5k/n10000/rpre/s2" in out and "54 runs (0 done)" in out
+    assert "to run finetune/scratch/mnist5k/n10000/rpre/s2" in out and "57 runs (0 done)" in out
     assert not list(tmp_path.iterdir())  # --plan runs nothing and writes nothing
 
 
@@ -313,3 +313,29 @@ def test_transfer_verdict_of_a_profile_without_the_ablation_baseline():
     v = transfer.verdict(transfer.summary([]), smoke)
     assert v["higher resolution"]["verdict"] == "not in this profile's design"
     assert transfer.config_from_results(json.loads(json.dumps(dataclasses.asdict(smoke)))) == smoke
+
+
+def test_transfer_convergence_check_rows_and_verdict():
+    """The scratch arm trained longer at the smallest size: its rows, their budget, and the verdict part that
+    compares them with the pre-trained model at 1x (and says whether the longer schedule moved scratch)."""
+    from vitlib.experiments import transfer
+
+    cfg = experiments.config("transfer", "full")
+    long = [s for s in transfer.expand(cfg) if s["kind"] == "finetune-long"]
+    assert [s["key"] for s in long] == [f"finetune-long/scratch/fashion_mnist/n500/x4/s{k}" for k in (0, 1, 2)]
+    assert transfer.planned_images(cfg, long[0]) == 4 * transfer.planned_images(
+        cfg, next(s for s in transfer.expand(cfg) if s["kind"] == "finetune"))
+
+    def row(kind, arm, acc, seed, **extra):
+        return dict(key=f"{kind}/{arm}/fashion_mnist/n500/" + ("x4" if kind == "finetune-long" else "rpre")
+                    + f"/s{seed}", kind=kind, arm=arm, corpus="fashion_mnist", size=500, seed=seed, resolution=None,
+                    n_train=500, metrics=dict(test_accuracy=acc, test_n=2000, test_correct=round(acc * 2000)),
+                    **extra)
+
+    rows = [row("finetune", "pre-trained", 0.61, s) for s in (0, 1, 2)]
+    rows += [row("finetune", "scratch", 0.46, s) for s in (0, 1, 2)]
+    v = transfer.verdict(transfer.summary(rows), cfg)["scratch, longer"]
+    assert v["verdict"] == "not yet run"
+    rows += [row("finetune-long", "scratch", 0.66, s, budget_factor=4) for s in (0, 1, 2)]
+    v = transfer.verdict(transfer.summary(rows), cfg)["scratch, longer"]
+    assert v["verdict"] == "not reproduced" and "46.0% at 1x, 66.0% at 4x, ahead" in v["text"]

@@ -477,7 +477,8 @@ def transfer_answer(r: dict) -> str:
     v = transfer.verdict(transfer.summary(r["rows"]), transfer.config_from_results(r["config"]))
     parts = {"fine-tuning": "fine-tuned, pre-trained against scratch (Section 3.2)",
              "few-shot": "linear few-shot, pre-trained against random-init features (Section 4.1)",
-             "higher resolution": "fine-tuned at a higher resolution, E_pos interpolated (Section 3.2)"}
+             "higher resolution": "fine-tuned at a higher resolution, E_pos interpolated (Section 3.2)",
+             "scratch, longer": "convergence check: the pre-trained model against scratch trained longer"}
     return (f"**Does pre-training pay here? {v['answer']['verdict']}**: {v['answer']['text']}.\n\n"
             + "\n".join(f"- {label}: **{v[k]['verdict']}**; {v[k]['text']}." for k, label in parts.items()))
 

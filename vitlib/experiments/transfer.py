@@ -25,12 +25,21 @@ Design (full profile):
   12x12, Section 3.2), both arms, the same seeds; compare with the 32 px rows;
 - few-shot probe: 1, 5, 10 and 25 shots per class from a pool of 10,000 training images (stratified), the
   test subset above, l2 = 2^10 (big_vision), pre-trained vs random init, 3 sampling seeds.
+Convergence check (added on 2026-11-30, after the first full run was seen): the design above assumed 12,800
+images (25 epochs at 500 images) let the scratch arm converge at the smallest size. The first run does not
+bear that out: scratch reached about the same accuracy at 500, 2,000 and 10,000 images, with its training
+loss still near 1.1 at 500 images, so that arm is limited by the budget, not by the data. The first run's rows
+stay as they are; added: the scratch arm at the smallest size trained `scratch_long_factor` = 4 x as long
+(51,200 images, 100 epochs of 500) on fashion_mnist, 3 seeds, compared with the pre-trained model at 1x.
+If pre-training still wins, it pays against a scratch arm given 4x the compute; if scratch catches up, the
+1x comparison measured speed of learning, not the end point.
 Accuracies carry a 95% Wilson interval (vitlib.results.wilson_interval) on the pooled test predictions.
 `summary(rows)` averages the seeds (what vitlib.plots.transfer_figure draws and RESULTS.md tabulates) and
 `verdict(summary, cfg)` answers "does pre-training pay here?" part by part, from the intervals, saying which
 parts have not run yet.
 
-Budget in images seen: full 537,600 fine-tuning images (42 runs of 12,800) plus feature extraction
+Budget in images seen: full 537,600 fine-tuning images (42 runs of 12,800) + 153,600 for the convergence
+check (3 runs of 51,200) plus feature extraction
 (estimated, not measured: about two hours on a quiet 2-core CPU in fp32); smoke a few hundred (under a
 minute); gpu 5 seeds, 51,200 images per run.
 
@@ -83,6 +92,9 @@ class Config:
     ablation_size: int = param(2000, "the ablation's training-set size")
     shots: tuple[int, ...] = param((1, 5, 10, 25), "few-shot probe: images per class (empty: no probe)")
     fewshot_pool: int = param(10000, "few-shot probe: training images the shots are drawn from (stratified)")
+    scratch_long: tuple[str, ...] = param(("fashion_mnist",), "convergence check: datasets where the scratch arm "
+                                          "at the smallest size also trains scratch_long_factor x the budget")
+    scratch_long_factor: int = param(4, "convergence check: how many times the budget (0: no check)")
     precision: str = param("fp32", "fp32 or bf16 (autocast)")
 
     def __post_init__(self) -> None:
@@ -113,12 +125,18 @@ def expand(cfg: Config) -> list[dict[str, Any]]:
                 tag = f"r{res}" if res else "rpre"
                 rows.append(dict(key=f"finetune/{arm}/{ds}/n{n}/{tag}/s{seed}", kind="finetune", arm=arm, corpus=ds,
                                  size=n, seed=seed, resolution=res))
+    if cfg.scratch_long_factor:  # added after the first full run: see the module docstring, "Convergence check"
+        n, f = min(cfg.sizes), cfg.scratch_long_factor
+        rows += [dict(key=f"finetune-long/scratch/{ds}/n{n}/x{f}/s{seed}", kind="finetune-long", arm="scratch",
+                      corpus=ds, size=n, seed=seed, resolution=None, budget_factor=f)
+                 for seed in cfg.seeds for ds in cfg.scratch_long]
     return rows
 
 
 def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
     """Training images a row will see (few-shot rows train nothing)."""
-    return cfg.images_per_run // cfg.batch_size * cfg.batch_size if spec["kind"] == "finetune" else 0
+    budget = cfg.images_per_run // cfg.batch_size * cfg.batch_size
+    return {"finetune": budget, "finetune-long": budget * spec.get("budget_factor", 1)}.get(spec["kind"], 0)
 
 
 def vit_name(model: VisionTransformer) -> str:
@@ -177,8 +195,8 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     else:
         model = VisionTransformer(dataclasses.replace(pretrained.cfg, img_size=res, num_classes=K,
                                                       representation_size=None))
-    run = finetune_run(model, train_set, test_set, images_per_run=cfg.images_per_run, batch_size=cfg.batch_size,
-                       seed=seed, precision=cfg.precision)
+    run = finetune_run(model, train_set, test_set, images_per_run=cfg.images_per_run * spec.get("budget_factor", 1),
+                       batch_size=cfg.batch_size, seed=seed, precision=cfg.precision)
     return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res, **run)
 
 
@@ -219,7 +237,7 @@ def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """One run of the study: a fine-tuning arm or a few-shot probe."""
-    return _finetune(cfg, spec, cache) if spec["kind"] == "finetune" else _fewshot(cfg, spec, cache)
+    return _fewshot(cfg, spec, cache) if spec["kind"] == "fewshot" else _finetune(cfg, spec, cache)
 
 
 # --- what the rows say --------------------------------------------------------------------------------------------
@@ -241,6 +259,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     resolution]}}: Section 3.2's ablation rows and the rows at the pre-training resolution they
                     compare with
         "fewshot":  {corpus: {arm: [{"shots", "mean", "lo", "hi", ...} by shots]}}; arm "pre-trained" or "random"
+        "long":     {"CORPUS/nSIZE": {"corpus", "size", "factor", "scratch_long", "scratch", "pre_trained"}}: the
+                    convergence check (scratch at factor x the budget) beside both arms at 1x
 
     Rows of another design (a key this study does not make) are ignored; a part with no rows is empty. The
     summary is JSON-ready (string keys)."""
@@ -251,7 +271,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             groups.setdefault(("finetune", r["corpus"], r["size"], parts[4], r["arm"]), []).append(r)
         elif r.get("kind") == "fewshot":
             groups.setdefault(("fewshot", r["corpus"], r["arm"]), []).append(r)
-    out: dict[str, Any] = {"finetune": {}, "ablation": {}, "fewshot": {}}
+        elif r.get("kind") == "finetune-long":
+            groups.setdefault(("long", r["corpus"], r["size"], r["budget_factor"]), []).append(r)
+    out: dict[str, Any] = {"finetune": {}, "ablation": {}, "fewshot": {}, "long": {}}
     for key in sorted((k for k in groups if k[0] == "finetune" and k[3] == "rpre"), key=lambda k: k[2]):
         _, corpus, size, _, arm = key  # by size, at the pre-training resolution
         runs = groups[key]
@@ -269,6 +291,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         runs = groups[key]
         shots = sorted(int(m[:-4]) for m in runs[0]["metrics"] if m.endswith("shot"))
         out["fewshot"].setdefault(corpus, {})[arm] = [_point(runs, f"{s}shot", shots=s) for s in shots]
+    for key in (k for k in groups if k[0] == "long"):  # the convergence check: scratch at factor x the budget,
+        _, corpus, size, factor = key  # beside both arms at 1x
+        base = {arm: groups.get(("finetune", corpus, size, "rpre", arm)) for arm in ("pre-trained", "scratch")}
+        out["long"][f"{corpus}/n{size}"] = dict(
+            corpus=corpus, size=size, factor=factor, scratch_long=_point(groups[key], "test_accuracy"),
+            **{arm.replace("-", "_"): _point(g, "test_accuracy") if g else None for arm, g in base.items()})
     return out
 
 
@@ -310,6 +338,22 @@ def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seed
     return dict(verdict=word, ahead=ahead, behind=behind, ran=len(ran), planned=planned, complete=complete, text=text)
 
 
+def _long_verdict(s: dict[str, Any], cfg: Config, n_seeds: int) -> dict[str, Any]:
+    f = cfg.scratch_long_factor
+    if not f or not cfg.scratch_long:
+        return dict(verdict="not in this profile's design", text="no convergence check (scratch_long_factor 0)")
+    n = min(cfg.sizes)
+    checks = [s["long"].get(f"{ds}/n{n}") for ds in cfg.scratch_long]
+    part = _judge([(f"{ds} {n:,}, pre-trained (1x) against scratch ({f}x)", c and c["pre_trained"],
+                    c and c["scratch_long"]) for ds, c in zip(cfg.scratch_long, checks)], len(checks), n_seeds,
+                  "pre-trained at 1x")
+    moved = [f"{c['corpus']}: scratch {100 * c['scratch']['mean']:.1f}% at 1x, {100 * c['scratch_long']['mean']:.1f}% "
+             f"at {f}x, {_WORDS[compare(c['scratch_long'], c['scratch'])]}" for c in checks
+             if c is not None and c["scratch"] is not None]
+    part["text"] += ("; the longer schedule against 1x: " + "; ".join(moved)) if moved else ""
+    return part
+
+
 def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
     """"Does pre-training pay here?", part by part, from `summary(rows)` and the study's design `cfg`:
 
@@ -317,6 +361,10 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
         "higher resolution" Section 3.2: the pre-trained model fine-tuned at cfg.ablation_resolution (E_pos
                             interpolated) above itself at the pre-training resolution
         "few-shot"          pre-trained features above random-init features, at each dataset and shot count
+        "scratch, longer"   the convergence check: the pre-trained model (1x the budget) above scratch trained
+                            cfg.scratch_long_factor x as long at the smallest size; its text also says whether
+                            the longer schedule moved the scratch arm beyond the intervals (if not, 1x had
+                            converged)
         "answer"            fine-tuning and few-shot together
 
     Each part: {"verdict": "reproduced" | "partly reproduced" | "not reproduced" | "not shown (...)" |
@@ -353,6 +401,7 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
             part["text"] += (f"; at {res} px against scratch: {100 * high['mean']:.1f}% vs "
                              f"{100 * scratch['mean']:.1f}%, {_WORDS[compare(high, scratch)]}")
         out["higher resolution"] = part
+    out["scratch, longer"] = _long_verdict(s, cfg, n_seeds)
     both = [out["fine-tuning"], out["few-shot"]] if out["few-shot"].get("ran") is not None else [out["fine-tuning"]]
     ran, ahead, behind = (sum(p[k] for p in both) for k in ("ran", "ahead", "behind"))
     planned, complete = sum(p["planned"] for p in both), all(p["complete"] for p in both)
