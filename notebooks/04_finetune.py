@@ -142,7 +142,8 @@ plan = transfer.expand(cfg)
 steps = max(cfg.images_per_run // cfg.batch_size, 1)
 print(f"{profile}: {len(plan)} runs, {experiments.images_seen('transfer', profile, **overrides):,} fine-tuning "
       f"images seen ({steps * cfg.batch_size:,} per fine-tuning run: {steps} steps of {cfg.batch_size}), "
-      f"{sum(s['kind'] == 'fewshot' for s in plan)} few-shot probes")
+      f"{sum(s['kind'] == 'fewshot' for s in plan)} few-shot probes, "
+      f"{sum(s['kind'] == 'finetune-long' for s in plan)} convergence-check runs ({cfg.scratch_long_factor}x the budget)")
 pd.Series({k: v for k, v in dataclasses.asdict(cfg).items()}, name=profile).to_frame()
 
 # %%
@@ -171,18 +172,19 @@ if limit < 0:
 pairs = {}
 for r in rows:
     m = r["metrics"]
-    if r["kind"] == "finetune":
-        assert r["images_seen"] == steps * min(cfg.batch_size, r["n_train"])  # the budget (batch capped at the set)
+    if r["kind"] in ("finetune", "finetune-long"):  # the budget (batch capped at the set), 1x or the check's
+        assert r["images_seen"] == steps * r.get("budget_factor", 1) * min(cfg.batch_size, r["n_train"])
         assert 0 <= m["test_accuracy"] <= 1 and m["ci95"][0] <= m["test_accuracy"] <= m["ci95"][1]
         assert math.isfinite(m["train_loss_first"]) and math.isfinite(m["train_loss_last"])
-        pairs.setdefault(r["key"].replace(r["arm"], "*", 1), []).append(r)
+        if r["kind"] == "finetune":
+            pairs.setdefault(r["key"].replace(r["arm"], "*", 1), []).append(r)
     else:
         assert all(0 <= m[f"{k}shot"] <= 1 for k in cfg.shots)
 for arms in pairs.values():  # both arms of a comparison: the same images, the same budget
     assert len({(r["n_train"], r["images_seen"], r["resolution"]) for r in arms}) == 1
 if profile != "smoke" and out["todo"] == 0:
     for r in rows:
-        if r["kind"] == "finetune":  # every arm learns
+        if r["kind"] != "fewshot":  # every arm learns
             assert r["metrics"]["train_loss_last"] < r["metrics"]["train_loss_first"], r["key"]
 
 # %% [markdown]

@@ -103,7 +103,7 @@ class Config:
 
 PROFILES: dict[str, Config] = {
     "smoke": Config(datasets=("mnist5k",), sizes=(48,), seeds=(0,), images_per_run=16, batch_size=8, n_test=32,
-                    ablation_size=48, shots=(1, 2), fewshot_pool=60),
+                    ablation_size=48, shots=(1, 2), fewshot_pool=60, scratch_long=("mnist5k",)),
     "full": Config(),
     "gpu": Config(sizes=(500, 2000, 10000, 50000), seeds=(0, 1, 2, 3, 4), images_per_run=51200, batch_size=256,
                   n_test=10000, fewshot_pool=50000, precision="bf16"),
