@@ -53,8 +53,18 @@ import torch
 from ..flops import count_parameters
 from ..model import VisionTransformer
 from ..mpp import MaskedPatchPrediction, evaluate_mpp, mpp_objective
-from .pos_embed import build_vit, held_out_accuracy, planned_images, pretrain, pretraining_corpus, transfer_metrics
-from .runner import check_config, param
+from . import pos_embed
+from .pos_embed import (
+    Protocol,
+    build_vit,
+    held_out_accuracy,
+    planned_images,
+    pretrain,
+    pretraining_corpus,
+    protocol,
+    transfer_metrics,
+)
+from .runner import param
 from .scaling import MODELS
 from .transfer import vit_name
 
@@ -65,32 +75,15 @@ ARMS = ("scratch", "mpp", "supervised")  # Section 4.6's three, in the paper's o
 
 
 @dataclass(frozen=True)
-class Config:
-    """The mpp study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
+class Config(Protocol):
+    """The mpp study's knobs (one instance per profile in PROFILES; the CLI's flags): the pos_embed study's
+    Protocol, the arms and the corruption."""
 
     arms: tuple[str, ...] = param(ARMS, "arms: scratch, mpp (masked patch prediction), supervised")
-    model: str = param("ViT-Ti/4 L=4", "the model (a name of vitlib.experiments.scaling.MODELS)")
-    seeds: tuple[int, ...] = param((0, 1), "seeds: initialisation, data order, corruption, few-shot draw")
-    fractal_size: int = param(30000, "pre-training images (fractaldb, fractal_classes categories; mpp ignores "
-                              "their labels)")
-    fractal_classes: int = param(100, "fractaldb categories")
-    images_per_run: int = param(32768, "pre-training schedule of the mpp and supervised arms, in images seen")
-    batch_size: int = param(128, "pre-training batch size")
-    n_val: int = param(1000, "held-out fractals for the pre-training tasks' accuracies (10 per category)")
     corrupt_fraction: float = param(0.5, "mpp: fraction of the patches corrupted (Appendix B.1.2: 0.5)")
-    shots: tuple[int, ...] = param((5, 10), "few-shot probe: images per class")
-    probe_dataset: str = param("fashion_mnist", "the held-out real dataset of the probe and of fine-tuning")
-    probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
-    probe_test: int = param(10000, "few-shot probe: test images")
-    finetune_size: int = param(2000, "fine-tuning: training images of probe_dataset")
-    finetune_images: int = param(12800, "fine-tuning budget of every arm, in images seen")
-    finetune_batch: int = param(64, "fine-tuning batch size")
-    n_test: int = param(10000, "fine-tuning: test images (a fixed subset, the same for every run)")
-    img_size: int = param(32, "resolution H = W")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
 
     def __post_init__(self) -> None:
-        check_config(self)
+        super().__post_init__()
         unknown = sorted(set(self.arms) - set(ARMS))
         if unknown:
             raise ValueError(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
@@ -98,14 +91,8 @@ class Config:
             raise ValueError(f"corrupt_fraction must be in (0, 1], got {self.corrupt_fraction}")
 
 
-PROFILES: dict[str, Config] = {
-    "smoke": Config(model="ViT-tiny/8 L=1", seeds=(0,), fractal_size=200, fractal_classes=10, images_per_run=64,
-                    batch_size=16, n_val=32, shots=(1, 5), probe_pool=50, probe_test=50, finetune_size=64,
-                    finetune_images=32, finetune_batch=16, n_test=50),
-    "full": Config(),
-    "gpu": Config(seeds=(0, 1, 2, 3, 4), fractal_size=100000, images_per_run=262_144, batch_size=512,
-                  finetune_images=51200, finetune_batch=256, precision="bf16"),
-}
+# The pos_embed study's profiles: the same protocol in every profile (its "learned" arm is the supervised arm here)
+PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in pos_embed.PROFILES.items()}
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ accuracy added beside the paper's few-shot metric.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,26 +67,27 @@ from .runner import check_config, param, training_flops
 from .scaling import MODELS, pretraining_data, probe_features, probe_metrics
 from .transfer import finetune_run, fixed_test_set, vit_name
 
-__all__ = ["NAME", "KINDS", "Config", "PROFILES", "expand", "run_row", "planned_images", "build_vit",
-           "pretrain", "transfer_metrics", "pretraining_corpus"]
+__all__ = ["NAME", "KINDS", "Protocol", "protocol", "Config", "PROFILES", "expand", "run_row", "planned_images",
+           "build_vit", "pretrain", "transfer_metrics", "pretraining_corpus"]
 
 NAME = "pos_embed"
 KINDS = ("none", "learned", "learned_2d", "relative")  # Table 8's rows, in its order (ViTConfig.pos_embed)
 
 
 @dataclass(frozen=True)
-class Config:
-    """The pos_embed study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
+class Protocol:
+    """The protocol this study and the mpp study share (model, corpus, budget, evaluation): their Configs' common
+    fields, so that the mpp study's supervised arm is this study's "learned" arm (tests/test_ablation_studies.py)."""
 
-    kinds: tuple[str, ...] = param(KINDS, "position embeddings (ViTConfig.pos_embed: none, learned, learned_2d, "
-                                   "relative)")
     model: str = param("ViT-Ti/4 L=4", "the model (a name of vitlib.experiments.scaling.MODELS)")
-    seeds: tuple[int, ...] = param((0, 1), "seeds: initialisation, data order, few-shot draw, fine-tuning subset")
-    fractal_size: int = param(30000, "pre-training images (fractaldb, fractal_classes categories)")
+    seeds: tuple[int, ...] = param((0, 1), "seeds: initialisation, data order, few-shot draw, fine-tuning subset "
+                                   "(mpp: and the corruption)")
+    fractal_size: int = param(30000, "pre-training images (fractaldb, fractal_classes categories; the mpp arm "
+                              "ignores their labels)")
     fractal_classes: int = param(100, "fractaldb categories")
-    images_per_run: int = param(32768, "pre-training schedule of every run, in images seen")
+    images_per_run: int = param(32768, "pre-training schedule of every pre-trained run, in images seen")
     batch_size: int = param(128, "pre-training batch size")
-    n_val: int = param(1000, "held-out fractals for the pre-training task's accuracy (10 per category)")
+    n_val: int = param(1000, "held-out fractals for the pre-training tasks' accuracies (10 per category)")
     shots: tuple[int, ...] = param((5, 10), "few-shot probe: images per class (Table 8: 5)")
     probe_dataset: str = param("fashion_mnist", "the held-out real dataset of the probe and of fine-tuning")
     probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
@@ -99,6 +101,23 @@ class Config:
 
     def __post_init__(self) -> None:
         check_config(self)
+
+
+def protocol(cfg: Protocol) -> dict[str, Any]:
+    """The shared protocol's fields of a Config, as keyword arguments (the mpp study's profiles are this study's)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Protocol)}
+
+
+@dataclass(frozen=True)
+class Config(Protocol):
+    """The pos_embed study's knobs (one instance per profile in PROFILES; the CLI's flags): the shared Protocol
+    and the position embeddings compared."""
+
+    kinds: tuple[str, ...] = param(KINDS, "position embeddings (ViTConfig.pos_embed: none, learned, learned_2d, "
+                                   "relative)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         unknown = sorted(set(self.kinds) - set(KINDS))
         if unknown:
             raise ValueError(f"unknown position embedding(s) {unknown}; known: {', '.join(KINDS)}")
