@@ -70,6 +70,10 @@ def test_finetune_figures():
     assert not empty.data and "not yet run" in " ".join(a.text for a in empty.layout.annotations)
     partial = transfer_figure(summary, datasets=("a", "b"))  # the study's datasets: b has no rows yet
     assert [a.text for a in partial.layout.annotations][:2] == ["fine-tuned on a", "fine-tuned on b: not yet run"]
+    summary["long"] = {"a/n10": dict(corpus="a", size=10, factor=4, scratch_long=_point(), scratch=None,
+                                     pre_trained=None)}  # the convergence check: one marker at its size
+    check = [t for t in transfer_figure(summary).data if t.name == "scratch, 4x the budget"]
+    assert len(check) == 1 and list(check[0].x) == [10] and check[0].mode == "markers"
 
 
 def test_rollout_overlay_keeps_attended_patch_and_darkens_the_rest():

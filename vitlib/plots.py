@@ -121,7 +121,8 @@ def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | 
     shots per class (log axis), pre-trained vs random-init features, one dash per dataset; Section 3.2's
     resolution ablation, accuracy per fine-tuning resolution for both arms. Error bars: 95% intervals of the
     mean over seeds. `datasets`: the study's (a panel each, also before their rows exist; default: those with
-    rows). A part without rows is an empty panel that says so."""
+    rows). A part without rows is an empty panel that says so. The convergence check (summary["long"]: scratch
+    trained longer at one size) is an open diamond in its dataset's panel."""
     ft, few, abl = summary["finetune"], summary["fewshot"], summary["ablation"]
     corpora = list(datasets or ft) or ["fine-tuning"]
     titles = [f"fine-tuned on {c}" + ("" if c in ft else ": not yet run") for c in corpora]
@@ -140,6 +141,11 @@ def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | 
     for col, corpus in enumerate(corpora, start=1):
         for arm, points in ft.get(corpus, {}).items():
             add(points, [p["n_train"] for p in points], f"fine-tuned: {arm}", arm, col)
+        for check in summary.get("long", {}).values():  # the convergence check: scratch trained longer
+            if check["corpus"] == corpus and ft.get(corpus, {}).get("scratch"):
+                n = next((p["n_train"] for p in ft[corpus]["scratch"] if p.get("size") == check["size"]), check["size"])
+                add([check["scratch_long"]], [n], f"scratch, {check['factor']}x the budget", "scratch", col, "dot")
+                fig.data[-1].update(mode="markers", marker=dict(symbol="diamond-open", size=11))
         fig.update_xaxes(type="log", title_text="training images", row=1, col=col)
     col = len(corpora) + 1
     dashes = ["solid", "dash", "dot", "dashdot"]

@@ -408,7 +408,14 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
     answer = ("not yet run" if not ran else "yes" if ahead == ran else "partly" if ahead else
               "no: pre-training hurts" if behind else "not shown (every difference within the intervals)")
     answer += "" if complete or not ran else " so far"
+    long = out["scratch, longer"]
+    caveat = ""
+    if ran and long.get("ran") and long["ahead"] < long["ran"]:  # scratch given more compute catches up somewhere
+        answer += (f" at an equal fine-tuning budget; {'behind' if long['behind'] else 'level with'} scratch trained "
+                   f"{cfg.scratch_long_factor}x as long at {min(cfg.sizes):,} images")
+        caveat = (f" (the convergence check: pre-trained ahead of the longer scratch in {long['ahead']} of "
+                  f"{long['ran']})")
     out["answer"] = dict(verdict=answer, ran=ran, planned=planned, ahead=ahead, behind=behind, complete=complete,
                          text=f"pre-trained ahead beyond the 95% intervals in {ahead} of {ran} comparisons run, "
-                              f"of {planned} planned (fine-tuning and few-shot)")
+                              f"of {planned} planned (fine-tuning and few-shot){caveat}")
     return out
