@@ -255,7 +255,7 @@ def _transfer_rows(cfg, acc):
     """Rows with the study's keys for every run of `cfg`; acc(spec, metric) gives each accuracy."""
     rows = []
     for spec in transfer.expand(cfg):
-        if spec["kind"] == "finetune":
+        if spec["kind"] != "fewshot":  # fine-tuning, 1x or the convergence check
             metrics = dict(test_accuracy=acc(spec, "test_accuracy"), test_n=1000)
             measured = dict(n_train=min(spec["size"], 3600), resolution=spec["resolution"] or 32)
         else:
