@@ -64,8 +64,8 @@ _ = torch.manual_seed(0)
 # frozen dataclasses); their docstrings give every reason. They share one protocol, so that their numbers
 # can be set side by side:
 #
-# - **Model**: ViT-Ti/4 with L = 4 at 32 px, the scaling study's smallest ViT (notebook 05): an 8 x 8 grid
-#   of patches plus the class token, small enough to pre-train eight times on a CPU.
+# - **Model**: ViT-Ti/4 with L = 4 at 32 px, the scaling study's smallest ViT (notebook 05 runs it at 28 px):
+#   an 8 x 8 grid of patches plus the class token, small enough to pre-train eight times on a CPU.
 # - **Pre-training**: 30,000 FractalDB-style fractals in 100 categories (notebook 03), 32,768 images seen per
 #   run (about one epoch) with the pre-training recipe of Appendix B.1 (Adam, weight decay 0.1, warm-up,
 #   linear decay). Why fractals: a fractal's class is its *shape*, so where a patch sits matters (what

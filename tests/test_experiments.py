@@ -216,8 +216,11 @@ def test_transfer_smoke_runs_resumes_and_renders(tmp_path, capsys):
 
 def test_scaling_smoke_keeps_the_best_validation_state(tmp_path):
     out = experiments.run("scaling", "smoke", folder=tmp_path, log=_quiet)
-    rows = out["rows"]
+    rows, base = [[r for r in out["rows"] if r["kind"] == k] for k in ("pretrain", "untrained")]
     assert len(rows) == 4 and {r["model"] for r in rows} == set(scaling.PROFILES["smoke"].models)
+    assert {r["model"] for r in base} == {r["model"] for r in rows}  # each model's level before pre-training
+    assert all(r["images_seen"] == r["train_flops"] == 0 and 0 <= r["metrics"]["5shot"] <= 1 for r in base)
+    assert set(scaling.untrained(out["rows"])["fashion_mnist"]) == {r["model"] for r in rows}
     for row in rows:
         m = row["metrics"]
         assert m["val_accuracy"] >= m["final_val_accuracy"] and m["best_step"] >= 1
@@ -225,29 +228,38 @@ def test_scaling_smoke_keeps_the_best_validation_state(tmp_path):
     assert "5-shot linear accuracy on `mnist5k`" in render_section("scaling", tmp_path, figure=False)
 
 
-def _scaling_row(model, size, seed, acc, flops=10):
-    return dict(key=f"{model}/c/n{size}/s{seed}", corpus="c", model=model, size=size, seed=seed, probe="p",
+def _scaling_row(model, size, seed, acc, flops=10, kind="pretrain"):
+    return dict(key=f"{model}/c/n{size}/s{seed}", kind=kind, corpus="c", model=model, size=size, seed=seed, probe="p",
                 train_flops=flops, images_seen=64, load=dict(quiet=True),
                 metrics={"5shot": acc, "probe_n": 1000, "val_accuracy": acc, "val_n": 100})
 
 
 def test_curves_average_seeds_and_the_figures_draw_them():
     from vitlib.plots import scaling_figure
-    from vitlib.results import RENDERERS, compare, seed_mean
+    from vitlib.results import RENDERERS, compare, scaling_answer, seed_mean
 
     rows = [_scaling_row("ViT-a", 10, s, a) for s, a in ((0, 0.2), (1, 0.4))] + [
-        _scaling_row("ViT-a", 100, 0, 0.9), _scaling_row("BiT-b", 10, 0, 0.6), _scaling_row("BiT-b", 100, 0, 0.7)]
-    c = scaling.curves(rows)
+        _scaling_row("ViT-a", 100, 0, 0.9), _scaling_row("BiT-b", 10, 0, 0.6), _scaling_row("BiT-b", 100, 0, 0.7,
+                                                                                            flops=20),
+        _scaling_row("BiT-b", 0, 0, 0.45, 0, "untrained")]
+    c = scaling.curves(rows)  # the untrained row is no point of a curve, but a level of its own
+    assert scaling.untrained(rows)["c"]["BiT-b"]["mean"] == 0.45 and "BiT-b" in c["c"]
     vit = c["c"]["ViT-a"]
     assert [p["size"] for p in vit] == [10, 100] and vit[0]["seeds"] == 2 and abs(vit[0]["mean"] - 0.3) < 1e-12
     assert vit[0]["lo"] < 0.3 < vit[0]["hi"]
     assert compare(seed_mean(rows[3:4], "5shot", "probe_n"), seed_mean(rows[:2], "5shot", "probe_n")) == 1
-    by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops")
-    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1]
+    by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops", untrained=scaling.untrained(rows))
+    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1, 2]
+    assert by_flops.data[2].y == (0.45, 0.45) and by_flops.data[2].x == (10, 20)  # across the panel
     with pytest.raises(ValueError, match="'size'"):
         scaling_figure(c, "epochs")
     text = RENDERERS["scaling"][1](dict(rows=rows, config=dict(shots=[5])), {})
     assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100
+    assert "Fig. 5's claim (ViT the better deal per unit of compute): **reproduced**" in text  # half the FLOPs
+    assert "| BiT-b | 45.0% [" in text and "| ViT-a | - |" in text  # the untrained column
+    answer = scaling_answer(dict(rows=rows, config=dict(shots=[5])))
+    assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
+    assert "at 100 images: above: BiT-b." in answer
 
 
 # --- what the transfer rows say: summary and verdict, on rows made by hand ------------------------------------------

@@ -168,11 +168,14 @@ def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | 
 # --- Notebook 05: Fig. 3, 4 and 5 (numbers from vitlib.experiments.scaling.curves) ------------------------------
 
 
-def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot linear accuracy", title: str = ""):
+def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot linear accuracy", title: str = "",
+                   untrained: dict | None = None):
     """Transfer accuracy per model, one panel per pre-training corpus. `curves`: {corpus: {model: [{"size",
     "flops", "mean", "lo", "hi"}, ...] sorted by size}} (vitlib.experiments.scaling.curves).
     x="size": against pre-training set size (Fig. 3/4); x="flops": against total pre-training FLOPs at each
-    model's largest set (Fig. 5). Error bars: the 95% intervals; both axes of x logarithmic."""
+    model's largest set (Fig. 5). Error bars: the 95% intervals; both axes of x logarithmic. `untrained`:
+    {corpus: {model: {"mean", ...}}} (vitlib.experiments.scaling.untrained), each model's level before
+    pre-training, drawn as a thin dotted line of its colour across the panel."""
     if x not in ("size", "flops"):
         raise ValueError(f"x must be 'size' (Fig. 3/4) or 'flops' (Fig. 5), got {x!r}")
     corpora = list(curves)
@@ -189,6 +192,12 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
                 line=dict(color=colours[model], dash=dash),
                 error_y=dict(type="data", symmetric=False, array=[p["hi"] - p["mean"] for p in pts],
                              arrayminus=[p["mean"] - p["lo"] for p in pts])), row=1, col=col)
+        xs = [p[x] for points in curves[corpus].values() for p in (points if x == "size" else points[-1:])]
+        for model, level in ((untrained or {}).get(corpus, {}).items() if xs else ()):
+            fig.add_trace(go.Scatter(
+                x=[min(xs), max(xs)], y=[level["mean"]] * 2, name=f"{model}, untrained", legendgroup=model,
+                showlegend=False, mode="lines", line=dict(color=colours.get(model, "grey"), dash="dot", width=1),
+                hovertemplate=f"{model}, untrained: %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", title_text="pre-training images" if x == "size" else "pre-training FLOPs",
                          row=1, col=col)
     fig.update_yaxes(title_text=metric_name, row=1, col=1)

@@ -37,7 +37,7 @@ from .utils import atomic_write
 
 __all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_figure", "save_results", "load_results",
            "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md",
-           "budget_comparison", "transfer_answer", "render_readme_results", "write_readme_results",
+           "budget_comparison", "transfer_answer", "scaling_answer", "render_readme_results", "write_readme_results",
            "TABLE8", "TABLE8_NAMES", "SECTION_4_6", "SECTION_4_6_NAMES", "arm_means", "position_verdict",
            "mpp_verdict"]
 
@@ -532,36 +532,111 @@ def _best(groups: dict[tuple, list[dict]], models: list[str], size: int, metric:
 
 
 def _scaling_study(r: dict, p: dict) -> str:
-    """figures/scaling.json (vitlib.experiments.scaling): few-shot transfer per model and pre-training size."""
+    """figures/scaling.json (vitlib.experiments.scaling): few-shot transfer per model and pre-training size, the
+    untrained level, the pre-training task's own accuracy, and the verdicts on Fig. 3/4's and Fig. 5's claims."""
     rows, c = r["rows"], r["config"]
-    shot = f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
+    shot = _shot(c)
     out = []
-    for (corpus,), corpus_rows in _group(rows, "corpus").items():
+    trained = [x for x in rows if x.get("kind", "pretrain") == "pretrain"]
+    for (corpus,), corpus_rows in _group(trained, "corpus").items():
         g = _group(corpus_rows, "model", "size")
+        base = _group([x for x in rows if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
         models = list(dict.fromkeys(k[0] for k in g))
         sizes = sorted({k[1] for k in g})
-        table = [[m] + [_acc_ci(seed_mean(g[(m, n)], shot, "probe_n")) if (m, n) in g else "-" for n in sizes]
+        table = [[m, _acc_ci(seed_mean(base[(m,)], shot, "probe_n")) if (m,) in base else "-"]
+                 + [_acc_ci(seed_mean(g[(m, n)], shot, "probe_n")) if (m, n) in g else "-" for n in sizes]
                  for m in models]
         probe = corpus_rows[0]["probe"]
         out.append(f"Pre-trained on `{corpus}`, {shot[:-4]}-shot linear accuracy on `{probe}` (frozen features, "
-                   f"best validation state), {rows[0]['images_seen']:,} images seen per run:\n\n"
-                   + _table(["model"] + [f"{n:,} images" for n in sizes], table))
-        resnets = [m for m in models if m.startswith("BiT")]
-        vits = [m for m in models if m.startswith("ViT")]
-        if resnets and vits and len(sizes) >= 2:
-            small = compare(_best(g, resnets, sizes[0], shot), _best(g, vits, sizes[0], shot))
-            large = compare(_best(g, vits, sizes[-1], shot), _best(g, resnets, sizes[-1], shot))
-            verdict = ("reproduced" if small == 1 and large >= 0 else
-                       "partly reproduced" if small == 1 or large == 1 else
-                       "not shown (every difference within the intervals)" if small == large == 0 else
-                       "not reproduced")
-            out.append(f"Fig. 3/4's claim (ResNet ahead on the smallest set, ViT level or ahead on the largest): "
-                       f"**{verdict}** on `{corpus}` (smallest: ResNet "
-                       f"{'ahead' if small == 1 else 'behind' if small == -1 else 'level within the intervals'}; "
-                       f"largest: ViT {'ahead' if large == 1 else 'behind' if large == -1 else 'level'}).")
-    quiet = sum(x["load"]["quiet"] for x in rows)
-    out.append(f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run.")
+                   f"best validation state), {corpus_rows[0]['images_seen']:,} images seen per run; \"untrained\": "
+                   f"the same model before pre-training:\n\n"
+                   + _table(["model", "untrained"] + [f"{n:,} images" for n in sizes], table))
+        val = [[m] + [_acc_ci(seed_mean(g[(m, n)], "val_accuracy", "val_n")) if (m, n) in g else "-"
+                      for n in sizes] for m in models]
+        out.append(f"The pre-training task itself: accuracy on `{corpus}`'s held-out split (the best validation "
+                   f"state):\n\n" + _table(["model"] + [f"{n:,} images" for n in sizes], val))
+        out += _scaling_verdicts(corpus, g, models, sizes, shot)
+    out.append(_runs_line(rows, r))
     return "\n\n".join(out)
+
+
+def _scaling_pilot(r: dict, p: dict) -> str:
+    """figures/scaling_pilot.json: the scaling study's pilot, one line per run with its design."""
+    lines = [[f"{x['design']['img_size']} px, {x['design']['images_per_run'] // x['design']['batch_size']} steps "
+              f"of {x['design']['batch_size']}, {x['design']['fractal_classes']} categories", x["model"],
+              _acc_ci(seed_mean([x], "val_accuracy", "val_n")), _acc_ci(seed_mean([x], "5shot", "probe_n")),
+              f"{x['wall_s']:.0f} s" + ("" if x["load"]["quiet"] else " (not quiet)")] for x in r["rows"]]
+    return (r.get("note", "") + "\n\n"
+            + _table(["design", "model", "held-out fractals", "5-shot `fashion_mnist`", "time"], lines)
+            + "\n\n" + _runs_line(r["rows"], r))
+
+
+def _scaling_verdicts(corpus: str, g: dict[tuple, list[dict]], models: list[str], sizes: list[int],
+                      shot: str) -> list[str]:
+    """Fig. 3/4 (ResNet ahead on the smallest set, ViT level or ahead on the largest), Fig. 5 (a ViT of no more
+    training FLOPs than the ResNet level or ahead at the largest set) and the hybrid (ahead of the ViT of its
+    size on the smallest set), each judged beyond the 95% intervals."""
+    resnets = [m for m in models if m.startswith("BiT")]
+    vits = [m for m in models if m.startswith("ViT")]
+    if not (resnets and vits and len(sizes) >= 2):
+        return []
+    word = {1: "ahead", -1: "behind", 0: "level within the intervals"}
+    small = compare(_best(g, resnets, sizes[0], shot), _best(g, vits, sizes[0], shot))
+    large = compare(_best(g, vits, sizes[-1], shot), _best(g, resnets, sizes[-1], shot))
+    verdict = ("reproduced" if small == 1 and large >= 0 else
+               "partly reproduced" if small == 1 or large == 1 else
+               "not shown (every difference within the intervals)" if small == large == 0 else
+               "not reproduced")
+    out = [f"Fig. 3/4's claim (ResNet ahead on the smallest set, ViT level or ahead on the largest): "
+           f"**{verdict}** on `{corpus}` (smallest: ResNet {word[small]}; largest: ViT "
+           f"{word[large].replace(' within the intervals', '')})."]
+    top = {m: g[(m, sizes[-1])] for m in models if (m, sizes[-1]) in g}
+    resnet = max((m for m in resnets if m in top), key=lambda m: seed_mean(top[m], shot, "probe_n")["mean"],
+                 default=None)
+    cheap = [m for m in vits if m in top and resnet and top[m][0]["train_flops"] <= top[resnet][0]["train_flops"]]
+    if resnet and cheap:
+        best = max(cheap, key=lambda m: seed_mean(top[m], shot, "probe_n")["mean"])
+        cmp5 = compare(seed_mean(top[best], shot, "probe_n"), seed_mean(top[resnet], shot, "probe_n"))
+        ratio = top[resnet][0]["train_flops"] / max(top[best][0]["train_flops"], 1)
+        out.append(f"Fig. 5's claim (ViT the better deal per unit of compute): **"
+                   f"{'reproduced' if cmp5 == 1 else 'partly reproduced' if cmp5 == 0 else 'not reproduced'}** "
+                   f"on `{corpus}` ({best}, {ratio:.1f}x fewer training FLOPs than {resnet}, is {word[cmp5]} "
+                   f"at {sizes[-1]:,} images).")
+    hybrids = [m for m in models if "+" in m]
+    for h in hybrids:
+        twin = next((m for m in vits if m.split("/")[-1] == h.split("/")[-1]), None)
+        if twin and (h, sizes[0]) in g and (twin, sizes[0]) in g:
+            cmph = compare(seed_mean(g[(h, sizes[0])], shot, "probe_n"), seed_mean(g[(twin, sizes[0])], shot,
+                                                                                     "probe_n"))
+            out.append(f"Hybrids at small budgets (Fig. 5: ahead of ViT): {h} is **{word[cmph]}** of {twin} "
+                       f"on `{corpus}` at {sizes[0]:,} images.")
+    return out
+
+
+def scaling_answer(r: dict) -> str:
+    """What reproduced of Fig. 3-5, from a scaling results file's results: per pre-training corpus, the verdicts
+    (`_scaling_verdicts`) and where each model's few-shot accuracy at the largest set sits against its own
+    untrained level. The README's paragraph."""
+    shot = _shot(r["config"])
+    lines = []
+    trained = [x for x in r["rows"] if x.get("kind", "pretrain") == "pretrain"]
+    for (corpus,), corpus_rows in _group(trained, "corpus").items():
+        g = _group(corpus_rows, "model", "size")
+        models = list(dict.fromkeys(k[0] for k in g))
+        sizes = sorted({k[1] for k in g})
+        base = _group([x for x in r["rows"] if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
+        vs = {1: [], 0: [], -1: []}
+        for m in models:
+            if (m,) in base and (m, sizes[-1]) in g:
+                vs[compare(seed_mean(g[(m, sizes[-1])], shot, "probe_n"), seed_mean(base[(m,)], shot,
+                                                                                      "probe_n"))].append(m)
+        against = "; ".join(f"{w}: {', '.join(ms)}" for w, ms in (("above", vs[1]), ("level", vs[0]),
+                                                                   ("below", vs[-1])) if ms)
+        lines += [f"- `{corpus}` ({len(corpus_rows)} runs, {shot[:-4]}-shot on `{corpus_rows[0]['probe']}`): "
+                  + " ".join(_scaling_verdicts(corpus, g, models, sizes, shot))
+                  + (f" Against each model's untrained features at {sizes[-1]:,} images: {against}." if against
+                     else "")]
+    return "\n".join(lines)
 
 
 # --- the ablations of notebook 08 (vitlib.experiments.pos_embed and .mpp) ----------------------------------------
@@ -723,6 +798,8 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
     "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
                 "(`python -m vitlib experiment scaling --profile full`)", _scaling_study),
+    "scaling_pilot": ("The scaling study's pilot: is the pre-training task learned within the schedule? "
+                      "(10,000 fractals, seed 0; run before the full profile)", _scaling_pilot),
     "pos_embed": ("Appendix D.4, Table 8 in miniature: which position embedding? "
                   "(`python -m vitlib experiment pos_embed --profile full`)", _pos_embed_study),
     "mpp": ("Section 4.6 in miniature: masked patch prediction against supervised pre-training and scratch "
@@ -779,14 +856,15 @@ def write_results_md(path: str | os.PathLike = ROOT / "RESULTS.md", folder: str 
 # --- the README's results block -----------------------------------------------------------------------------------
 README_BEGIN = "<!-- results: written by `python -m vitlib results` from figures/*.json; do not edit by hand -->"
 README_END = "<!-- end of results -->"
-README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig7_inside_vit")  # shown when their PNG exists
+# shown when their PNG exists
+README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig4_scaling_data", "fig7_inside_vit")
 
 
 def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
-    """The README's results block (between README_BEGIN and README_END): the figures of pre-training, transfer and
-    Fig. 7 (those whose PNG exists), the first shipped model beside the one shipped now (`budget_comparison`) and
-    "does pre-training pay here?" from the transfer study (`transfer_answer`), every number read from
-    folder/*.json."""
+    """The README's results block (between README_BEGIN and README_END): the figures of pre-training, transfer,
+    Fig. 4 and Fig. 7 (those whose PNG exists), the first shipped model beside the one shipped now
+    (`budget_comparison`), "does pre-training pay here?" from the transfer study (`transfer_answer`) and what
+    reproduced of Fig. 3-5 (`scaling_answer`), every number read from folder/*.json."""
     folder = Path(folder)
     images = [f"![{stem}]({folder.name}/{stem}.png)" for stem in README_FIGURES if (folder / f"{stem}.png").exists()]
     out = images + [""] * bool(images) + [
@@ -796,6 +874,12 @@ def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
         r = load_results("transfer", folder)["results"]
         out += [f"**Transfer with {len(r['config']['seeds'])} seeds and intervals** (`{folder.name}/transfer.json`, "
                 f"{len(r['rows'])} runs, {r.get('todo', 0)} still to run):", "", transfer_answer(r), ""]
+    if (folder / "scaling.json").exists():
+        r = load_results("scaling", folder)["results"]
+        out += [f"**Fig. 3-5 in miniature: ViT against ResNet and hybrid as the pre-training data grow** "
+                f"(`{folder.name}/scaling.json`, {len(r['rows'])} runs, {r.get('todo', 0)} still to run; "
+                f"{r['config']['images_per_run']:,} images seen per run, so this is a compute-limited "
+                f"miniature; notebook 05):", "", scaling_answer(r), ""]
     return "\n".join(out)
 
 
