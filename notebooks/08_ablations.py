@@ -52,7 +52,8 @@ from vitlib.results import (SECTION_4_6, SECTION_4_6_NAMES, TABLE8, TABLE8_NAMES
 pio.renderers.default = "plotly_mimetype"  # figures stored as JSON: they render in JupyterLab and repeat exactly
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke" (tiny models, seconds, CI), "full" (figures/pos_embed.json, figures/mpp.json) or "gpu"
+profile = "smoke"  # "smoke" (tiny models, seconds, CI), "full" (figures/pos_embed.json, figures/mpp.json), "long"
+# (the same protocol with 4x the pre-training images in 16x the steps: figures/*_long.json) or "gpu"
 
 # %%
 _ = torch.manual_seed(0)
@@ -162,7 +163,7 @@ pe_panels = {"Table 8 (paper): ImageNet 5-shot": TABLE8,
              f"{shot[:-4]}-shot on {pe_cfg.probe_dataset}": arm_means(pe_rows, shot, "probe_n"),
              f"fine-tuned on {pe_cfg.probe_dataset}": arm_means(pe_rows, "finetune_accuracy", "finetune_n")}
 fig_pe = ablation_figure(pe_panels, TABLE8_NAMES, title=f"08 · Table 8: position embeddings ({profile})")
-folder, tag = pe_out["path"].parent, "_gpu" if profile == "gpu" else ""
+folder, tag = pe_out["path"].parent, "" if profile in ("smoke", "full") else f"_{profile}"
 save_figure(fig_pe, folder / f"table8_pos_embed{tag}", pe_panels, png=profile != "smoke",
             command=f"papermill notebooks/08_ablations.ipynb out.ipynb -p profile {profile}")
 fig_pe
@@ -190,9 +191,10 @@ Markdown(render_section(pe_out["path"].stem, folder, figure=False))
 # runs learned in 32,768 images (chance: 1 in 100; compare notebook 03's learning curve, where the shipped model
 # needed ten times as many images to pass 50%). A model that has barely learned its pre-training task has
 # little spatial structure to transfer, so the differences above say more about the first few hundred steps
-# than about Table 8. The rows stay as they were run; the study is to be rerun with a longer pre-training (the
-# `images_per_run` flag, or the gpu profile) before its verdict is read as an answer. The masked patch
-# prediction study below shares this protocol and this limit.
+# than about Table 8. The rows stay as they were run; the study is to be rerun with a longer pre-training
+# before its verdict is read as an answer: the `long` profile (`-p profile long`; 4x the images in 16x the
+# steps, on 100,000 fractals; its reasons are written in `vitlib.experiments.pos_embed`'s docstring), or the
+# gpu profile. The masked patch prediction study below shares this protocol and this limit.
 
 # %% [markdown]
 # ## 2 · Masked patch prediction: Section 4.6

@@ -32,6 +32,19 @@ def test_full_profiles_meet_the_issues_design():
         experiments.config("mpp", "full", arms=("contrastive",))
 
 
+def test_the_long_profiles_change_the_pre_training_budget_and_nothing_else():
+    import dataclasses
+
+    for study in (pos_embed, mpp):
+        full, long = (dataclasses.asdict(study.PROFILES[k]) for k in ("full", "long"))
+        changed = {k for k in full if full[k] != long[k]}
+        assert changed == {"fractal_size", "images_per_run", "batch_size"}, study.NAME
+        assert long["images_per_run"] // long["batch_size"] == 16 * (full["images_per_run"] // full["batch_size"])
+    assert experiments.images_seen("pos_embed", "long") == 8 * (131072 + 12800)
+    assert experiments.runner.study_path("mpp", "long").name == "mpp_long"  # the full rows stay apart
+    assert experiments.runner.study_path("mpp", "full").name == "mpp" and "mpp_long" in RENDERERS
+
+
 def test_the_kinds_start_from_the_same_encoder_weights_only_the_position_parameters_differ():
     cfg = pos_embed.PROFILES["full"]
     states = {}

@@ -514,8 +514,9 @@ def _experiment(args: argparse.Namespace) -> None:
 def _add_experiment_command(sub) -> None:
     p = sub.add_parser("experiment", help=f"run a study of vitlib.experiments ({', '.join(experiments.STUDIES)}); "
                        "resumable",
-                       description="Run a study: one row per run appended to figures/<study>.json (full; gpu: "
-                                   "figures/<study>_gpu.json; smoke: a temporary folder). Rows already in the "
+                       description="Run a study: one row per run appended to figures/<study>.json (full; other "
+                                   "profiles: figures/<study>_<profile>.json; smoke: a temporary folder). Rows "
+                                   "already in the "
                                    "file are never run again, so an interrupted study continues where it "
                                    "stopped. Example: vitlib experiment transfer --profile full.")
     p.add_argument("--list", action="store_true", help="list the studies, their profiles and budgets")
@@ -525,7 +526,9 @@ def _add_experiment_command(sub) -> None:
         sp = studies.add_parser(name, help=doc.splitlines()[0], description=doc.split("\n\n")[0] +
                                 f" Design, budget and expected result: help(vitlib.experiments.{name}).")
         sp.add_argument("--profile", choices=list(study.PROFILES), default="smoke",
-                        help="smoke (seconds, a temporary folder), full (figures/), gpu (larger; figures/)")
+                        help="smoke (seconds, a temporary folder), full (figures/), "
+                        + ", ".join(f"{k} (figures/{name}_{k}.json)" for k in study.PROFILES
+                                    if k not in ("smoke", "full")))
         sp.add_argument("--folder", help="write the results file here instead (a run continues the file it finds)")
         sp.add_argument("--limit", type=_at_least(1), metavar="N", help="run at most N more rows, then stop")
         sp.add_argument("--plan", action="store_true", help="print the runs (done / to run) and the images "

@@ -818,6 +818,12 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pos_embed_gpu": ("Table 8, the gpu profile (`python -m vitlib experiment pos_embed --profile gpu`)",
                       _pos_embed_study),
     "mpp_gpu": ("Section 4.6, the gpu profile (`python -m vitlib experiment mpp --profile gpu`)", _mpp_study),
+    "pos_embed_long": ("Table 8, the long profile: 4x the images, 16x the steps of pre-training "
+                       "(`python -m vitlib experiment pos_embed --profile long`)", _pos_embed_study),
+    "mpp_long": ("Section 4.6, the long profile: 4x the images, 16x the steps of pre-training "
+                 "(`python -m vitlib experiment mpp --profile long`)", _mpp_study),
+    "table8_pos_embed_long": ("Table 8 beside the miniature, the long profile (notebook 08)", _generic),
+    "section4_6_mpp_long": ("Section 4.6 beside the miniature, the long profile (notebook 08)", _generic),
 }
 
 

@@ -32,9 +32,12 @@ other level. Not shown: both level. Not reproduced: either order reversed beyond
 
 Budget in images seen: full 207,872 (2 seeds x (2 pre-trained arms x (32,768 + 12,800) + 12,800 scratch));
 estimated, not measured: about 17 minutes on a quiet 2-core CPU in fp32; smoke 3 tiny runs (seconds); gpu
-262,144 pre-training and 51,200 fine-tuning images per run, 100,000 fractals, 5 seeds.
+262,144 pre-training and 51,200 fine-tuning images per run, 100,000 fractals, 5 seeds; long (the pos_embed
+study's long profile and its reasons: 131,072 images in 4,096 steps of 32 on 100,000 fractals, written
+after the full run showed neither pre-training task learned) 601,088 images, about 55 minutes.
 
-Command: `python -m vitlib experiment mpp --profile full` (resumable; `--limit N` runs N more rows).
+Command: `python -m vitlib experiment mpp --profile full` (resumable; `--limit N` runs N more rows);
+`--profile long` for the longer pre-training.
 Notebook 08 draws the figure; RESULTS.md renders the table beside Section 4.6's numbers.
 
 Deviations from the paper: the scale (ViT-Ti/4 L=4, 30,000 fractals and 32,768 images seen, not ViT-B/16 on

@@ -11,8 +11,8 @@ date and commit that made it, and the file is rewritten (atomically) after every
 continues where it stopped when run again; rows of an earlier design stay in the file (the runner never
 drops a result), and the renderers read the keys they know.
 
-Where a row goes: `study_path(name, profile)`: figures/<name>.json for "full", figures/<name>_gpu.json for
-"gpu", a fresh temporary folder for "smoke" (vitlib.results.figures_dir).
+Where a row goes: `study_path(name, profile)`: figures/<name>.json for "full", figures/<name>_<profile>.json for
+any other profile ("gpu", "long"), a fresh temporary folder for "smoke" (vitlib.results.figures_dir).
 
 Training FLOPs: 3 x the forward FLOPs of one image (vitlib.flops.forward_flops, torch.utils.flop_counter)
 x images seen, the paper's Table 6 convention (forward + backward = 3 forward passes).
@@ -63,11 +63,11 @@ def check_config(cfg: Any) -> None:
 
 
 def study_path(name: str, profile: str, folder: str | os.PathLike | None = None) -> Path:
-    """The results file of a study's profile (without .json): folder/NAME (full), folder/NAME_gpu (gpu); the
-    folder defaults to figures/ for full and gpu, a new temporary folder for smoke."""
+    """The results file of a study's profile (without .json): folder/NAME (full and smoke), folder/NAME_PROFILE
+    (any other: gpu, long); the folder defaults to a new temporary folder for smoke, figures/ for the others."""
     if folder is None:
-        folder = FIGURES_DIR if profile in ("full", "gpu") else figures_dir(profile)
-    return Path(folder) / (name if profile != "gpu" else f"{name}_gpu")
+        folder = figures_dir(profile) if profile == "smoke" else FIGURES_DIR
+    return Path(folder) / (name if profile in ("full", "smoke") else f"{name}_{profile}")
 
 
 def machine_load() -> dict[str, Any]:

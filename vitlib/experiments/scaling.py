@@ -24,7 +24,9 @@ Design (full profile):
   best accuracy on the pre-training task's own held-out split;
 - seeds 0, 1, 2 at the two smallest sizes of each corpus, seed 0 elsewhere (a seed sets the initialisation
   and the data order, and for Fashion-MNIST the subset; the fractal corpus of a size is one rendering);
-  every accuracy carries a 95% Wilson interval.
+  every accuracy carries a 95% Wilson interval;
+- fp32: on this project's CPUs (no native bf16) bf16 autocast trains at 0.26-0.31x the speed of fp32
+  (figures/train_speed.json), so it buys nothing here; the gpu profile uses bf16.
 Changed before the full run, after a pilot (its rows kept in figures/scaling_pilot.json, seed 0, 10,000
 fractals of 100 categories, 16,384 images): the first design used 32x32 and 128 steps of 128. At that
 batch the ResNet reached 4.0% on the held-out fractals and the ViT 2.5%; with 512 steps of 32 (the same
@@ -34,9 +36,10 @@ real datasets' own resolution (32 only upsampled them), 1.5x faster for the ViTs
 grid in one schedule. The pilot also tried 10 fractal categories at 28x28 (the ViT learns that task, 36%
 held-out against 10% chance, but its Fashion-MNIST 5-shot accuracy hardly moved, 26% against 25% with 100
 categories; the ResNet solved it, 100%, and its 5-shot accuracy fell, 48% against 56%), so the corpus stays
-at 100 categories, the one the rest of the project uses. The schedule stays at 16,384 images (the
-issue's budget of about 3 quiet CPU-hours): the study is compute-limited by design, said next to its
-figures.
+at 100 categories, the one the rest of the project uses. The schedule stays at 16,384 images (a budget
+of about 2-3 quiet CPU-hours for the grid): the study is compute-limited by design, said next to its
+figures. Added at the same time: each model probed once untrained (8 rows of seconds), the level its
+pre-trained features have to beat.
 What would count as reproducing the claim: at the smallest sizes the ResNet's few-shot accuracy above both
 ViTs' beyond the intervals, and the ViTs' curves rising faster with size so that at the largest size a ViT
 matches or beats it (Fig. 3/4); against training FLOPs, ViT on or above the ResNet's curve and the hybrid
@@ -44,7 +47,7 @@ above ViT at the smallest budgets (Fig. 5). Partly: the orderings at one end onl
 every size, or no trend with size.
 
 Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x (3 + 3 + 1 + 1 + 1) seeds
-and sizes; about 2 hours on a quiet 2-core CPU in fp32, from the pilot's times; in parts);
+and sizes, plus 8 untrained probes; about 2 hours on a quiet 2-core CPU in fp32, from the pilot's times; in parts);
 smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
 two smallest sizes.
 
