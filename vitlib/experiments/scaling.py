@@ -143,7 +143,8 @@ def _sizes(cfg: Config, corpus: str) -> tuple[int, ...]:
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
-    """The runs, seed by seed (seed 0's whole grid first, so that a study cut short has every model and size)."""
+    """The runs, seed by seed: seed 0's whole grid first, then each model probed untrained (seconds each), then
+    the other seeds, so that a study cut short has every model and size and its reference line."""
     unknown = sorted(set(cfg.models) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
@@ -155,10 +156,9 @@ def expand(cfg: Config) -> list[dict[str, Any]]:
                 for model in cfg.models:
                     rows.append(dict(key=f"{model}/{corpus}/n{size}/s{seed}", kind="pretrain", arm=model,
                                      corpus=corpus, size=size, seed=seed, probe=PROBE[corpus]))
-    for corpus in cfg.corpora:  # the reference line: each model's probe before any pre-training (seconds each)
-        for model in cfg.models:
-            rows.append(dict(key=f"{model}/{corpus}/untrained/s{cfg.seeds[0]}", kind="untrained", arm=model,
-                             corpus=corpus, size=0, seed=cfg.seeds[0], probe=PROBE[corpus]))
+        if i == 0:  # the reference line: each model's probe before any pre-training
+            rows += [dict(key=f"{model}/{corpus}/untrained/s{seed}", kind="untrained", arm=model, corpus=corpus,
+                          size=0, seed=seed, probe=PROBE[corpus]) for corpus in cfg.corpora for model in cfg.models]
     return rows
 
 
