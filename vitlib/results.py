@@ -573,9 +573,10 @@ def _scaling_pilot(r: dict, p: dict) -> str:
 
 def _scaling_verdicts(corpus: str, g: dict[tuple, list[dict]], models: list[str], sizes: list[int],
                       shot: str) -> list[str]:
-    """Fig. 3/4 (ResNet ahead on the smallest set, ViT level or ahead on the largest), Fig. 5 (a ViT of no more
-    training FLOPs than the ResNet level or ahead at the largest set) and the hybrid (ahead of the ViT of its
-    size on the smallest set), each judged beyond the 95% intervals."""
+    """Fig. 3/4 (ResNet ahead on the smallest set, ViT level or ahead on the largest), Fig. 5 (at the largest set,
+    the best ViT of no more training FLOPs than the ResNet: ahead, reproduced; level, partly: one compute point
+    per model cannot show the paper's 2-4x) and the hybrid (against the ViT of its depth on the smallest set),
+    each judged beyond the 95% intervals."""
     resnets = [m for m in models if m.startswith("BiT")]
     vits = [m for m in models if m.startswith("ViT")]
     if not (resnets and vits and len(sizes) >= 2):
