@@ -93,7 +93,8 @@ def test_duplicate_keys_are_refused(tmp_path):
 @pytest.mark.parametrize("name", list(experiments.STUDIES))
 def test_every_study_has_a_frozen_config_per_profile_with_a_documented_budget(name):
     study = experiments.STUDIES[name]
-    assert set(study.PROFILES) == set(experiments.PROFILE_NAMES)
+    assert set(experiments.PROFILE_NAMES) <= set(study.PROFILES)  # every study has these; a study may add its own
+    assert all(f"--profile {p}" in study.__doc__ for p in set(study.PROFILES) - set(experiments.PROFILE_NAMES))
     for cfg in study.PROFILES.values():
         assert isinstance(cfg, study.Config)
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -257,6 +258,10 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100
     assert "Fig. 5's claim (ViT the better deal per unit of compute): **reproduced**" in text  # half the FLOPs
     assert "| BiT-b | 45.0% [" in text and "| ViT-a | - |" in text  # the untrained column
+    ahead = [r if (r["model"], r["size"]) != ("BiT-b", 100) else {**r, "metrics": {**r["metrics"], "5shot": 0.99}}
+             for r in rows]  # the design's "not": the ResNet ahead at every size, whatever the smallest size says
+    assert "**not reproduced (the ResNet ahead at every size)**" in RENDERERS["scaling"][1](
+        dict(rows=ahead, config=dict(shots=[5])), {})
     answer = scaling_answer(dict(rows=rows, config=dict(shots=[5])))
     assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
     assert "at 100 images: above: BiT-b." in answer

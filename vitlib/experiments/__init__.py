@@ -31,7 +31,7 @@ __all__ = ["STUDIES", "PROFILE_NAMES", "config", "fields", "run", "study_path", 
            "training_flops", "run_study", "images_seen"]
 
 STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling, "pos_embed": pos_embed, "mpp": mpp}
-PROFILE_NAMES = ("smoke", "full", "gpu")
+PROFILE_NAMES = ("smoke", "full", "gpu")  # the profiles every study has; a study may add its own (pos_embed: long)
 
 
 def _study(name: str) -> ModuleType:
