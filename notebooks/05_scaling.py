@@ -208,3 +208,32 @@ table.round(4)
 # %%
 # NBVAL_IGNORE_OUTPUT
 Markdown(render_section(out["path"].stem, folder, figure=False))
+
+# %% [markdown]
+# ## Reading the result (written after seed 0's grid and the untrained probes had run, 2026-11-30)
+#
+# The verdicts above come from the rows by the rule written before the run. The tables say *why*:
+#
+# 1. **Nobody is data-limited at this budget.** The pre-training task's own held-out accuracy hardly moves
+#    from the smallest set (seen about thirty times) to the largest (seen less than once), for every model.
+#    Section 4.3's mechanism (a ViT overfits a small set more than a ResNet does, then overtakes it when the
+#    data grow) needs models that fit their training sets; at 16,384 images seen the ViTs are still in their
+#    first steps (a few times chance on the fractals, under half right on Fashion-MNIST), so more distinct
+#    images cannot help them yet. A flat ViT curve here says "compute-limited", not "data do not help ViT".
+# 2. **Per step, the convolutional bias wins.** The ResNet learns both pre-training tasks much faster and its
+#    frozen features transfer far better, at every size: the small-data end of Fig. 3/4, and nothing of the
+#    crossover. The hybrid (the ResNet root under the ViT) learns its pre-training task faster than the plain
+#    ViT and transfers better from the fractals, the direction of Fig. 5's "hybrids help at small budgets".
+# 3. **The untrained line is the sharpest reading.** Probed before any pre-training, the ViTs and the hybrid
+#    give features that transfer *better* than after these 16,384 images: after fractal pre-training every
+#    ViT and hybrid point lies below its own dotted line beyond the intervals; after Fashion-MNIST the
+#    hybrid's points lie below it and the ViTs' below or level, never above. Only the ResNet's pre-training
+#    lifts it above its untrained level (at every size on the Fashion-MNIST to MNIST pair, at one size on the
+#    fractals). A likely reading, not tested here: a few hundred steps of supervised training narrow a
+#    ViT's representation onto its pre-training classes before they make it general. Notebook 04's transfer study, with the shipped model
+#    pre-trained on far more images (notebook 03), found its few-shot features well above random ones: the
+#    budget, not only the architecture, decides which side of the line a ViT lands on.
+# 4. **What would answer the question**: schedules long enough that the ViTs fit the smallest sets before
+#    the largest can help them: the gpu profile (262,144 images per run), or on this CPU a longer schedule
+#    for fewer models. Until then this miniature reproduces the small-data end of Fig. 3/4 and says nothing
+#    about where (or whether) ViT overtakes the ResNet.
