@@ -250,7 +250,7 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     assert vit[0]["lo"] < 0.3 < vit[0]["hi"]
     assert compare(seed_mean(rows[3:4], "5shot", "probe_n"), seed_mean(rows[:2], "5shot", "probe_n")) == 1
     by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops", untrained=scaling.untrained(rows))
-    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1, 2]
+    assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1, 2, 1]
     assert by_flops.data[2].y == (0.45, 0.45) and by_flops.data[2].x == (10, 20)  # across the panel
     with pytest.raises(ValueError, match="'size'"):
         scaling_figure(c, "epochs")

@@ -185,7 +185,7 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
     for col, corpus in enumerate(corpora, start=1):
         for model, points in curves[corpus].items():
             pts = points if x == "size" else points[-1:]
-            dash = "dash" if model.startswith("BiT") else "dot" if "+" in model else "solid"  # ResNet, hybrid, ViT
+            dash = "dash" if model.startswith("BiT") else "dashdot" if "+" in model else "solid"  # ResNet, hybrid, ViT
             fig.add_trace(go.Scatter(
                 x=[p[x] for p in pts], y=[p["mean"] for p in pts], name=model, legendgroup=model,
                 showlegend=col == 1, mode="lines+markers", marker=dict(color=colours[model], size=9),
@@ -200,8 +200,11 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
                 hovertemplate=f"{model}, untrained: %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", title_text="pre-training images" if x == "size" else "pre-training FLOPs",
                          row=1, col=col)
+    if any(untrained.get(c) for c in corpora) if untrained else False:  # one legend entry for the dotted lines
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="untrained (dotted, model's colour)",
+                                 line=dict(color="grey", dash="dot", width=1)), row=1, col=1)
     fig.update_yaxes(title_text=metric_name, row=1, col=1)
-    return fig.update_layout(title=title, height=450)
+    return fig.update_layout(title=title, height=520, legend=dict(orientation="h", y=-0.22))
 
 
 # --- Notebook 08: the ablations (numbers from vitlib.results.arm_means) -------------------------------------------
