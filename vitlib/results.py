@@ -531,18 +531,23 @@ def _best(groups: dict[tuple, list[dict]], models: list[str], size: int, metric:
     return max(stats, key=lambda s: s["mean"]) if stats else None
 
 
+def _scaling_corpora(rows: list[dict]):
+    """Per pre-training corpus of a scaling results file: (corpus, its pre-training rows, those grouped by (model,
+    size), its untrained rows grouped by model, the models in order, the sizes sorted)."""
+    trained = [x for x in rows if x.get("kind", "pretrain") == "pretrain"]
+    for (corpus,), corpus_rows in _group(trained, "corpus").items():
+        g = _group(corpus_rows, "model", "size")
+        base = _group([x for x in rows if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
+        yield corpus, corpus_rows, g, base, list(dict.fromkeys(k[0] for k in g)), sorted({k[1] for k in g})
+
+
 def _scaling_study(r: dict, p: dict) -> str:
     """figures/scaling.json (vitlib.experiments.scaling): few-shot transfer per model and pre-training size, the
     untrained level, the pre-training task's own accuracy, and the verdicts on Fig. 3/4's and Fig. 5's claims."""
     rows, c = r["rows"], r["config"]
     shot = _shot(c)
     out = []
-    trained = [x for x in rows if x.get("kind", "pretrain") == "pretrain"]
-    for (corpus,), corpus_rows in _group(trained, "corpus").items():
-        g = _group(corpus_rows, "model", "size")
-        base = _group([x for x in rows if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
-        models = list(dict.fromkeys(k[0] for k in g))
-        sizes = sorted({k[1] for k in g})
+    for corpus, corpus_rows, g, base, models, sizes in _scaling_corpora(rows):
         table = [[m, _acc_ci(seed_mean(base[(m,)], shot, "probe_n")) if (m,) in base else "-"]
                  + [_acc_ci(seed_mean(g[(m, n)], shot, "probe_n")) if (m, n) in g else "-" for n in sizes]
                  for m in models]
@@ -624,12 +629,7 @@ def scaling_answer(r: dict) -> str:
     untrained level. The README's paragraph."""
     shot = _shot(r["config"])
     lines = []
-    trained = [x for x in r["rows"] if x.get("kind", "pretrain") == "pretrain"]
-    for (corpus,), corpus_rows in _group(trained, "corpus").items():
-        g = _group(corpus_rows, "model", "size")
-        models = list(dict.fromkeys(k[0] for k in g))
-        sizes = sorted({k[1] for k in g})
-        base = _group([x for x in r["rows"] if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
+    for corpus, corpus_rows, g, base, models, sizes in _scaling_corpora(r["rows"]):
         vs = {1: [], 0: [], -1: []}
         for m in models:
             if (m,) in base and (m, sizes[-1]) in g:

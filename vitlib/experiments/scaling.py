@@ -47,7 +47,8 @@ above ViT at the smallest budgets (Fig. 5). Partly: the orderings at one end onl
 every size, or no trend with size.
 
 Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x (3 + 3 + 1 + 1 + 1) seeds
-and sizes, plus 8 untrained probes; about 2 hours on a quiet 2-core CPU in fp32, from the pilot's times; in parts);
+and sizes, plus 8 untrained probes; on a quiet 2-core CPU in fp32 seed 0's 40 rows took 78 minutes, so
+about 2.5 hours in all; in parts);
 smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
 two smallest sizes.
 
