@@ -24,7 +24,7 @@
 # magnitude with one schedule in images seen, then probed by Fig. 4's linear few-shot evaluation on frozen
 # features of a held-out real dataset.
 #
-# - Run time: `smoke` under a minute (a 2x2 grid of tiny models); `full` about 2 hours of quiet 2-core CPU
+# - Run time: `smoke` under a minute (a 2x2 grid of tiny models); `full` about 2.5 hours of quiet 2-core CPU
 #   (the study's budget in images seen is printed below), run in parts: the runner keeps every finished row
 #   in `figures/scaling.json` and runs only the missing ones, so the notebook redraws the figures in seconds
 #   once the study has run.
@@ -215,7 +215,7 @@ Markdown(render_section(out["path"].stem, folder, figure=False))
 # The verdicts above come from the rows by the rule written before the run. The tables say *why*:
 #
 # 1. **Nobody is data-limited at this budget.** The pre-training task's own held-out accuracy hardly moves
-#    from the smallest set (seen about thirty times) to the largest (seen less than once), for every model.
+#    from the smallest set (seen sixteen to thirty times) to the largest (seen once or less), for every model.
 #    Section 4.3's mechanism (a ViT overfits a small set more than a ResNet does, then overtakes it when the
 #    data grow) needs models that fit their training sets; at 16,384 images seen the ViTs are still in their
 #    first steps (a few times chance on the fractals, under half right on Fashion-MNIST), so more distinct
@@ -230,9 +230,10 @@ Markdown(render_section(out["path"].stem, folder, figure=False))
 #    hybrid's points lie below it and the ViTs' below or level, never above. Only the ResNet's pre-training
 #    lifts it above its untrained level (at every size on the Fashion-MNIST to MNIST pair, at one size on the
 #    fractals). A likely reading, not tested here: a few hundred steps of supervised training narrow a
-#    ViT's representation onto its pre-training classes before they make it general. Notebook 04's transfer study, with the shipped model
-#    pre-trained on far more images (notebook 03), found its few-shot features well above random ones: the
-#    budget, not only the architecture, decides which side of the line a ViT lands on.
+#    ViT's representation onto its pre-training classes before they make it general. Notebook 04's transfer
+#    study, with the shipped model pre-trained on far more images (notebook 03), found its few-shot features
+#    well above random ones: the budget, not only the architecture, decides which side of the line a ViT
+#    lands on.
 # 4. **What would answer the question**: schedules long enough that the ViTs fit the smallest sets before
 #    the largest can help them: the gpu profile (262,144 images per run), or on this CPU a longer schedule
 #    for fewer models. Until then this miniature reproduces the small-data end of Fig. 3/4 and says nothing
