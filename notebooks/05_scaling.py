@@ -88,7 +88,7 @@ _ = torch.manual_seed(0)
 # before any full-profile row) showed that at that step count neither model learned the pre-training task
 # (held-out accuracy at a few times chance), so the study would have compared barely trained models. The
 # same 16,384 images in 512 steps of 32 take about the same time and the ResNet learns far more, so the full
-# profile uses batch 32; 28x28 is the real datasets' own resolution and makes the ViTs 1.5x faster. Ten
+# profile uses batch 32; 28x28 is the real datasets' own resolution and makes the ViTs faster. Ten
 # fractal categories instead of 100 made the task learnable for the ViT but did not help transfer, so the
 # corpus stays the project's 100 categories. The pilot's rows, as run:
 

@@ -200,7 +200,7 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
                 hovertemplate=f"{model}, untrained: %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", title_text="pre-training images" if x == "size" else "pre-training FLOPs",
                          row=1, col=col)
-    if any(untrained.get(c) for c in corpora) if untrained else False:  # one legend entry for the dotted lines
+    if any((untrained or {}).get(c) for c in corpora):  # one legend entry for the dotted lines
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="untrained (dotted, model's colour)",
                                  line=dict(color="grey", dash="dot", width=1)), row=1, col=1)
     fig.update_yaxes(title_text=metric_name, row=1, col=1)

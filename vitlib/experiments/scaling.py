@@ -27,16 +27,16 @@ Design (full profile):
   every accuracy carries a 95% Wilson interval;
 - fp32: on this project's CPUs (no native bf16) bf16 autocast trains at 0.26-0.31x the speed of fp32
   (figures/train_speed.json), so it buys nothing here; the gpu profile uses bf16.
-Changed before the full run, after a pilot (its rows kept in figures/scaling_pilot.json, seed 0, 10,000
-fractals of 100 categories, 16,384 images): the first design used 32x32 and 128 steps of 128. At that
-batch the ResNet reached 4.0% on the held-out fractals and the ViT 2.5%; with 512 steps of 32 (the same
-images seen, about the same time) 19.3% and 4.0%: 128 optimizer steps were too few for either model to
-learn the task, so the study would have compared barely trained models. Hence batch 32. And 28x28: the
-real datasets' own resolution (32 only upsampled them), 1.5x faster for the ViTs, which buys the whole
-grid in one schedule. The pilot also tried 10 fractal categories at 28x28 (the ViT learns that task, 36%
-held-out against 10% chance, but its Fashion-MNIST 5-shot accuracy hardly moved, 26% against 25% with 100
-categories; the ResNet solved it, 100%, and its 5-shot accuracy fell, 48% against 56%), so the corpus stays
-at 100 categories, the one the rest of the project uses. The schedule stays at 16,384 images (a budget
+Changed before the full run, after a pilot (its rows and numbers: figures/scaling_pilot.json, rendered in
+RESULTS.md and notebook 05; seed 0, 10,000 fractals of 100 categories, 16,384 images): the first design used
+32x32 and 128 steps of 128. At that batch neither model got far above chance on the held-out fractals; the
+same images in 512 steps of 32, in about the same time, taught the ResNet several times more: 128
+optimizer steps were too few, so the study would have compared barely trained models. Hence batch 32. And
+28x28: the real datasets' own resolution (32 only upsampled them), faster for the ViTs (the pilot's times),
+which buys the whole grid in one schedule. The pilot also tried 10 fractal categories at 28x28: the ViT
+learns that task well above chance but its Fashion-MNIST few-shot accuracy hardly moved, and the ResNet
+solved it while its few-shot accuracy fell, so the corpus stays at 100 categories, the one the rest of the
+project uses. The schedule stays at 16,384 images (a budget
 of about 2-3 quiet CPU-hours for the grid): the study is compute-limited by design, said next to its
 figures. Added at the same time: each model probed once untrained (8 rows of seconds), the level its
 pre-trained features have to beat.
