@@ -210,7 +210,7 @@ table.round(4)
 Markdown(render_section(out["path"].stem, folder, figure=False))
 
 # %% [markdown]
-# ## Reading the result (written after seed 0's grid and the untrained probes had run, 2026-11-30)
+# ## Reading the result (written after seed 0's grid and the untrained probes; checked against all 80 rows, 2026-11-30)
 #
 # The verdicts above come from the rows by the rule written before the run. The tables say *why*:
 #
