@@ -31,7 +31,8 @@
 #   not yet run).
 # - **Command**: `papermill notebooks/08_ablations.ipynb out.ipynb -p profile full` (the same studies from the
 #   shell: `python -m vitlib experiment pos_embed --profile full` and `python -m vitlib experiment mpp
-#   --profile full`; `--limit N` runs N more rows and stops).
+#   --profile full`; `--limit N` runs N more rows and stops). `-p limit 0` draws the rows already run, in
+#   seconds, without running the missing ones.
 
 # %%
 import dataclasses
@@ -54,6 +55,7 @@ pio.renderers.default = "plotly_mimetype"  # figures stored as JSON: they render
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (tiny models, seconds, CI), "full" (figures/pos_embed.json, figures/mpp.json), "long"
 # (the same protocol with 4x the pre-training images in 16x the steps: figures/*_long.json) or "gpu"
+limit = None  # run at most this many missing rows per study (None: all; 0: draw the rows already run, in seconds)
 
 # %%
 _ = torch.manual_seed(0)
@@ -138,16 +140,18 @@ assert position_parameters == {"No Pos. Emb.": 0, "1-D Pos. Emb.": (N + 1) * D, 
 
 # %% [markdown]
 # `experiments.run` runs the rows missing from the results file (smoke: a temporary folder; full:
-# `figures/pos_embed.json`) and appends each as it finishes; a row already there is never run again.
+# `figures/pos_embed.json`) and appends each as it finishes; a row already there is never run again. With
+# `-p limit N` each study runs at most N of its missing rows (`-p limit 0`: none, the rows so far).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-pe_out = experiments.run("pos_embed", profile, log=print)
+pe_out = experiments.run("pos_embed", profile, limit=limit, log=print)
 pe_rows = [r for r in pe_out["rows"] if r["key"] in {s["key"] for s in pos_embed.expand(pe_cfg)}]
 print(f"{len(pe_rows)} of {len(pos_embed.expand(pe_cfg))} runs in {pe_out['path']}; {pe_out['todo']} still to run")
 
 # %%
-assert len(pe_rows) == len(pos_embed.expand(pe_cfg)) and pe_out["todo"] == 0
+assert len(pe_rows) + pe_out["todo"] == len(pos_embed.expand(pe_cfg)) and (pe_out["todo"] == 0 or limit is not None)
+assert pe_rows, f"no pos_embed rows in {pe_out['path']} yet: run this notebook without `-p limit 0` first"
 for r in pe_rows:
     assert r["images_seen"] == pos_embed.planned_images(pe_cfg, r) and r["pos_embed"] == r["arm"]
     assert all(0 <= r["metrics"][m] <= 1 for m in ("5shot", "finetune_accuracy", "val_accuracy"))
@@ -263,14 +267,15 @@ assert int((plan != KEEP).sum()) == round(0.5 * gh * gw)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-mpp_out = experiments.run("mpp", profile, log=print)
+mpp_out = experiments.run("mpp", profile, limit=limit, log=print)
 mpp_rows = [r for r in mpp_out["rows"] if r["key"] in {s["key"] for s in mpp.expand(mpp_cfg)}]
 print(f"{len(mpp_rows)} of {len(mpp.expand(mpp_cfg))} runs in {mpp_out['path']}; {mpp_out['todo']} still to run")
 
 # %%
-assert len(mpp_rows) == len(mpp.expand(mpp_cfg)) and mpp_out["todo"] == 0
+assert len(mpp_rows) + mpp_out["todo"] == len(mpp.expand(mpp_cfg)) and (mpp_out["todo"] == 0 or limit is not None)
+assert mpp_rows, f"no mpp rows in {mpp_out['path']} yet: run this notebook without `-p limit 0` first"
 by_arm = {(r["arm"], r["seed"]): r for r in mpp_rows}
-for seed in mpp_cfg.seeds:
+for seed in {s for arm, s in by_arm if {(a, s) for a in mpp_cfg.arms} <= set(by_arm)}:  # seeds with every arm
     assert by_arm[("scratch", seed)]["pretrain_images"] == 0
     assert by_arm[("mpp", seed)]["pretrain_images"] == by_arm[("supervised", seed)]["pretrain_images"] > 0
     assert "val_accuracy" not in by_arm[("mpp", seed)]["metrics"]  # never saw a label
