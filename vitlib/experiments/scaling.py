@@ -26,7 +26,9 @@ Design (full profile):
   and the data order, and for Fashion-MNIST the subset; the fractal corpus of a size is one rendering);
   every accuracy carries a 95% Wilson interval;
 - fp32: on this project's CPUs (no native bf16) bf16 autocast trains at 0.26-0.31x the speed of fp32
-  (figures/train_speed.json), so it buys nothing here; the gpu profile uses bf16.
+  (figures/train_speed.json), so it buys nothing here; the gpu profile uses bf16. torch.compile, measured
+  only after the sweep had run (figures/train_speed_compiled.json), trains no faster than eager on this CPU,
+  so the sweep's mode was the fastest one measured.
 Changed before the full run, after a pilot (its rows and numbers: figures/scaling_pilot.json, rendered in
 RESULTS.md and notebook 05; seed 0, 10,000 fractals of 100 categories, 16,384 images): the first design used
 32x32 and 128 steps of 128. At that batch neither model got far above chance on the held-out fractals; the
