@@ -346,5 +346,4 @@ Markdown(render_section(mpp_out["path"].stem, mpp_out["path"].parent, figure=Fal
 # Section 4.6 with its top two swapped. On the 5-shot probe of the frozen features supervised pre-training is
 # far ahead and masked patch prediction level with scratch: its features pay only once fine-tuned, as later
 # work on masked prediction (BEiT, MAE) reports for linear probes. One seed: the verdict is read only once
-# seed 1 has run
-# (`python -m vitlib experiment mpp --profile long`, the runner resumes).
+# seed 1 has run (`python -m vitlib experiment mpp --profile long`, the runner resumes).
