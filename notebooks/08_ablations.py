@@ -340,7 +340,7 @@ Markdown(render_section(mpp_out["path"].stem, mpp_out["path"].parent, figure=Fal
 # fractal's shape, which is closer to what Fashion-MNIST's classes need than a colour is. The verdict above
 # says whether the order survived the miniature; the gaps in points stand beside the paper's +2 and +4.
 #
-# **Read after the long run's first seed (2026-11-30; `-p profile long`, figures/mpp_long.json: seed 0's three
+# **Read after the long run so far (2026-11-30; `-p profile long`, figures/mpp_long.json: seed 0's three
 # arms and seed 1's scratch and masked patch prediction arms).** The masked patch prediction arm learns its task
 # beyond the "answer the most common colour" baseline, and after fine-tuning it is ahead of both from scratch
 # and supervised pre-training: the order of Section 4.6 with its top two swapped. On the 5-shot probe of the
