@@ -798,8 +798,8 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
-    "train_speed_compiled": ("Training speed with torch.compile, at 65 tokens (`benchmarks/train_speed.py --shapes 65 "
-                             "--modes ...compiled`)", _train_speed),
+    "train_speed_compiled": ("Training speed with torch.compile, at 65 tokens (`benchmarks/train_speed.py`, its "
+                             "command below)", _train_speed),
     "precision_accuracy": ("Does bf16 keep accuracy? (`benchmarks/precision_accuracy.py`)", _precision_accuracy),
     "transfer": ("Does pre-training pay? Fine-tuning and few-shot transfer with intervals "
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
