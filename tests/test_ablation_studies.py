@@ -1,6 +1,8 @@
 """The ablation studies of notebook 08: position embeddings (Appendix D.4, Table 8) and masked patch prediction
 (Section 4.6), their designs, their smoke runs, and the verdicts their renderers compute from the rows."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -8,7 +10,20 @@ from vitlib import experiments
 from vitlib.__main__ import main
 from vitlib.experiments import mpp, pos_embed
 from vitlib.plots import ablation_figure
-from vitlib.results import RENDERERS, SECTION_4_6, TABLE8, arm_means, mpp_verdict, position_verdict, render_section
+from vitlib.results import (
+    FIGURES_DIR,
+    RENDERERS,
+    SECTION_4_6,
+    TABLE8,
+    arm_means,
+    mpp_verdict,
+    position_verdict,
+    render_readme_results,
+    render_section,
+    save_results,
+    seed_order,
+    separation_chance,
+)
 
 
 def _quiet(line):
@@ -37,10 +52,11 @@ def test_the_long_profiles_change_the_pre_training_budget_and_nothing_else():
 
     for study in (pos_embed, mpp):
         full, long = (dataclasses.asdict(study.PROFILES[k]) for k in ("full", "long"))
-        changed = {k for k in full if full[k] != long[k]}
+        changed = {k for k in full if full[k] != long[k]} - {"seeds"}
         assert changed == {"fractal_size", "images_per_run", "batch_size"}, study.NAME
         assert long["images_per_run"] // long["batch_size"] == 16 * (full["images_per_run"] // full["batch_size"])
-    assert experiments.images_seen("pos_embed", "long") == 8 * (131072 + 12800)
+        assert long["seeds"][:len(full["seeds"])] == full["seeds"]  # more seeds at most, the first ones the same
+    assert experiments.images_seen("pos_embed", "long") == 16 * (131072 + 12800)  # 4 seeds: see the docstring
     assert experiments.runner.study_path("mpp", "long").name == "mpp_long"  # the full rows stay apart
     assert experiments.runner.study_path("mpp", "full").name == "mpp" and "mpp_long" in RENDERERS
 
@@ -120,11 +136,17 @@ def test_the_section_4_6_verdict_from_the_rows():
     assert mpp_verdict({"scratch": _stat(0.78)}) == "not yet run"
 
 
-def test_the_renderers_and_the_figure_read_seed_means():
-    rows = [_row(k, s, **{"5shot": v + 0.01 * s, "probe_n": 10000, "finetune_accuracy": v, "finetune_n": 10000})
+def _pos_embed_rows():
+    return [_row(k, s, **{"5shot": v + 0.01 * s, "probe_n": 10000, "finetune_accuracy": v, "finetune_n": 10000})
             for s in (0, 1) for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
-    config = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, batch_size=4, finetune_size=3,
-                  probe_dataset="d", shots=[5], kinds=list(TABLE8))
+
+
+_CONFIG = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, batch_size=4, finetune_size=3,
+               probe_dataset="d", shots=[5], kinds=list(TABLE8))
+
+
+def test_the_renderers_and_the_figure_read_seed_means():
+    rows, config = _pos_embed_rows(), _CONFIG
     text = RENDERERS["pos_embed"][1](dict(config=config, rows=rows), {})
     assert text.count("**reproduced**") == 2 and "8 runs" in text and "seeds 50.0-51.0" in text
     half = RENDERERS["pos_embed"][1](dict(config=config, rows=rows[:3], todo=5), {})
@@ -134,3 +156,34 @@ def test_the_renderers_and_the_figure_read_seed_means():
     fig = ablation_figure({"paper": TABLE8, "ours": stats})
     assert len(fig.data) == 8 and sum(t.showlegend for t in fig.data) == 4
     assert fig.data[0].error_y.array is None and fig.data[4].error_y.array is not None
+
+
+def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(tmp_path):
+    for stem in ("shipped_model_v1_too_small_budget", "finetune_results"):
+        shutil.copy(FIGURES_DIR / f"{stem}.json", tmp_path)
+    assert "Table 8 in miniature" not in render_readme_results(tmp_path)  # no results file, nothing claimed
+    save_results(tmp_path / "pos_embed_long", dict(config=_CONFIG, rows=_pos_embed_rows(), todo=0))
+    ft = [_row(a, 0, finetune_accuracy=v, finetune_n=10000) for a, v in (("scratch", 0.5), ("mpp", 0.6))]
+    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft, todo=1))
+    block = render_readme_results(tmp_path)
+    assert ("**Table 8 in miniature: which position embedding?** (`" + tmp_path.name + "/pos_embed_long.json`, 8 "
+            "runs, 0 still to run; 8 images of pre-training per run; notebook 08)") in block
+    assert block.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
+    names = ", ".join(f"{k} > No Pos. Emb." for k in ("1-D Pos. Emb.", "2-D Pos. Emb.", "Rel. Pos. Emb."))
+    assert f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names}." in block
+    assert "(`" + tmp_path.name + "/mpp_long.json`, 2 runs, 1 still to run;" in block
+    assert "supervised > masked patch prediction > scratch): **not yet run**." in block
+    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft + [
+        _row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]))
+    assert ("**not reproduced** (the means order them masked patch prediction > supervised > from scratch; masked "
+            "patch prediction minus scratch +10.0 points, the paper +2; supervised minus masked patch prediction "
+            "-5.0 points, the paper +4)") in render_readme_results(tmp_path)
+
+
+def test_seed_order_separates_arms_only_when_no_seed_interleaves():
+    rows = [_row("a", 0, acc=0.60), _row("a", 1, acc=0.70), _row("b", 0, acc=0.50), _row("b", 1, acc=0.65)]
+    assert seed_order(rows, "acc", "a", "b") == 0  # 0.65 sits between a's seeds
+    rows[3] = _row("b", 1, acc=0.55)
+    assert seed_order(rows, "acc", "a", "b") == 1 and seed_order(rows, "acc", "b", "a") == -1
+    assert seed_order(rows, "acc", "a", "missing") == 0 and seed_order(rows, "other", "a", "b") == 0
+    assert separation_chance(1, 1) == 1.0 and separation_chance(4, 4) == pytest.approx(2 / 70)

@@ -39,7 +39,7 @@ __all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_
            "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md",
            "budget_comparison", "transfer_answer", "scaling_answer", "render_readme_results", "write_readme_results",
            "TABLE8", "TABLE8_NAMES", "SECTION_4_6", "SECTION_4_6_NAMES", "arm_means", "position_verdict",
-           "mpp_verdict"]
+           "position_answer", "seed_order", "separation_chance", "mpp_verdict", "mpp_answer"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -711,8 +711,8 @@ def _shot(c: dict) -> str:
     return f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
 
 
-def _pos_embed_study(r: dict, p: dict) -> str:
-    """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
+def _pos_embed_stats(r: dict) -> tuple[list[str], list[str], dict[str, dict[str, dict[str, Any]]]]:
+    """figures/pos_embed*.json's kinds (Table 8's order), probe metrics and {metric: {kind: seed_mean}}."""
     c = r["config"]
     rows = [x for x in r["rows"] if x["arm"] in TABLE8]
     kinds = [k for k in TABLE8 if k in c["kinds"]]
@@ -720,9 +720,61 @@ def _pos_embed_study(r: dict, p: dict) -> str:
     stats = {m: arm_means(rows, m, "probe_n") for m in shots}
     stats.update(finetune_accuracy=arm_means(rows, "finetune_accuracy", "finetune_n"),
                  val_accuracy=arm_means(rows, "val_accuracy", "val_n"))
+    return kinds, shots, stats
+
+
+def seed_order(rows: list[dict], metric: str, a: str, b: str) -> int:
+    """+1 when every seed of arm `a` scored above every seed of arm `b` on `metric`, -1 the reverse, 0 when their
+    seeds interleave or an arm has no rows: the seed-to-seed spread that the intervals (at one run's test-set
+    size) leave out. Two arms that do not differ separate so by chance with probability `separation_chance`."""
+    x, y = ([q["metrics"][metric] for q in rows if q["arm"] == arm and metric in q["metrics"]] for arm in (a, b))
+    if not x or not y:
+        return 0
+    return 1 if min(x) > max(y) else -1 if max(x) < min(y) else 0
+
+
+def separation_chance(m: int, n: int) -> float:
+    """The chance that m seeds of one arm and n of another, drawn from the same distribution, separate completely
+    (all of one above all of the other, either way): 2 / C(m + n, m), an exact rank test.
+
+    >>> round(separation_chance(2, 2), 2), round(separation_chance(4, 4), 3)
+    (0.33, 0.029)
+    """
+    return min(1.0, 2 / math.comb(m + n, m))
+
+
+def _separated(rows: list[dict], metric: str, kinds: list[str]) -> str:
+    pairs = [(a, b) if seed_order(rows, metric, a, b) == 1 else (b, a) for i, a in enumerate(kinds)
+             for b in kinds[i + 1:] if seed_order(rows, metric, a, b) != 0]
+    return ", ".join(f"{TABLE8_NAMES.get(a, a)} > {TABLE8_NAMES.get(b, b)}" for a, b in pairs) or "no pair"
+
+
+def position_answer(r: dict) -> str:
+    """Table 8's claim judged on a pos_embed study's rows (`position_verdict`, with its reasons), on the few-shot
+    probe (Table 8's metric) and on fine-tuned accuracy; then seed by seed (`seed_order`), the pairs of kinds whose
+    seeds do not interleave and the chance of that with no difference (`separation_chance`)."""
+    kinds, _, stats = _pos_embed_stats(r)
+    shot, ft = _shot(r["config"]), stats["finetune_accuracy"]
+    rows = [x for x in r["rows"] if x["arm"] in kinds]
+    seeds = min((sum(x["arm"] == k for x in rows) for k in kinds), default=0)
+    text = (f"Table 8's claim, \"any position embedding helps, which kind barely matters\", on the "
+            f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
+            f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
+            f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)}).")
+    if seeds >= 2:
+        text += (f" Seed by seed (every seed of one kind above every seed of the other, which two kinds that do not "
+                 f"differ show by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds "
+                 f"each): {shot[:-4]}-shot {_separated(rows, shot, kinds)}; fine-tuned "
+                 f"{_separated(rows, 'finetune_accuracy', kinds)}.")
+    return text
+
+
+def _pos_embed_study(r: dict, p: dict) -> str:
+    """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
+    c = r["config"]
+    kinds, shots, stats = _pos_embed_stats(r)
     table = [[TABLE8_NAMES[k], _pct(TABLE8[k])] + [_acc_ci(stats[m].get(k)) for m in shots]
              + [_acc_ci(stats["finetune_accuracy"].get(k)), _acc_ci(stats["val_accuracy"].get(k))] for k in kinds]
-    shot, ft = _shot(c), stats["finetune_accuracy"]
     images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
     text = (f"`{c['model']}` pre-trained on {c['fractal_size']:,} fractals ({c['fractal_classes']} categories, "
             f"{images:,} images seen), once per position embedding; then the linear few-shot probe of its frozen "
@@ -731,11 +783,8 @@ def _pos_embed_study(r: dict, p: dict) -> str:
             "paper's column: ViT-B/16 on ImageNet, 5-shot (Table 8).\n\n"
             + _table(["position embedding", "Table 8 (paper)"] + [f"{m[:-4]}-shot" for m in shots]
                      + ["fine-tuned", "pre-training task (held-out fractals)"], table))
-    text += (f"\n\nTable 8's claim, \"any position embedding helps, which kind barely matters\", on the "
-             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
-             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
-             f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)}).")
-    return text + "\n\n" + _runs_line(rows, r)
+    rows = [x for x in r["rows"] if x["arm"] in TABLE8]
+    return text + "\n\n" + position_answer(r) + "\n\n" + _runs_line(rows, r)
 
 
 def _pretraining_task(x: dict[str, Any] | None, arm: str) -> str:
@@ -771,15 +820,24 @@ def _mpp_study(r: dict, p: dict) -> str:
             "seed. The paper's column: ViT-B/16 fine-tuned on ImageNet (Section 4.6).\n\n"
             + _table(["arm", "Section 4.6 (paper)", "fine-tuned"] + [f"{m[:-4]}-shot" for m in shots]
                      + ["pre-training task (held-out fractals)"], table))
+    return text + "\n\n" + mpp_answer(r) + "\n\n" + _runs_line(rows, r)
+
+
+def mpp_answer(r: dict) -> str:
+    """Section 4.6's order judged on an mpp study's fine-tuned accuracies (`mpp_verdict`), with the gaps beside
+    the paper's."""
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    arms = [a for a in SECTION_4_6 if a in r["config"]["arms"]]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
     verdict = mpp_verdict(ft)
-    text += (f"\n\nSection 4.6's order (fine-tuned: supervised > masked patch prediction > scratch): **{verdict}**")
+    text = f"Section 4.6's order (fine-tuned: supervised > masked patch prediction > scratch): **{verdict}**"
     if verdict != "not yet run":
         order = " > ".join(SECTION_4_6_NAMES[a] for a in sorted(arms, key=lambda a: -ft[a]["mean"]))
         text += (f" (the means order them {order}; masked patch prediction minus scratch "
                  f"{100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points, the paper +2; supervised minus "
                  f"masked patch prediction {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} points, the "
                  "paper +4)")
-    return text + ".\n\n" + _runs_line(rows, r)
+    return text + "."
 
 
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
@@ -876,8 +934,9 @@ README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig4_scaling_data"
 def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
     """The README's results block (between README_BEGIN and README_END): the figures of pre-training, transfer,
     Fig. 4 and Fig. 7 (those whose PNG exists), the first shipped model beside the one shipped now
-    (`budget_comparison`), "does pre-training pay here?" from the transfer study (`transfer_answer`) and what
-    reproduced of Fig. 3-5 (`scaling_answer`), every number read from folder/*.json."""
+    (`budget_comparison`), "does pre-training pay here?" from the transfer study (`transfer_answer`), what
+    reproduced of Fig. 3-5 (`scaling_answer`) and the verdicts of the ablations' long profiles (`position_answer`,
+    `mpp_answer`), every number read from folder/*.json."""
     folder = Path(folder)
     images = [f"![{stem}]({folder.name}/{stem}.png)" for stem in README_FIGURES if (folder / f"{stem}.png").exists()]
     out = images + [""] * bool(images) + [
@@ -893,6 +952,13 @@ def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
                 f"(`{folder.name}/scaling.json`, {len(r['rows'])} runs, {r.get('todo', 0)} still to run; "
                 f"{r['config']['images_per_run']:,} images seen per run, so this is a compute-limited "
                 f"miniature; notebook 05):", "", scaling_answer(r), ""]
+    for stem, title, answer in (("pos_embed_long", "Table 8 in miniature: which position embedding?", position_answer),
+                                ("mpp_long", "Section 4.6 in miniature: masked patch prediction", mpp_answer)):
+        if (folder / f"{stem}.json").exists():
+            r = load_results(stem, folder)["results"]
+            out += [f"**{title}** (`{folder.name}/{stem}.json`, {len(r['rows'])} runs, {r.get('todo', 0)} still to "
+                    f"run; {r['config']['images_per_run']:,} images of pre-training per run; notebook 08):", "",
+                    answer(r), ""]
     return "\n".join(out)
 
 

@@ -25,7 +25,7 @@ Design (full profile):
 - seeds 0, 1, 2 at the two smallest sizes of each corpus, seed 0 elsewhere (a seed sets the initialisation
   and the data order, and for Fashion-MNIST the subset; the fractal corpus of a size is one rendering);
   every accuracy carries a 95% Wilson interval;
-- fp32: on this project's CPUs (no native bf16) bf16 autocast trains at 0.26-0.31x the speed of fp32
+- fp32: on this project's CPUs (no native bf16) bf16 autocast trains several times slower than fp32
   (figures/train_speed.json), so it buys nothing here; the gpu profile uses bf16. torch.compile, measured
   only after the sweep had run (figures/train_speed_compiled.json), trains no faster than eager on this CPU,
   so the sweep's mode was the fastest one measured.
@@ -49,8 +49,8 @@ above ViT at the smallest budgets (Fig. 5). Partly: the orderings at one end onl
 every size, or no trend with size.
 
 Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x (3 + 3 + 1 + 1 + 1) seeds
-and sizes, plus 8 untrained probes; on a quiet 2-core CPU in fp32 seed 0's 40 rows took 78 minutes, so
-about 2.5 hours in all; in parts);
+and sizes, plus 8 untrained probes; about 2.5 hours of quiet 2-core CPU in fp32, in parts; each row's
+measured time is in its provenance in figures/scaling.json);
 smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
 two smallest sizes.
 
