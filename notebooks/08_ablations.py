@@ -342,11 +342,18 @@ Markdown(render_section(mpp_out["path"].stem, mpp_out["path"].parent, figure=Fal
 # fractal's shape, which is closer to what Fashion-MNIST's classes need than a colour is. The verdict above
 # says whether the order survived the miniature; the gaps in points stand beside the paper's +2 and +4.
 #
-# **Read after the long run so far (2026-11-30; `-p profile long`, figures/mpp_long.json: seed 0's three
-# arms and seed 1's scratch and masked patch prediction arms).** The masked patch prediction arm learns its task
-# beyond the "answer the most common colour" baseline, and after fine-tuning it is ahead of both from scratch
-# and supervised pre-training: the order of Section 4.6 with its top two swapped. On the 5-shot probe of the
-# frozen features supervised pre-training is far ahead and masked patch prediction no better than scratch: its
-# features pay only once fine-tuned, as later work on masked prediction (BEiT, MAE) reports for linear probes.
-# The verdict is read only once seed 1's supervised arm has run (`python -m vitlib experiment mpp --profile
-# long`, the runner resumes).
+# **Read after the long run (2026-11-30; `-p profile long`, figures/mpp_long.json, both seeds of the three
+# arms).** Masked patch prediction learns its task beyond the "answer the most common colour" baseline (the
+# last column), and supervised pre-training learns the fractal classes far above chance, so both arms had
+# something to transfer. After fine-tuning, masked patch prediction is ahead of scratch by far more than the
+# paper's 2 points, and ahead of supervised pre-training too, seed by seed (every seed of it above every seed
+# of the other two; see the "seeds" ranges): the order of Section 4.6 with its top two swapped, so by the rule
+# written before the run the verdict is "not reproduced", though its half "self-supervision beats scratch"
+# holds with room to spare. On the 5-shot probe of the frozen features the order is different again:
+# supervised pre-training leads and masked patch prediction is no better than scratch (a little below it at 5
+# shots, where their seeds interleave; a little above at 10), so its features pay once fine-tuned, not read off
+# linearly, as later work on masked prediction (BEiT, MAE) reports for linear probes.
+# Why supervised falls behind here and not in the paper is not settled by this study; two differences from
+# JFT stand out, neither tested: the fractal labels name shapes far from Fashion-MNIST's classes (JFT's
+# labels are close to ImageNet's), and masked patch prediction gives a target to half the patches of every
+# image where the supervised task gives one per image, a denser signal for a budget this small.

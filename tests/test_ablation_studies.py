@@ -170,7 +170,7 @@ def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(t
             "runs, 0 still to run; 8 images of pre-training per run; notebook 08)") in block
     assert block.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
     names = ", ".join(f"{k} > No Pos. Emb." for k in ("1-D Pos. Emb.", "2-D Pos. Emb.", "Rel. Pos. Emb."))
-    assert f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names}." in block
+    assert f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names}\n" in block  # one full stop
     assert "(`" + tmp_path.name + "/mpp_long.json`, 2 runs, 1 still to run;" in block
     assert "supervised > masked patch prediction > scratch): **not yet run**." in block
     save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft + [

@@ -765,8 +765,8 @@ def position_answer(r: dict) -> str:
         text += (f" Seed by seed (every seed of one kind above every seed of the other, which two kinds that do not "
                  f"differ show by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds "
                  f"each): {shot[:-4]}-shot {_separated(rows, shot, kinds)}; fine-tuned "
-                 f"{_separated(rows, 'finetune_accuracy', kinds)}.")
-    return text
+                 f"{_separated(rows, 'finetune_accuracy', kinds)}")
+    return text if text.endswith(".") else text + "."  # the kinds' names end with one
 
 
 def _pos_embed_study(r: dict, p: dict) -> str:
