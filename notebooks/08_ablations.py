@@ -161,7 +161,9 @@ for r in pe_rows:
 
 # %% [markdown]
 # Table 8 beside the miniature: the paper's 5-shot accuracies (ImageNet, ViT-B/16), then ours, 5-shot and
-# fine-tuned on Fashion-MNIST; bars are means over seeds, error bars their 95% intervals.
+# fine-tuned on Fashion-MNIST; bars are means over seeds, error bars their 95% intervals at one run's test-set
+# size, and black diamonds the lowest and highest seed (with more than one seed): the seed-to-seed spread, which
+# the intervals leave out.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -324,7 +326,8 @@ if profile == "smoke":  # one session, one machine: the numbers must agree exact
 
 # %% [markdown]
 # Section 4.6 beside the miniature: the paper's ImageNet accuracies (ViT-B/16 fine-tuned; scratch and
-# supervised from "2% better than from scratch, 4% behind supervised"), then ours, fine-tuned and 5-shot.
+# supervised from "2% better than from scratch, 4% behind supervised"), then ours, fine-tuned and 5-shot (bars,
+# intervals and seed ranges as above).
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -154,8 +154,11 @@ def test_the_renderers_and_the_figure_read_seed_means():
     stats = arm_means(rows, "5shot", "probe_n")
     assert stats["none"]["seeds"] == 2 and stats["none"]["mean"] == pytest.approx(0.505)
     fig = ablation_figure({"paper": TABLE8, "ours": stats})
-    assert len(fig.data) == 8 and sum(t.showlegend for t in fig.data) == 4
-    assert fig.data[0].error_y.array is None and fig.data[4].error_y.array is not None
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert len(bars) == 8 and sum(t.showlegend for t in fig.data) == 5  # 4 arms and the seed range, once each
+    assert bars[0].error_y.array is None and bars[4].error_y.array is not None
+    spread = [t for t in fig.data if t.type == "scatter"]  # only the seed means have seeds to spread
+    assert len(spread) == 4 and list(spread[0].y) == [pytest.approx(0.50), pytest.approx(0.51)]
 
 
 def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(tmp_path):
@@ -177,7 +180,12 @@ def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(t
         _row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]))
     assert ("**not reproduced** (the means order them masked patch prediction > supervised > from scratch; masked "
             "patch prediction minus scratch +10.0 points, the paper +2; supervised minus masked patch prediction "
-            "-5.0 points, the paper +4)") in render_readme_results(tmp_path)
+            "-5.0 points, the paper +4).\n") in render_readme_results(tmp_path)  # one seed each: no seed line
+    two = [_row(a, s, finetune_accuracy=v + 0.01 * s, finetune_n=10000) for s in (0, 1)
+           for a, v in (("scratch", 0.5), ("mpp", 0.6), ("supervised", 0.55))]
+    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=two))
+    assert ("at 2 seeds each): fine-tuned masked patch prediction > from scratch, supervised > from scratch, masked "
+            "patch prediction > supervised.\n") in render_readme_results(tmp_path)
 
 
 def test_seed_order_separates_arms_only_when_no_seed_interleaves():

@@ -213,8 +213,10 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
 def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):
     """Bar charts side by side, one panel per metric: `panels` {panel title: {arm: value}}, a value either a
     number (e.g. the paper's, drawn without an error bar) or a seed mean {"mean", "ci95", ...}
-    (vitlib.results.seed_mean: the bar, and its 95% interval as the error bar). `names` renames the arms
-    (e.g. vitlib.results.TABLE8_NAMES); an arm keeps its colour in every panel."""
+    (vitlib.results.seed_mean: the bar, its 95% interval as the error bar and, with more than one seed, the
+    lowest and highest seed as two diamonds on a dotted line: the seed-to-seed spread, which the interval at one
+    run's test-set size leaves out). `names` renames the arms (e.g. vitlib.results.TABLE8_NAMES); an arm keeps
+    its colour in every panel."""
     names = names or {}
     arms = list(dict.fromkeys(a for bars in panels.values() for a in bars))
     colours = {a: px.colors.qualitative.Plotly[i % 10] for i, a in enumerate(arms)}
@@ -229,6 +231,12 @@ def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_
                                  showlegend=arm not in shown, marker_color=colours[arm], error_y=error),
                           row=1, col=col)
             shown.add(arm)
+            if isinstance(v, dict) and v.get("seeds", 1) > 1:
+                fig.add_trace(go.Scatter(x=[names.get(arm, arm)] * 2, y=[v["low"], v["high"]], mode="lines+markers",
+                                         marker=dict(symbol="diamond", size=7, color="black"),
+                                         line=dict(color="black", width=1, dash="dot"), name="lowest and highest seed",
+                                         legendgroup="seeds", showlegend="seeds" not in shown), row=1, col=col)
+                shown.add("seeds")
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     return fig.update_layout(title=title, height=430, width=max(360 * len(panels), 500), bargap=0.25)
 

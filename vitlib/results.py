@@ -743,10 +743,21 @@ def separation_chance(m: int, n: int) -> float:
     return min(1.0, 2 / math.comb(m + n, m))
 
 
-def _separated(rows: list[dict], metric: str, kinds: list[str]) -> str:
-    pairs = [(a, b) if seed_order(rows, metric, a, b) == 1 else (b, a) for i, a in enumerate(kinds)
-             for b in kinds[i + 1:] if seed_order(rows, metric, a, b) != 0]
-    return ", ".join(f"{TABLE8_NAMES.get(a, a)} > {TABLE8_NAMES.get(b, b)}" for a, b in pairs) or "no pair"
+def _seed_by_seed(rows: list[dict], metrics: dict[str, str], arms: list[str], names: dict[str, str]) -> str:
+    """" Seed by seed (...): ..." for {label: metric}: the pairs of arms whose seeds do not interleave
+    (`seed_order`) and the chance of that with no difference (`separation_chance`); "" with fewer than 2 seeds."""
+    seeds = min((sum(x["arm"] == a for x in rows) for a in arms), default=0)
+    if seeds < 2:
+        return ""
+    parts = []
+    for label, metric in metrics.items():
+        pairs = [(a, b) if seed_order(rows, metric, a, b) == 1 else (b, a) for i, a in enumerate(arms)
+                 for b in arms[i + 1:] if seed_order(rows, metric, a, b) != 0]
+        parts.append(f"{label} " + (", ".join(f"{names.get(a, a)} > {names.get(b, b)}" for a, b in pairs) or "no pair"))
+    text = (f" Seed by seed (every seed of one above every seed of the other, which two arms that do not differ show "
+            f"by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds each): "
+            + "; ".join(parts))
+    return text if text.endswith(".") else text + "."  # Table 8's names end with one
 
 
 def position_answer(r: dict) -> str:
@@ -756,17 +767,11 @@ def position_answer(r: dict) -> str:
     kinds, _, stats = _pos_embed_stats(r)
     shot, ft = _shot(r["config"]), stats["finetune_accuracy"]
     rows = [x for x in r["rows"] if x["arm"] in kinds]
-    seeds = min((sum(x["arm"] == k for x in rows) for k in kinds), default=0)
-    text = (f"Table 8's claim, \"any position embedding helps, which kind barely matters\", on the "
+    return (f"Table 8's claim, \"any position embedding helps, which kind barely matters\", on the "
             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
-            f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)}).")
-    if seeds >= 2:
-        text += (f" Seed by seed (every seed of one kind above every seed of the other, which two kinds that do not "
-                 f"differ show by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds "
-                 f"each): {shot[:-4]}-shot {_separated(rows, shot, kinds)}; fine-tuned "
-                 f"{_separated(rows, 'finetune_accuracy', kinds)}")
-    return text if text.endswith(".") else text + "."  # the kinds' names end with one
+            f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)})."
+            + _seed_by_seed(rows, {f"{shot[:-4]}-shot": shot, "fine-tuned": "finetune_accuracy"}, kinds, TABLE8_NAMES))
 
 
 def _pos_embed_study(r: dict, p: dict) -> str:
@@ -825,7 +830,7 @@ def _mpp_study(r: dict, p: dict) -> str:
 
 def mpp_answer(r: dict) -> str:
     """Section 4.6's order judged on an mpp study's fine-tuned accuracies (`mpp_verdict`), with the gaps beside
-    the paper's."""
+    the paper's; then seed by seed, as `position_answer`."""
     rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
     arms = [a for a in SECTION_4_6 if a in r["config"]["arms"]]
     ft = arm_means(rows, "finetune_accuracy", "finetune_n")
@@ -837,7 +842,7 @@ def mpp_answer(r: dict) -> str:
                  f"{100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points, the paper +2; supervised minus "
                  f"masked patch prediction {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} points, the "
                  "paper +4)")
-    return text + "."
+    return text + "." + _seed_by_seed(rows, {"fine-tuned": "finetune_accuracy"}, arms, SECTION_4_6_NAMES)
 
 
 RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
