@@ -238,7 +238,8 @@ def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_
                                          legendgroup="seeds", showlegend="seeds" not in shown), row=1, col=col)
                 shown.add("seeds")
     fig.update_yaxes(title_text=y_title, row=1, col=1)
-    return fig.update_layout(title=title, height=430, width=max(360 * len(panels), 500), bargap=0.25)
+    return fig.update_layout(title=title, height=480, width=max(300 * len(panels), 500), bargap=0.25,
+                             legend=dict(orientation="h", y=-0.3))  # below the panels: fits a notebook's width
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------
