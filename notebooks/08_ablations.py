@@ -222,8 +222,9 @@ Markdown(render_section(pe_out["path"].stem, folder, figure=False))
 # - The pre-training task (the last column) agrees with fine-tuning: every seed of every kind with position
 #   information above every seed of "none", the kinds overlapping.
 #
-# So, by the seed-by-seed rule as written (both metrics): **which kind barely matters** holds (no two kinds
-# with position information separate on either metric); **any position embedding helps** is undecided: it
+# So, by the seed-by-seed rule as written (both metrics; the verdict above computes it,
+# `vitlib.results.position_seed_verdict`): **which kind barely matters** holds (no two kinds with position
+# information separate on either metric); **any position embedding helps** is undecided: it
 # holds after fine-tuning and on the pre-training task, seed by seed, but not on the 5-shot probe, Table 8's
 # own metric, whose seed-to-seed spread is too wide at this size (the paper's probe reads the features of a
 # far longer-trained model).

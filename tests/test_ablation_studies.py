@@ -17,6 +17,7 @@ from vitlib.results import (
     TABLE8,
     arm_means,
     mpp_verdict,
+    position_seed_verdict,
     position_verdict,
     render_readme_results,
     render_section,
@@ -173,7 +174,9 @@ def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(t
             "runs, 0 still to run; 8 images of pre-training per run; notebook 08)") in block
     assert block.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
     names = ", ".join(f"{k} > No Pos. Emb." for k in ("1-D Pos. Emb.", "2-D Pos. Emb.", "Rel. Pos. Emb."))
-    assert f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names}\n" in block  # one full stop
+    assert (f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names} Read seed by seed on both "
+            "metrics (`position_seed_verdict`): \"any position embedding helps\" **holds**; \"which kind barely "
+            "matters\" **holds**.\n") in block
     assert "(`" + tmp_path.name + "/mpp_long.json`, 2 runs, 1 still to run;" in block
     assert "supervised > masked patch prediction > scratch): **not yet run**." in block
     save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft + [
@@ -195,3 +198,17 @@ def test_seed_order_separates_arms_only_when_no_seed_interleaves():
     assert seed_order(rows, "acc", "a", "b") == 1 and seed_order(rows, "acc", "b", "a") == -1
     assert seed_order(rows, "acc", "a", "missing") == 0 and seed_order(rows, "other", "a", "b") == 0
     assert separation_chance(1, 1) == 1.0 and separation_chance(4, 4) == pytest.approx(2 / 70)
+
+
+def test_table_8_read_seed_by_seed_needs_both_metrics():
+    kinds = list(TABLE8)
+    rows = [_row(k, s, a=v + 0.01 * s, b=v + 0.01 * s) for s in (0, 1)
+            for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
+    assert position_seed_verdict(rows, ["a", "b"], kinds) == ("holds", "holds")
+    rows.append(_row("none", 2, a=0.7, b=0.4))  # "none" now interleaves with every kind on one metric only
+    assert position_seed_verdict(rows, ["a", "b"], kinds) == ("undecided", "holds")
+    apart = [_row(k, s, a=v + 0.01 * s, b=v + 0.01 * s) for s in (0, 1)
+             for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.8))]
+    assert position_seed_verdict(apart, ["a", "b"], kinds) == ("holds", "does not hold")  # relative above both
+    same = [_row(k, s, a=0.5 + 0.01 * s, b=0.5) for s in (0, 1) for k in kinds]
+    assert position_seed_verdict(same, ["a", "b"], kinds) == ("not shown", "holds")

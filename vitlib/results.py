@@ -39,7 +39,7 @@ __all__ = ["FIGURES_DIR", "figures_dir", "wilson_interval", "provenance", "save_
            "RENDERERS", "seed_mean", "compare", "render_section", "render_results_md", "write_results_md",
            "budget_comparison", "transfer_answer", "scaling_answer", "render_readme_results", "write_readme_results",
            "TABLE8", "TABLE8_NAMES", "SECTION_4_6", "SECTION_4_6_NAMES", "arm_means", "position_verdict",
-           "position_answer", "seed_order", "separation_chance", "mpp_verdict", "mpp_answer"]
+           "position_answer", "position_seed_verdict", "seed_order", "separation_chance", "mpp_verdict", "mpp_answer"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
@@ -760,6 +760,25 @@ def _seed_by_seed(rows: list[dict], metrics: dict[str, str], arms: list[str], na
     return text if text.endswith(".") else text + "."  # Table 8's names end with one
 
 
+def position_seed_verdict(rows: list[dict], metrics: list[str], kinds: list[str]) -> tuple[str, str]:
+    """Table 8's claim read seed by seed, the rule written before the long profile's seeds 2 and 3
+    (vitlib.experiments.pos_embed): two kinds differ when every seed of one lies above every seed of the other
+    (`seed_order`) on every metric, are alike when their seeds interleave on every metric, and are undecided
+    between. Returns the verdicts of "any position embedding helps" (holds: every kind above "none"; not shown:
+    every kind alike with "none"; else undecided) and "which kind barely matters" (holds: every two kinds with
+    position information alike; does not hold: two of them differ; else undecided)."""
+    def pair(a: str, b: str) -> str:
+        orders = {seed_order(rows, m, a, b) for m in metrics}
+        return {1: "above", -1: "below", 0: "alike"}[orders.pop()] if len(orders) == 1 else "undecided"
+    others = [k for k in kinds if k != "none"]
+    helps = [pair(k, "none") for k in others]
+    kinds_apart = [pair(a, b) for i, a in enumerate(others) for b in others[i + 1:]]
+    return ("holds" if helps and all(h == "above" for h in helps) else
+            "not shown" if helps and all(h == "alike" for h in helps) else "undecided",
+            "does not hold" if any(k in ("above", "below") for k in kinds_apart) else
+            "holds" if all(k == "alike" for k in kinds_apart) else "undecided")
+
+
 def position_answer(r: dict) -> str:
     """Table 8's claim judged on a pos_embed study's rows (`position_verdict`, with its reasons), on the few-shot
     probe (Table 8's metric) and on fine-tuned accuracy; then seed by seed (`seed_order`), the pairs of kinds whose
@@ -771,7 +790,16 @@ def position_answer(r: dict) -> str:
             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
             f"**{position_verdict(ft, kinds)}** ({_position_reason(ft, kinds)})."
-            + _seed_by_seed(rows, {f"{shot[:-4]}-shot": shot, "fine-tuned": "finetune_accuracy"}, kinds, TABLE8_NAMES))
+            + _seed_by_seed(rows, {f"{shot[:-4]}-shot": shot, "fine-tuned": "finetune_accuracy"}, kinds, TABLE8_NAMES)
+            + _seed_reading(rows, [shot, "finetune_accuracy"], kinds))
+
+
+def _seed_reading(rows: list[dict], metrics: list[str], kinds: list[str]) -> str:
+    if "none" not in kinds or min((sum(x["arm"] == k for x in rows) for k in kinds), default=0) < 2:
+        return ""
+    helps, which = position_seed_verdict(rows, metrics, kinds)
+    return (f" Read seed by seed on both metrics (`position_seed_verdict`): \"any position embedding helps\" "
+            f"**{helps}**; \"which kind barely matters\" **{which}**.")
 
 
 def _pos_embed_study(r: dict, p: dict) -> str:
