@@ -711,8 +711,9 @@ def _shot(c: dict) -> str:
     return f"{min(c['shots'], key=lambda s: abs(s - 5))}shot"
 
 
-def _pos_embed_stats(r: dict) -> tuple[list[str], list[str], dict[str, dict[str, dict[str, Any]]]]:
-    """figures/pos_embed*.json's kinds (Table 8's order), probe metrics and {metric: {kind: seed_mean}}."""
+def _pos_embed_stats(r: dict) -> tuple[list[dict], list[str], list[str], dict[str, dict[str, dict[str, Any]]]]:
+    """figures/pos_embed*.json's rows of Table 8's kinds, the kinds (Table 8's order), probe metrics and
+    {metric: {kind: seed_mean}}."""
     c = r["config"]
     rows = [x for x in r["rows"] if x["arm"] in TABLE8]
     kinds = [k for k in TABLE8 if k in c["kinds"]]
@@ -720,7 +721,7 @@ def _pos_embed_stats(r: dict) -> tuple[list[str], list[str], dict[str, dict[str,
     stats = {m: arm_means(rows, m, "probe_n") for m in shots}
     stats.update(finetune_accuracy=arm_means(rows, "finetune_accuracy", "finetune_n"),
                  val_accuracy=arm_means(rows, "val_accuracy", "val_n"))
-    return kinds, shots, stats
+    return rows, kinds, shots, stats
 
 
 def seed_order(rows: list[dict], metric: str, a: str, b: str) -> int:
@@ -743,16 +744,21 @@ def separation_chance(m: int, n: int) -> float:
     return min(1.0, 2 / math.comb(m + n, m))
 
 
+def _fewest_seeds(rows: list[dict], arms: list[str]) -> int:
+    """The number of rows of the arm with the fewest (0 when an arm has none)."""
+    return min((sum(x["arm"] == a for x in rows) for a in arms), default=0)
+
+
 def _seed_by_seed(rows: list[dict], metrics: dict[str, str], arms: list[str], names: dict[str, str]) -> str:
     """" Seed by seed (...): ..." for {label: metric}: the pairs of arms whose seeds do not interleave
     (`seed_order`) and the chance of that with no difference (`separation_chance`); "" with fewer than 2 seeds."""
-    seeds = min((sum(x["arm"] == a for x in rows) for a in arms), default=0)
+    seeds = _fewest_seeds(rows, arms)
     if seeds < 2:
         return ""
     parts = []
     for label, metric in metrics.items():
-        pairs = [(a, b) if seed_order(rows, metric, a, b) == 1 else (b, a) for i, a in enumerate(arms)
-                 for b in arms[i + 1:] if seed_order(rows, metric, a, b) != 0]
+        orders = {(a, b): seed_order(rows, metric, a, b) for i, a in enumerate(arms) for b in arms[i + 1:]}
+        pairs = [(a, b) if o == 1 else (b, a) for (a, b), o in orders.items() if o != 0]
         parts.append(f"{label} " + (", ".join(f"{names.get(a, a)} > {names.get(b, b)}" for a, b in pairs) or "no pair"))
     text = (f" Seed by seed (every seed of one above every seed of the other, which two arms that do not differ show "
             f"by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds each): "
@@ -783,9 +789,8 @@ def position_answer(r: dict) -> str:
     """Table 8's claim judged on a pos_embed study's rows (`position_verdict`, with its reasons), on the few-shot
     probe (Table 8's metric) and on fine-tuned accuracy; then seed by seed (`seed_order`), the pairs of kinds whose
     seeds do not interleave and the chance of that with no difference (`separation_chance`)."""
-    kinds, _, stats = _pos_embed_stats(r)
+    rows, kinds, _, stats = _pos_embed_stats(r)
     shot, ft = _shot(r["config"]), stats["finetune_accuracy"]
-    rows = [x for x in r["rows"] if x["arm"] in kinds]
     return (f"Table 8's claim, \"any position embedding helps, which kind barely matters\", on the "
             f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
             f"({_position_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
@@ -795,7 +800,7 @@ def position_answer(r: dict) -> str:
 
 
 def _seed_reading(rows: list[dict], metrics: list[str], kinds: list[str]) -> str:
-    if "none" not in kinds or min((sum(x["arm"] == k for x in rows) for k in kinds), default=0) < 2:
+    if "none" not in kinds or _fewest_seeds(rows, kinds) < 2:
         return ""
     helps, which = position_seed_verdict(rows, metrics, kinds)
     return (f" Read seed by seed on both metrics (`position_seed_verdict`): \"any position embedding helps\" "
@@ -805,7 +810,7 @@ def _seed_reading(rows: list[dict], metrics: list[str], kinds: list[str]) -> str
 def _pos_embed_study(r: dict, p: dict) -> str:
     """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
     c = r["config"]
-    kinds, shots, stats = _pos_embed_stats(r)
+    rows, kinds, shots, stats = _pos_embed_stats(r)
     table = [[TABLE8_NAMES[k], _pct(TABLE8[k])] + [_acc_ci(stats[m].get(k)) for m in shots]
              + [_acc_ci(stats["finetune_accuracy"].get(k)), _acc_ci(stats["val_accuracy"].get(k))] for k in kinds]
     images = c["images_per_run"] // c["batch_size"] * c["batch_size"]
@@ -816,7 +821,6 @@ def _pos_embed_study(r: dict, p: dict) -> str:
             "paper's column: ViT-B/16 on ImageNet, 5-shot (Table 8).\n\n"
             + _table(["position embedding", "Table 8 (paper)"] + [f"{m[:-4]}-shot" for m in shots]
                      + ["fine-tuned", "pre-training task (held-out fractals)"], table))
-    rows = [x for x in r["rows"] if x["arm"] in TABLE8]
     return text + "\n\n" + position_answer(r) + "\n\n" + _runs_line(rows, r)
 
 
@@ -889,8 +893,8 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_rows),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)", _train_speed),
-    "train_speed_compiled": ("Training speed with torch.compile, at 65 tokens (`benchmarks/train_speed.py`, its "
-                             "command below)", _train_speed),
+    "train_speed_compiled": ("Training speed with torch.compile (`benchmarks/train_speed.py`, its command below)",
+                             _train_speed),
     "precision_accuracy": ("Does bf16 keep accuracy? (`benchmarks/precision_accuracy.py`)", _precision_accuracy),
     "transfer": ("Does pre-training pay? Fine-tuning and few-shot transfer with intervals "
                  "(`python -m vitlib experiment transfer --profile full`)", _transfer_study),
