@@ -539,7 +539,7 @@ def _add_experiment_command(sub) -> None:
                         help="show the traceback of an error")
         g = sp.add_argument_group(f"study fields (vitlib.experiments.{name}.Config; unset flags keep the profile's "
                                   "value)")
-        full = study.PROFILES["full"]
+        full = study.PROFILES.get("full", list(study.PROFILES.values())[-1])  # the defaults shown in --help
         for field, kind, _, help_text in experiments.fields(name):
             value = getattr(full, field)
             shown = " ".join(map(str, value)) if isinstance(value, tuple) else repr(value)

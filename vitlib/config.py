@@ -346,7 +346,9 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum (Appendix B.1.1)
     weight_decay: float = 0.0  # decoupled, multiplied by the LR as in flax.optim.Adam and torch AdamW
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
-    schedule: Literal["linear", "cosine", "constant"] = "linear"  # decay after the warm-up
+    # decay after the warm-up; "rsqrt": lr * sqrt(warmup / step), which does not depend on `steps`, so one run's
+    # checkpoints are the runs of every shorter length (Zhai et al. 2021, "Scaling Vision Transformers")
+    schedule: Literal["linear", "cosine", "constant", "rsqrt"] = "linear"
     end_lr: float = 0.0  # LR at the last step of a linear decay
     grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
     label_smoothing: float = 0.0  # not in the paper; 0 disables
@@ -359,6 +361,7 @@ class TrainConfig:
     seed: int = 0  # seeds data order, worker seeds, mixup and dropout
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
+    eval_steps: tuple[int, ...] = ()  # evaluate also after these steps (log-spaced learning curves)
     eval_batch_size: int = 256  # batch size for evaluation
     log_every: int = 10  # write a train record (mean loss/accuracy since the last one) every this many steps
     checkpoint_every: int = 0  # write a checkpoint every this many steps (0: only at the end)
@@ -368,8 +371,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.schedule not in ("linear", "cosine", "constant"):
-            raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}")
+        if self.schedule not in ("linear", "cosine", "constant", "rsqrt"):
+            raise ValueError(f"schedule must be 'linear', 'cosine', 'constant' or 'rsqrt', got {self.schedule!r}")
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.steps < 1 or self.batch_size < 1:
@@ -389,6 +392,7 @@ class TrainConfig:
             (self.mixup_alpha >= 0, f"mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (all(s >= 1 for s in self.eval_steps), f"eval_steps must be steps >= 1, got {self.eval_steps}"),
             (min(self.eval_every, self.checkpoint_every, self.keep_checkpoints, self.num_workers) >= 0,
              "eval_every, checkpoint_every, keep_checkpoints and num_workers must be >= 0 (0: off or all)"),
         )

@@ -114,11 +114,15 @@ def _recipe(paper: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate of update `step` (0-based), as the official code's `create_learning_rate_schedule`:
-    lr * min(1, step / warmup) * decay(progress), progress = (step - warmup) / (steps - warmup) in [0, 1].
+    lr * min(1, step / warmup) * decay(progress), progress = (step - warmup) / (steps - warmup) in [0, 1];
+    "rsqrt" (big_vision's, not the paper's) decays as sqrt(warmup / step) after the warm-up, whatever `steps`.
 
     >>> cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10)
     >>> lr_at(0, cfg), lr_at(5, cfg), lr_at(10, cfg), lr_at(60, cfg)
     (0.0, 0.5, 1.0, 0.5)
+    >>> rsqrt = TrainConfig(steps=110, lr=1.0, warmup_steps=10, schedule="rsqrt")
+    >>> lr_at(5, rsqrt), lr_at(10, rsqrt), lr_at(40, rsqrt)
+    (0.5, 1.0, 0.5)
     """
     progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
     progress = min(max(progress, 0.0), 1.0)
@@ -126,6 +130,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         lr = cfg.end_lr + (cfg.lr - cfg.end_lr) * (1.0 - progress)
     elif cfg.schedule == "cosine":
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif cfg.schedule == "rsqrt":
+        lr = cfg.lr * math.sqrt(max(cfg.warmup_steps, 1) / max(step, cfg.warmup_steps, 1))
     else:
         lr = cfg.lr
     if cfg.warmup_steps:
@@ -306,7 +312,7 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
 
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None,
+          on_eval: Callable[[int, dict[str, float]], bool | None] | None = None,
           objective: Objective | None = None) -> dict[str, list[dict]]:
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
 
@@ -317,7 +323,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
     A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
     `on_eval(step, {"loss", "accuracy", "n"})` is called (rank 0) after each validation, with the model in its
-    state at that step: a caller keeps the best validation state this way (vitlib.experiments.scaling).
+    state at that step: a caller keeps the best validation state this way (vitlib.experiments.scaling); when it
+    returns True the run stops there (early stopping: a learning curve that has flattened).
     `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
     cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
     (vitlib.mpp.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
@@ -367,21 +374,23 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
         if out is not None and rank == 0:
             _append_jsonl(out / METRICS_FILE, {"split": split, **record})
 
-    def run_eval() -> None:
-        if val_set is not None and rank == 0:
-            res = evaluate(raw, val_set, cfg.eval_batch_size, device, cfg.precision)
-            log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
-            if on_eval is not None:
-                on_eval(step, res)
-            if cfg.progress:
-                bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
+    def run_eval() -> bool:
+        """Validate at `step` (rank 0); True when `on_eval` asks to stop."""
+        if val_set is None or rank != 0 or (history["val"] and history["val"][-1]["step"] == step):
+            return False
+        res = evaluate(raw, val_set, cfg.eval_batch_size, device, cfg.precision)
+        log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
+        if cfg.progress:
+            bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
+        return bool(on_eval(step, res)) if on_eval is not None else False
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
     net.train()
     sums = torch.zeros(4, device=device)  # loss * count, correct, count (predictions), images since the last log
     t_log = time.perf_counter()
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
-    while step < cfg.steps:
+    stop = False  # on_eval asked to stop (early stopping)
+    while step < cfg.steps and not stop:
         epoch, skip = divmod(step, steps_per_epoch)
         loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
                              num_workers=cfg.num_workers, rank=rank, world_size=world)
@@ -429,9 +438,9 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 t_log = time.perf_counter()
             bar.update(1)
             t_pause = time.perf_counter()  # evaluation and checkpoints do not count in images/s
-            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                run_eval()
-            if out is not None and rank == 0 and (step == cfg.steps or (cfg.checkpoint_every and
+            if step < cfg.steps and ((cfg.eval_every and step % cfg.eval_every == 0) or step in cfg.eval_steps):
+                stop = run_eval()
+            if out is not None and rank == 0 and (step == cfg.steps or stop or (cfg.checkpoint_every and
                                                                         step % cfg.checkpoint_every == 0)):
                 # a finite update can still overflow the weights (an absurd lr): never checkpoint them
                 if not torch.stack([torch.isfinite(p).all() for p in raw.parameters()]).all().item():
@@ -442,7 +451,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                                             optimizer=optimizer, rng=checkpoints.capture_rng(gen))
                 checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
             t_log += time.perf_counter() - t_pause
-            if step >= cfg.steps:
+            if step >= cfg.steps or stop:
                 break
     run_eval()
     bar.close()

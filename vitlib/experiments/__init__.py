@@ -24,13 +24,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import mpp, pos_embed, scaling, transfer
+from . import mpp, pos_embed, scaling, scaling_curves, transfer
 from .runner import load_rows, machine_load, run_study, study_path, training_flops
 
 __all__ = ["STUDIES", "PROFILE_NAMES", "config", "fields", "run", "study_path", "load_rows", "machine_load",
            "training_flops", "run_study", "images_seen"]
 
-STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling, "pos_embed": pos_embed, "mpp": mpp}
+STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling, "pos_embed": pos_embed, "mpp": mpp,
+                               "scaling_curves": scaling_curves}
 PROFILE_NAMES = ("smoke", "full", "gpu")  # the profiles every study has; a study may add its own (pos_embed: long)
 
 

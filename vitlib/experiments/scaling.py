@@ -169,13 +169,14 @@ def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
     return 0 if spec["kind"] == "untrained" else cfg.images_per_run // cfg.batch_size * cfg.batch_size
 
 
-def pretraining_data(corpus: str, size: int, seed: int, *, classes: int, img_size: int, n_val: int):
+def pretraining_data(corpus: str, size: int, seed: int, *, classes: int, img_size: int, n_val: int,
+                     val_per_class: int = 10):
     """(train, held-out val) of a pre-training corpus at `size` images; the val set is the same at every size
-    (fractaldb: its test split of 10 images per category, `classes` categories; Fashion-MNIST: its val split),
-    cut to `n_val` images. The other studies (pos_embed, mpp) pre-train on it too."""
+    (fractaldb: its test split of `val_per_class` images per category, `classes` categories; Fashion-MNIST: its
+    val split), cut to `n_val` images. The other studies (pos_embed, mpp) pre-train on it too."""
     if corpus == "fractaldb":
         per_class = max(size // classes, 1)
-        opts = dict(num_classes=classes, images_per_class=per_class, test_images_per_class=10)
+        opts = dict(num_classes=classes, images_per_class=per_class, test_images_per_class=val_per_class)
         train_set = get_dataset("fractaldb", "train", img_size, seed=seed, val_fraction=0.0, **opts)
         val = get_dataset("fractaldb", "test", img_size, **opts)
     else:

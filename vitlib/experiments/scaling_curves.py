@@ -1,0 +1,168 @@
+"""Study `scaling_curves`: Fig. 3/4 and 5 from learning curves, every run trained until its held-out curve
+flattens, and locality (Fig. 7 right) recorded along the way.
+
+The claim (paper.md, Fig. 3-5, Sections 4.2-4.3): with little pre-training data the ResNet's inductive bias
+wins; as the data grow ViT catches up and overtakes it (Fig. 4 puts the crossover between about 30M and 90M
+images); per unit of pre-training compute ViT is the better deal (Fig. 5). What a miniature can test is the
+trend that produces the crossover: the ResNet's lead shrinks as the pre-training data grow, once every model
+is trained to its plateau at every size. The first sweep (study `scaling`, 16,384 images a run) could not:
+its ViTs never learned the pre-training task.
+
+One run per (model, size, seed) gives both axes: each run is evaluated at log-spaced checkpoints (images
+seen 2^k): held-out pre-training accuracy, the 5- and 10-shot linear probe on Fashion-MNIST test (Fig. 4's
+protocol, vitlib.experiments.scaling.probe_metrics), training FLOPs so far, and for ViTs the mean attention
+distance of every head (vitlib.analysis.mean_attention_distance on held-out fractals). The best-validation
+checkpoint is a point of Fig. 3/4; the checkpoints of the runs on the largest set are Fig. 5.
+The learning rate follows the rsqrt schedule after a fixed warm-up (vitlib.train.lr_at; Zhai et al. 2021):
+it does not depend on the run's length, so a checkpoint at 2^k images is the run of that length (without a
+final cool-down), and a run stops early where its curve has flattened: the last doubling of images seen
+gained less than `plateau_gain` of held-out accuracy (after at least `min_images`), or at `max_images`.
+
+Profiles: `smoke` (tiny models, seconds), `pilot` (the learning curves that size the design; rows in
+figures/scaling_curves_pilot.json). The long design is written here, from the pilot, before its first row.
+
+Deviations from the paper: the data (fractals, 10^3-10^5 images, not 3 x 10^8), the models (Ti-sized at
+28 px), the rsqrt schedule (the paper: linear decay over a fixed length) and early stopping at a plateau.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..analysis import attention_maps, mean_attention_distance
+from ..flops import count_parameters, forward_flops
+from ..model import VisionTransformer, create_model
+from ..results import wilson_interval
+from ..train import pretrain_recipe, train
+from .runner import check_config, param
+from .scaling import MODELS, probe_features, probe_metrics, pretraining_data
+
+__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images"]
+
+NAME = "scaling_curves"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
+
+    models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "BiT-R26x1 w32"),
+                                    "models (names of vitlib.experiments.scaling.MODELS)")
+    sizes: tuple[int, ...] = param((1000, 100000), "fractaldb sizes in images (fractal_classes categories)")
+    fractal_classes: int = param(100, "fractaldb categories")
+    seeds: tuple[int, ...] = param((0,), "seeds (initialisation and data order)")
+    images_per_run: int = param(2**19, "the cap of a run, in images seen (a run may stop earlier: plateau_gain)")
+    min_images: int = param(2**14, "no plateau stop before this many images seen")
+    plateau_gain: float = param(0.01, "stop when the last doubling of images gained less held-out accuracy")
+    first_checkpoint: int = param(2**10, "the first checkpoint, in images seen; then every doubling")
+    warmup_images: int = param(2**14, "linear warm-up, in images seen, then rsqrt decay")
+    batch_size: int = param(32, "pre-training batch size")
+    lr: float = param(1e-3, "peak learning rate (Adam, weight decay 0.1, gradient clipping at 1)")
+    n_val: int = param(2000, "held-out images of the pre-training task (fractaldb test split, 20 per category)")
+    shots: tuple[int, ...] = param((5, 10), "few-shot probe: images per class")
+    probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
+    probe_test: int = param(2000, "few-shot probe: test images")
+    distance_images: int = param(128, "held-out images for the mean attention distance (ViTs)")
+    img_size: int = param(28, "resolution H = W")
+    precision: str = param("fp32", "fp32 or bf16 (autocast)")
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+PROFILES: dict[str, Config] = {
+    "smoke": Config(models=("ViT-tiny/8 L=1", "BiT-R w32 tiny"), sizes=(200,), fractal_classes=10,
+                    images_per_run=256, min_images=64, first_checkpoint=32, warmup_images=32, batch_size=16,
+                    n_val=40, shots=(1, 5), probe_pool=50, probe_test=50, distance_images=8, img_size=32),
+    # the learning curves that size the design: both candidate models at the smallest and largest size
+    "pilot": Config(),
+}
+
+
+def expand(cfg: Config) -> list[dict[str, Any]]:
+    """The runs: for each seed, the smallest size first (short runs: a first reading early), model by model."""
+    unknown = sorted(set(cfg.models) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    return [dict(key=f"{model}/fractaldb/n{size}/s{seed}", kind="curve", model=model, size=size, seed=seed)
+            for seed in cfg.seeds for size in sorted(cfg.sizes) for model in cfg.models]
+
+
+def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
+    """The cap (a run that reaches its plateau earlier sees fewer)."""
+    return cfg.images_per_run // cfg.batch_size * cfg.batch_size
+
+
+def checkpoint_images(cfg: Config) -> list[int]:
+    """Images seen at each checkpoint: first_checkpoint, doubling, up to images_per_run (always the last).
+
+    >>> checkpoint_images(PROFILES["smoke"])
+    [32, 64, 128, 256]
+    """
+    points, n = [], cfg.first_checkpoint
+    while n < cfg.images_per_run:
+        points.append(n)
+        n *= 2
+    return points + [cfg.images_per_run]
+
+
+def _distances(model: torch.nn.Module, images: torch.Tensor) -> list[list[float]] | None:
+    """Mean attention distance (pixels) of every layer and head, or None for a model without attention maps."""
+    if not isinstance(model, VisionTransformer):
+        return None
+    P = model.cfg.patch_size
+    grid = model.cfg.img_size // P
+    return mean_attention_distance(attention_maps(model, images), grid, P).tolist()
+
+
+def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
+    """Pre-train one model on one corpus size until its plateau (or the cap), evaluating at every checkpoint."""
+    seed, batch = spec["seed"], cfg.batch_size
+    train_set, val_set = pretraining_data("fractaldb", spec["size"], seed, classes=cfg.fractal_classes,
+                                          img_size=cfg.img_size, n_val=cfg.n_val,
+                                          val_per_class=max(cfg.n_val // cfg.fractal_classes, 1))
+    name, overrides = MODELS[spec["model"]]
+    torch.manual_seed(seed)
+    model = create_model(name, img_size=cfg.img_size, num_classes=train_set.num_classes, **overrides)
+    fwd = forward_flops(model, cfg.img_size)
+    steps = max(cfg.images_per_run // batch, 1)
+    eval_steps = tuple(sorted({max(n // batch, 1) for n in checkpoint_images(cfg)}))
+    recipe = pretrain_recipe(steps=steps, batch_size=batch, lr=cfg.lr, warmup_steps=max(cfg.warmup_images // batch, 1),
+                             schedule="rsqrt", grad_clip=1.0, seed=seed, eval_steps=eval_steps,
+                             precision=cfg.precision, progress=False, log_every=max(steps // 64, 1))
+    distance_images = torch.stack([val_set[i][0] for i in range(min(cfg.distance_images, len(val_set)))])
+    points: list[dict[str, Any]] = []
+    best: dict[str, Any] = dict(val_accuracy=-1.0)
+    start = time.perf_counter()
+
+    def checkpoint(step: int, res: dict) -> bool:
+        images = step * batch
+        features = probe_features(model, "fashion_mnist", cfg.img_size, cfg.probe_pool, cfg.probe_test)
+        point = dict(images_seen=images, train_flops=3 * fwd * images, seconds=round(time.perf_counter() - start, 1),
+                     val_accuracy=res["accuracy"], val_loss=res["loss"], **probe_metrics(features, cfg.shots, seed),
+                     attention_distance=_distances(model, distance_images))
+        points.append(point)
+        if res["accuracy"] > best["val_accuracy"]:
+            best.update(point, state=copy.deepcopy(model.state_dict()))
+        previous = [p for p in points if p["images_seen"] * 2 == images]
+        return bool(images >= cfg.min_images and previous
+                    and res["accuracy"] - previous[0]["val_accuracy"] < cfg.plateau_gain)
+
+    history = train(model, train_set, recipe, val_set=val_set, on_eval=checkpoint)
+    best.pop("state")
+    last = points[-1]
+    n_val = len(val_set)
+    plateau = last["images_seen"] < steps * batch or (
+        len(points) > 1 and last["val_accuracy"] - points[-2]["val_accuracy"] < cfg.plateau_gain)
+    metrics = dict(val_accuracy=best["val_accuracy"], val_n=n_val,
+                   val_ci95=list(wilson_interval(round(best["val_accuracy"] * n_val), n_val)),
+                   best_images=best["images_seen"], final_val_accuracy=last["val_accuracy"], plateau=plateau,
+                   **{k: v for k, v in best.items() if k.endswith("shot") or k.endswith("shot_ci95") or k == "probe_n"})
+    return dict(parameters=count_parameters(model), n_train=len(train_set), images_seen=last["images_seen"],
+                epochs=round(last["images_seen"] / len(train_set), 3), train_flops=last["train_flops"],
+                metrics=metrics, points=points, train_curve=history["train"])
