@@ -57,7 +57,7 @@ class Config:
     fractal_classes: int = param(100, "fractaldb categories")
     seeds: tuple[int, ...] = param((0,), "seeds (initialisation and data order)")
     images_per_run: int = param(2**19, "the cap of a run, in images seen (a run may stop earlier: plateau_gain)")
-    min_images: int = param(2**14, "no plateau stop before this many images seen")
+    min_images: int = param(2**17, "no plateau stop before this many images seen")
     plateau_gain: float = param(0.01, "stop when the last doubling of images gained less held-out accuracy")
     first_checkpoint: int = param(2**10, "the first checkpoint, in images seen; then every doubling")
     warmup_images: int = param(2**14, "linear warm-up, in images seen, then rsqrt decay")
