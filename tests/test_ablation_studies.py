@@ -9,22 +9,13 @@ import torch
 from vitlib import experiments
 from vitlib.__main__ import main
 from vitlib.experiments import mpp, pos_embed
+from vitlib.experiments.mpp import mpp_verdict
+from vitlib.experiments.pos_embed import position_seed_verdict, position_verdict
+from vitlib.paper import SECTION_4_6, TABLE8
 from vitlib.plots import ablation_figure
-from vitlib.results import (
-    FIGURES_DIR,
-    RENDERERS,
-    SECTION_4_6,
-    TABLE8,
-    arm_means,
-    mpp_verdict,
-    position_seed_verdict,
-    position_verdict,
-    render_readme_results,
-    render_section,
-    save_results,
-    seed_order,
-    separation_chance,
-)
+from vitlib.records import FIGURES_DIR, save_results
+from vitlib.results import RENDERERS, render_readme_results, render_section
+from vitlib.stats import arm_means, seed_order, separation_chance
 
 
 def _quiet(line):
@@ -33,7 +24,7 @@ def _quiet(line):
 
 def test_full_profiles_meet_the_issues_design():
     p = pos_embed.PROFILES["full"]
-    assert p.kinds == ("none", "learned", "learned_2d", "relative") and len(p.seeds) >= 2
+    assert p.embeddings == ("none", "learned", "learned_2d", "relative") and len(p.seeds) >= 2
     assert p.model == "ViT-Ti/4 L=4" and p.fractal_size == 30000 and p.fractal_classes == 100 and 5 in p.shots
     m = mpp.PROFILES["full"]
     assert set(m.arms) == {"scratch", "mpp", "supervised"} and len(m.seeds) >= 2 and m.corrupt_fraction == 0.5
@@ -43,7 +34,7 @@ def test_full_profiles_meet_the_issues_design():
     assert experiments.images_seen("pos_embed", "full") == 8 * (32768 + 12800)
     assert experiments.images_seen("mpp", "full") == 2 * (2 * (32768 + 12800) + 12800)
     with pytest.raises(ValueError, match="unknown position embedding"):
-        experiments.config("pos_embed", "full", kinds=("sinusoidal",))
+        experiments.config("pos_embed", "full", embeddings=("sinusoidal",))
     with pytest.raises(ValueError, match="unknown arm"):
         experiments.config("mpp", "full", arms=("contrastive",))
 
@@ -65,7 +56,7 @@ def test_the_long_profiles_change_the_pre_training_budget_and_nothing_else():
 def test_the_kinds_start_from_the_same_encoder_weights_only_the_position_parameters_differ():
     cfg = pos_embed.PROFILES["full"]
     states = {}
-    for kind in pos_embed.KINDS:
+    for kind in pos_embed.EMBEDDINGS:
         torch.manual_seed(0)
         states[kind] = pos_embed.build_vit(cfg, 100, pos_embed=kind).state_dict()
     position = ("pos_embed", "rel_pos", "pre_logits")  # the pre-logits layer is drawn after E_pos (and dropped
@@ -89,7 +80,7 @@ def test_the_full_plan_from_the_command_line(capsys, tmp_path):
 def test_smoke_runs_of_both_studies_and_the_supervised_arm_repeats_the_learned_one(tmp_path):
     pe = experiments.run("pos_embed", "smoke", folder=tmp_path, log=_quiet)["rows"]
     cfg = pos_embed.PROFILES["smoke"]
-    assert [r["arm"] for r in pe] == list(pos_embed.KINDS)
+    assert [r["arm"] for r in pe] == list(pos_embed.EMBEDDINGS)
     for row in pe:
         m = row["metrics"]
         assert row["images_seen"] == pos_embed.planned_images(cfg, row) == row["pretrain_images"] + 32
@@ -143,7 +134,7 @@ def _pos_embed_rows():
 
 
 _CONFIG = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, batch_size=4, finetune_size=3,
-               probe_dataset="d", shots=[5], kinds=list(TABLE8))
+               probe_dataset="d", shots=[5], embeddings=list(TABLE8))
 
 
 def test_the_renderers_and_the_figure_read_seed_means():
@@ -162,33 +153,39 @@ def test_the_renderers_and_the_figure_read_seed_means():
     assert len(spread) == 4 and list(spread[0].y) == [pytest.approx(0.50), pytest.approx(0.51)]
 
 
-def test_the_readme_block_gives_the_long_profiles_verdicts_once_they_have_rows(tmp_path):
+def test_the_long_profiles_answers_and_the_readme_claims_once_they_have_rows(tmp_path):
     for stem in ("shipped_model_v1_too_small_budget", "finetune_results"):
         shutil.copy(FIGURES_DIR / f"{stem}.json", tmp_path)
-    assert "Table 8 in miniature" not in render_readme_results(tmp_path)  # no results file, nothing claimed
-    save_results(tmp_path / "pos_embed_long", dict(config=_CONFIG, rows=_pos_embed_rows(), todo=0))
-    ft = [_row(a, 0, finetune_accuracy=v, finetune_n=10000) for a, v in (("scratch", 0.5), ("mpp", 0.6))]
-    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft, todo=1))
+    assert "Table 8" not in render_readme_results(tmp_path)  # no results file, nothing claimed
+    r = dict(config=_CONFIG, rows=_pos_embed_rows(), todo=0)
+    save_results(tmp_path / "pos_embed_long", r)
     block = render_readme_results(tmp_path)
-    assert ("**Table 8 in miniature: which position embedding?** (`" + tmp_path.name + "/pos_embed_long.json`, 8 "
-            "runs, 0 still to run; 8 images of pre-training per run; notebook 08)") in block
-    assert block.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
+    assert "| Any position embedding helps, which kind barely matters (Table 8) |" in block
+    assert "| reproduced; seed by seed: helps holds, kind holds |" in block
+    text = pos_embed.answer(r)
+    assert text.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
     names = ", ".join(f"{k} > No Pos. Emb." for k in ("1-D Pos. Emb.", "2-D Pos. Emb.", "Rel. Pos. Emb."))
     assert (f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names} Read seed by seed on both "
             "metrics (`position_seed_verdict`): \"any position embedding helps\" **holds**; \"which kind barely "
-            "matters\" **holds**.\n") in block
-    assert "(`" + tmp_path.name + "/mpp_long.json`, 2 runs, 1 still to run;" in block
-    assert "supervised > masked patch prediction > scratch): **not yet run**." in block
-    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft + [
-        _row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]))
+            "matters\" **holds**.") in text
+    ft = [_row(a, 0, finetune_accuracy=v, finetune_n=10000) for a, v in (("scratch", 0.5), ("mpp", 0.6))]
+    m = dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft, todo=1)
+    assert mpp.answer(m).startswith("Section 4.6's order (fine-tuned: supervised > masked patch prediction > "
+                                    "scratch): **not yet run**.")
+    save_results(tmp_path / "mpp_long", m)
+    assert "| Masked patch prediction beats scratch, trails supervised pre-training (Section 4.6) |" in \
+        render_readme_results(tmp_path)
+    m["rows"] = ft + [_row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]
     assert ("**not reproduced** (the means order them masked patch prediction > supervised > from scratch; masked "
             "patch prediction minus scratch +10.0 points, the paper +2; supervised minus masked patch prediction "
-            "-5.0 points, the paper +4).\n") in render_readme_results(tmp_path)  # one seed each: no seed line
-    two = [_row(a, s, finetune_accuracy=v + 0.01 * s, finetune_n=10000) for s in (0, 1)
-           for a, v in (("scratch", 0.5), ("mpp", 0.6), ("supervised", 0.55))]
-    save_results(tmp_path / "mpp_long", dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=two))
-    assert ("at 2 seeds each): fine-tuned masked patch prediction > from scratch, supervised > from scratch, masked "
-            "patch prediction > supervised.\n") in render_readme_results(tmp_path)
+            "-5.0 points, the paper +4).") == mpp.answer(m).split("scratch): ", 1)[1]  # one seed each: no seed line
+    save_results(tmp_path / "mpp_long", m)
+    assert "| masked patch prediction +10.0 points over scratch, supervised -5.0 over it | not reproduced |" in \
+        render_readme_results(tmp_path)
+    m["rows"] = [_row(a, s, finetune_accuracy=v + 0.01 * s, finetune_n=10000) for s in (0, 1)
+                 for a, v in (("scratch", 0.5), ("mpp", 0.6), ("supervised", 0.55))]
+    assert mpp.answer(m).endswith("at 2 seeds each): fine-tuned masked patch prediction > from scratch, supervised "
+                                  "> from scratch, masked patch prediction > supervised.")
 
 
 def test_seed_order_separates_arms_only_when_no_seed_interleaves():

@@ -10,9 +10,12 @@ import pytest
 from vitlib import experiments
 from vitlib.__main__ import build_parser, main
 from vitlib.experiments import runner, scaling, transfer
+from vitlib.experiments.protocol import MODELS
+from vitlib.finetune import load_pretrained
 from vitlib.flops import forward_flops
 from vitlib.model import VisionTransformer
-from vitlib.results import render_section, wilson_interval
+from vitlib.results import render_section
+from vitlib.stats import wilson_interval
 
 
 # --- the runner, on a study that trains nothing ---------------------------------------------------------------------
@@ -128,9 +131,9 @@ def test_full_profiles_meet_the_issues_design():
         assert len(sizes) >= 5 and max(sizes) / min(sizes) >= 100
         for n in sorted(sizes)[:2]:  # >= 3 seeds at the two smallest sizes, for every model
             for m in s.models:
-                assert len({r["seed"] for r in specs if (r["corpus"], r["size"], r["arm"]) == (corpus, n, m)}) >= 3
-    kinds = {scaling.MODELS[m][0].split("-")[0] for m in s.models}
-    assert {"ViT", "BiT", "R+ViT"} <= kinds and sum(m.startswith("ViT") for m in s.models) >= 2
+                assert len({r["seed"] for r in specs if (r["corpus"], r["size"], r["model"]) == (corpus, n, m)}) >= 3
+    families = [MODELS[m].family for m in s.models]
+    assert {"vit", "resnet", "hybrid"} <= set(families) and families.count("vit") >= 2
     assert experiments.images_seen("transfer", "full") == 42 * 12800 + 3 * 4 * 12800  # + the convergence check
 
 
@@ -202,11 +205,11 @@ def test_transfer_smoke_runs_resumes_and_renders(tmp_path, capsys):
             assert row["images_seen"] == cfg.images_per_run // cfg.batch_size * cfg.batch_size
             lo, hi = row["metrics"]["ci95"]
             assert lo <= row["metrics"]["test_accuracy"] <= hi
-    ft = next(r for r in rows if r["kind"] == "finetune" and r["resolution"] == 32)
-    model = VisionTransformer(dataclasses.replace(experiments.transfer.load_pretrained("").cfg, num_classes=10,
+    ft = next(r for r in rows if r["kind"] == "finetune" and r["resolution"] is None and r["img_size"] == 32)
+    model = VisionTransformer(dataclasses.replace(load_pretrained("").cfg, num_classes=10,
                                                   representation_size=None))
     assert ft["train_flops"] == 3 * forward_flops(model, 32) * ft["images_seen"]  # Table 6's convention
-    assert next(r for r in rows if r["corpus"] == "mnist5k" and r["kind"] == "finetune")["n_train"] <= 48
+    assert next(r for r in rows if r["dataset"] == "mnist5k" and r["kind"] == "finetune")["n_train"] <= 48
     capsys.readouterr()
     main(["experiment", "transfer", "--folder", str(tmp_path)])  # again: every row is done, nothing runs
     assert "0 to run" in capsys.readouterr().err
@@ -237,17 +240,18 @@ def _scaling_row(model, size, seed, acc, flops=10, kind="pretrain"):
 
 def test_curves_average_seeds_and_the_figures_draw_them():
     from vitlib.plots import scaling_figure
-    from vitlib.results import RENDERERS, compare, scaling_answer, seed_mean
+    from vitlib.results import RENDERERS
+    from vitlib.stats import compare, seed_mean
 
-    rows = [_scaling_row("ViT-a", 10, s, a) for s, a in ((0, 0.2), (1, 0.4))] + [
-        _scaling_row("ViT-a", 100, 0, 0.9), _scaling_row("BiT-b", 10, 0, 0.6), _scaling_row("BiT-b", 100, 0, 0.7,
-                                                                                            flops=20),
-        _scaling_row("BiT-b", 0, 0, 0.45, 0, "untrained")]
+    vit, bit = "ViT-Ti/4 L=4", "BiT-R26x1 w32"  # the verdicts read each model's family from the MODELS table
+    rows = [_scaling_row(vit, 10, s, a) for s, a in ((0, 0.2), (1, 0.4))] + [
+        _scaling_row(vit, 100, 0, 0.9), _scaling_row(bit, 10, 0, 0.6), _scaling_row(bit, 100, 0, 0.7, flops=20),
+        _scaling_row(bit, 0, 0, 0.45, 0, "untrained")]
     c = scaling.curves(rows)  # the untrained row is no point of a curve, but a level of its own
-    assert scaling.untrained(rows)["c"]["BiT-b"]["mean"] == 0.45 and "BiT-b" in c["c"]
-    vit = c["c"]["ViT-a"]
-    assert [p["size"] for p in vit] == [10, 100] and vit[0]["seeds"] == 2 and abs(vit[0]["mean"] - 0.3) < 1e-12
-    assert vit[0]["lo"] < 0.3 < vit[0]["hi"]
+    assert scaling.untrained(rows)["c"][bit]["mean"] == 0.45 and bit in c["c"]
+    points = c["c"][vit]
+    assert [p["size"] for p in points] == [10, 100] and points[0]["seeds"] == 2 and abs(points[0]["mean"] - 0.3) < 1e-12
+    assert points[0]["lo"] < 0.3 < points[0]["hi"]
     assert compare(seed_mean(rows[3:4], "5shot", "probe_n"), seed_mean(rows[:2], "5shot", "probe_n")) == 1
     by_size, by_flops = scaling_figure(c, "size"), scaling_figure(c, "flops", untrained=scaling.untrained(rows))
     assert [len(t.x) for t in by_size.data] == [2, 2] and [len(t.x) for t in by_flops.data] == [1, 1, 2, 1]
@@ -257,14 +261,14 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     text = RENDERERS["scaling"][1](dict(rows=rows, config=dict(shots=[5])), {})
     assert "**reproduced** on `c`" in text  # ResNet ahead at 10 images, ViT ahead at 100
     assert "Fig. 5's claim (ViT the better deal per unit of compute): **reproduced**" in text  # half the FLOPs
-    assert "| BiT-b | 45.0% [" in text and "| ViT-a | - |" in text  # the untrained column
-    ahead = [r if (r["model"], r["size"]) != ("BiT-b", 100) else {**r, "metrics": {**r["metrics"], "5shot": 0.99}}
+    assert f"| {bit} | 45.0% [" in text and f"| {vit} | - |" in text  # the untrained column
+    ahead = [r if (r["model"], r["size"]) != (bit, 100) else {**r, "metrics": {**r["metrics"], "5shot": 0.99}}
              for r in rows]  # the design's "not": the ResNet ahead at every size, whatever the smallest size says
     assert "**not reproduced (the ResNet ahead at every size)**" in RENDERERS["scaling"][1](
         dict(rows=ahead, config=dict(shots=[5])), {})
-    answer = scaling_answer(dict(rows=rows, config=dict(shots=[5])))
+    answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
     assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
-    assert "at 100 images: above: BiT-b." in answer
+    assert f"at 100 images: above: {bit}." in answer
 
 
 # --- what the transfer rows say: summary and verdict, on rows made by hand ------------------------------------------
@@ -274,10 +278,10 @@ def _transfer_rows(cfg, acc):
     for spec in transfer.expand(cfg):
         if spec["kind"] != "fewshot":  # fine-tuning, 1x or the convergence check
             metrics = dict(test_accuracy=acc(spec, "test_accuracy"), test_n=1000)
-            measured = dict(n_train=min(spec["size"], 3600), resolution=spec["resolution"] or 32)
+            measured = dict(n_train=min(spec["size"], 3600), img_size=spec["resolution"] or 32)
         else:
             metrics = {f"{k}shot": acc(spec, f"{k}shot") for k in cfg.shots} | dict(test_n=1000)
-            measured = dict(n_train=cfg.fewshot_pool, resolution=32)
+            measured = dict(n_train=cfg.fewshot_pool, img_size=32)
         rows.append({**spec, **measured, "metrics": metrics, "load": dict(quiet=True)})
     return rows
 
@@ -302,7 +306,7 @@ def test_transfer_verdict_reads_the_intervals_and_says_what_has_not_run():
     assert v["answer"]["verdict"] == "yes" and v["answer"]["planned"] == 4 + 4
 
     # a partial file: the fine-tuning rows of dataset b and the second seed missing
-    partial = [r for r in rows if not (r["kind"] == "finetune" and (r["corpus"] == "b" or r["seed"] == 1))]
+    partial = [r for r in rows if not (r["kind"] == "finetune" and (r["dataset"] == "b" or r["seed"] == 1))]
     v = transfer.verdict(transfer.summary(partial), cfg)
     assert v["fine-tuning"]["verdict"] == "reproduced so far"
     text = v["fine-tuning"]["text"]
@@ -321,7 +325,7 @@ def test_transfer_verdict_reads_the_intervals_and_says_what_has_not_run():
     assert hurts["fine-tuning"]["verdict"] == "not reproduced"
     assert hurts["answer"]["verdict"] == "no: pre-training hurts"
     mixed = transfer.verdict(transfer.summary(_transfer_rows(
-        cfg, lambda spec, m: 0.6 if spec["arm"] == "pre-trained" and spec["corpus"] == "a" else 0.4)), cfg)
+        cfg, lambda spec, m: 0.6 if spec["arm"] == "pre-trained" and spec["dataset"] == "a" else 0.4)), cfg)
     assert mixed["fine-tuning"]["verdict"] == "partly reproduced" and mixed["answer"]["verdict"] == "partly"
 
 
@@ -345,7 +349,7 @@ def test_transfer_convergence_check_rows_and_verdict():
 
     def row(kind, arm, acc, seed, **extra):
         return dict(key=f"{kind}/{arm}/fashion_mnist/n500/" + ("x4" if kind == "finetune-long" else "rpre")
-                    + f"/s{seed}", kind=kind, arm=arm, corpus="fashion_mnist", size=500, seed=seed, resolution=None,
+                    + f"/s{seed}", kind=kind, arm=arm, dataset="fashion_mnist", size=500, seed=seed, resolution=None, img_size=32,
                     n_train=500, metrics=dict(test_accuracy=acc, test_n=2000, test_correct=round(acc * 2000)),
                     **extra)
 

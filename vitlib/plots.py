@@ -8,7 +8,7 @@
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
     ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
 
-Figures are saved with their results and provenance by `vitlib.results.save_figure`.
+Figures are saved with their results and provenance by `vitlib.records.save_figure`.
 Figure text is plain (no LaTeX: MathJax would need the web).
 
 Deviations from the paper: none (the layouts follow Fig. 6 and Fig. 7).
@@ -213,9 +213,9 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
 def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):
     """Bar charts side by side, one panel per metric: `panels` {panel title: {arm: value}}, a value either a
     number (e.g. the paper's, drawn without an error bar) or a seed mean {"mean", "ci95", ...}
-    (vitlib.results.seed_mean: the bar, its 95% interval as the error bar and, with more than one seed, the
+    (vitlib.stats.seed_mean: the bar, its 95% interval as the error bar and, with more than one seed, the
     lowest and highest seed as two diamonds on a dotted line: the seed-to-seed spread, which the interval at one
-    run's test-set size leaves out). `names` renames the arms (e.g. vitlib.results.TABLE8_NAMES); an arm keeps
+    run's test-set size leaves out). `names` renames the arms (e.g. vitlib.paper.TABLE8_NAMES); an arm keeps
     its colour in every panel."""
     names = names or {}
     arms = list(dict.fromkeys(a for bars in panels.values() for a in bars))

@@ -28,7 +28,7 @@ from .checkpoints import load_checkpoint, load_model, save_checkpoint
 from .config import TrainConfig, config_to_dict
 from .data import get_dataset
 from .model import create_model
-from .results import provenance
+from .records import provenance
 from .train import pretrain_recipe, read_metrics, train
 
 __all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "median_throughput",

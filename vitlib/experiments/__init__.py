@@ -25,9 +25,9 @@ from types import ModuleType
 from typing import Any
 
 from . import mpp, pos_embed, scaling, scaling_curves, transfer
-from .runner import load_rows, machine_load, run_study, study_path, training_flops
+from .runner import load_rows, run_study, study_path, training_flops
 
-__all__ = ["STUDIES", "PROFILE_NAMES", "config", "fields", "run", "study_path", "load_rows", "machine_load",
+__all__ = ["STUDIES", "PROFILE_NAMES", "config", "fields", "run", "study_path", "load_rows",
            "training_flops", "run_study", "images_seen"]
 
 STUDIES: dict[str, ModuleType] = {"transfer": transfer, "scaling": scaling, "pos_embed": pos_embed, "mpp": mpp,

@@ -26,7 +26,7 @@ reused: the same model, corpus, budget and evaluation), so that the supervised a
   held-out accuracy (mpp: colour accuracy on the corrupted patches of held-out fractals beside the accuracy
   of always answering the most common colour; supervised: the class accuracy);
 - seeds 0 and 1; 95% Wilson intervals, as the pos_embed study.
-What would count as reproducing the claim (vitlib.results renders the verdict from the rows): fine-tuned
+What would count as reproducing the claim (`mpp_verdict` reads it from the rows): fine-tuned
 accuracy supervised > mpp > scratch, each gap beyond the intervals. Partly: one gap beyond the intervals, the
 other level. Not shown: both level. Not reproduced: either order reversed beyond the intervals.
 
@@ -54,10 +54,13 @@ from typing import Any
 import torch
 
 from ..flops import count_parameters
+from ..markdown import acc_ci, runs_line, seed_by_seed, table
 from ..model import VisionTransformer
 from ..mpp import MaskedPatchPrediction, evaluate_mpp, mpp_objective
-from . import pos_embed
-from .pos_embed import (
+from ..paper import SECTION_4_6, SECTION_4_6_NAMES
+from ..stats import arm_means, compare, seed_mean
+from .protocol import (
+    PROTOCOL_PROFILES,
     Protocol,
     build_vit,
     held_out_accuracy,
@@ -66,12 +69,12 @@ from .pos_embed import (
     pretraining_corpus,
     protocol,
     transfer_metrics,
+    vit_name,
 )
-from .runner import param
-from .scaling import MODELS
-from .transfer import vit_name
+from .runner import param, scheduled_images
 
-__all__ = ["NAME", "ARMS", "Config", "PROFILES", "expand", "run_row", "planned_images"]
+__all__ = ["NAME", "ARMS", "Config", "PROFILES", "expand", "run_row", "planned_images", "mpp_verdict", "answer",
+           "render", "claims", "RESULTS"]
 
 NAME = "mpp"
 ARMS = ("scratch", "mpp", "supervised")  # Section 4.6's three, in the paper's order of accuracy
@@ -94,14 +97,12 @@ class Config(Protocol):
             raise ValueError(f"corrupt_fraction must be in (0, 1], got {self.corrupt_fraction}")
 
 
-# The pos_embed study's profiles: the same protocol in every profile (its "learned" arm is the supervised arm here)
-PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in pos_embed.PROFILES.items()}
+# the ablations' protocol in each profile, as the pos_embed study's (its "learned" arm is the supervised arm here)
+PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in PROTOCOL_PROFILES.items()}
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
     """The runs, seed by seed (seed 0's three arms first)."""
-    if cfg.model not in MODELS:
-        raise ValueError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
     return [dict(key=f"{arm}/s{seed}", kind="pretrain" if arm != "scratch" else "scratch", arm=arm,
                  corpus="fractaldb", size=cfg.fractal_size if arm != "scratch" else 0, seed=seed,
                  probe=cfg.probe_dataset) for seed in cfg.seeds for arm in cfg.arms]
@@ -138,3 +139,97 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                 pretrain_images=pre["images_seen"], finetune_images=after["images_seen"],
                 images_seen=pre["images_seen"] + after["images_seen"],
                 train_flops=pre["train_flops"] + after["train_flops"], metrics={**metrics, **after["metrics"]})
+
+# --- what the rows say ----------------------------------------------------------------------------------------------
+
+
+def mpp_verdict(stats: dict[str, dict[str, Any]]) -> str:
+    """Section 4.6's order on {arm: seed_mean} of fine-tuned accuracy, supervised > mpp > scratch: reproduced (both
+    gaps beyond the intervals), partly reproduced (one beyond, the other level), not shown (both level), not
+    reproduced (either reversed beyond the intervals), or not yet run."""
+    if any(a not in stats for a in SECTION_4_6):
+        return "not yet run"
+    gaps = compare(stats["mpp"], stats["scratch"]), compare(stats["supervised"], stats["mpp"])
+    if -1 in gaps:
+        return "not reproduced"
+    return {2: "reproduced", 1: "partly reproduced", 0: "not shown (the intervals overlap)"}[sum(gaps)]
+
+
+# --- how it renders -------------------------------------------------------------------------------------------------
+
+
+def answer(r: dict) -> str:
+    """Section 4.6's order judged on an mpp study's fine-tuned accuracies (`mpp_verdict`), with the gaps beside
+    the paper's; then seed by seed (vitlib.markdown.seed_by_seed)."""
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    arms = [a for a in SECTION_4_6 if a in r["config"]["arms"]]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
+    verdict = mpp_verdict(ft)
+    text = f"Section 4.6's order (fine-tuned: supervised > masked patch prediction > scratch): **{verdict}**"
+    if verdict != "not yet run":
+        order = " > ".join(SECTION_4_6_NAMES[a] for a in sorted(arms, key=lambda a: -ft[a]["mean"]))
+        text += (f" (the means order them {order}; masked patch prediction minus scratch "
+                 f"{100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points, the paper +2; supervised minus "
+                 f"masked patch prediction {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} points, the "
+                 "paper +4)")
+    return text + "." + seed_by_seed(rows, {"fine-tuned": "finetune_accuracy"}, arms, SECTION_4_6_NAMES)
+
+
+def _pretraining_task(x: dict[str, Any] | None, arm: str) -> str:
+    """The held-out accuracy of an arm's own pre-training task (mean over its rows)."""
+    if x is None:
+        return "-"
+    if arm == "mpp":
+        return f"colour {acc_ci(x['mpp'])} (most common colour: {100 * x['majority']:.1f}%)"
+    return f"class {acc_ci(x['val'])}" if x.get("val") else "-"
+
+
+def render(r: dict, p: dict) -> str:
+    """figures/mpp.json (vitlib.experiments.mpp): the table beside Section 4.6's numbers and the order's verdict."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    arms = [a for a in SECTION_4_6 if a in c["arms"]]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
+    shots = [f"{s}shot" for s in c["shots"]]
+    probe = {m: arm_means(rows, m, "probe_n") for m in shots}
+    mpp_rows = [x for x in rows if "mpp_accuracy" in x["metrics"]]
+    task = {"mpp": dict(mpp=seed_mean(mpp_rows, "mpp_accuracy", "mpp_n"),
+                        majority=sum(x["metrics"]["mpp_majority"] for x in mpp_rows) / len(mpp_rows))
+            if mpp_rows else None,
+            "supervised": dict(val=arm_means(rows, "val_accuracy", "val_n").get("supervised"))}
+    cells = [[SECTION_4_6_NAMES[a], f"{100 * SECTION_4_6[a]:.1f}%", acc_ci(ft.get(a))]
+             + [acc_ci(probe[m].get(a)) for m in shots] + [_pretraining_task(task.get(a), a)] for a in arms]
+    images = scheduled_images(c["images_per_run"], c["batch_size"])
+    text = (f"`{c['model']}`: masked patch prediction on {c['fractal_size']:,} fractals without their labels, "
+            f"supervised pre-training on the same images with their {c['fractal_classes']} labels ({images:,} "
+            f"images seen each, the same recipe), and the same model from scratch; each fine-tuned on "
+            f"{c['finetune_size']:,} `{c['probe_dataset']}` images ({c['finetune_images']:,} images seen) and "
+            "probed by the linear few-shot evaluation. Mean over seeds, 95% Wilson interval, lowest and highest "
+            "seed. The paper's column: ViT-B/16 fine-tuned on ImageNet (Section 4.6).\n\n"
+            + table(["arm", "Section 4.6 (paper)", "fine-tuned"] + [f"{m[:-4]}-shot" for m in shots]
+                   + ["pre-training task (held-out fractals)"], cells))
+    return text + "\n\n" + answer(r) + "\n\n" + runs_line(rows, r)
+
+
+def claims(r: dict, stem: str) -> list[list[str]]:
+    """The README's row (claim, the paper, here, verdict, where to read more) from figures/STEM.json."""
+    rows = [x for x in r["rows"] if x["arm"] in SECTION_4_6]
+    ft = arm_means(rows, "finetune_accuracy", "finetune_n")
+    verdict = mpp_verdict(ft)
+    here = "-" if verdict == "not yet run" else (
+        f"masked patch prediction {100 * (ft['mpp']['mean'] - ft['scratch']['mean']):+.1f} points over scratch, "
+        f"supervised {100 * (ft['supervised']['mean'] - ft['mpp']['mean']):+.1f} over it")
+    return [["Masked patch prediction beats scratch, trails supervised pre-training (Section 4.6)",
+             "+2 over scratch, supervised +4 over it", here, verdict, f"notebook 08, RESULTS.md (`{stem}`)"]]
+
+
+# results file -> (RESULTS.md section title, renderer; None: its scalars)
+RESULTS = {
+    "mpp": ("Section 4.6 in miniature: masked patch prediction against supervised pre-training and scratch "
+            "(`python -m vitlib experiment mpp --profile full`)", render),
+    "section4_6_mpp": ("Section 4.6 beside the miniature: masked patch prediction (notebook 08)", None),
+    "mpp_gpu": ("Section 4.6, the gpu profile (`python -m vitlib experiment mpp --profile gpu`)", render),
+    "mpp_long": ("Section 4.6, the long profile: 4x the images, 16x the steps of pre-training "
+                 "(`python -m vitlib experiment mpp --profile long`)", render),
+    "section4_6_mpp_long": ("Section 4.6 beside the miniature, the long profile (notebook 08)", None),
+}

@@ -11,7 +11,7 @@ and "relative" (vitlib.model's docstring describes each); notebook 02's patch-sh
 "none" sees a bag of patches.
 
 Design (full profile), fixed before the full run:
-- model: ViT-Ti/4 with L=4 at 32 px (`scaling.MODELS["ViT-Ti/4 L=4"]`, the scaling study's smallest ViT: an
+- model: ViT-Ti/4 with L=4 at 32 px (`protocol.MODELS["ViT-Ti/4 L=4"]`, the scaling study's smallest ViT: an
   8 x 8 grid and a class token, 65 tokens; 1.86M parameters), once per kind and nothing else changed. With
   the same seed the patch embedding and the encoder start identical for every kind (init_weights draws the
   position tables after them; only the pre-logits layer, drawn after those, differs too;
@@ -25,14 +25,14 @@ Design (full profile), fixed before the full run:
   self-supervised arm;
 - evaluation on a held-out real dataset, Fashion-MNIST: Table 8's metric, the closed-form linear few-shot
   probe (5 and 10 shots, l2 = 2^10; pool of 2,000 training images; the whole test split, 10,000 images),
-  on the representation the pre-trained model gives its head (`scaling.probe_features`, as Fig. 4); and
-  fine-tuning on 2,000 training images with the transfer study's protocol (`transfer.finetune_run`: Appendix
+  on the representation the pre-trained model gives its head (`protocol.probe_features`, as Fig. 4); and
+  fine-tuning on 2,000 training images with the transfer study's protocol (`protocol.finetune_run`: Appendix
   B.1.1's SGD recipe, 12,800 images seen in steps of 64), tested once on the 10,000 test images; plus the
   pre-training task's own accuracy on held-out fractals (10 per category);
 - seeds 0 and 1 (each sets the initialisation, the data order and the few-shot draw); a third seed is one
   flag away (`--seeds 0 1 2` keeps the rows already run). Accuracies carry 95% Wilson intervals; the mean
   over seeds uses the interval at one run's test-set size, and the table shows the lowest and highest seed.
-What would count as reproducing the claim (vitlib.results renders the verdict from the rows): on the 5-shot
+What would count as reproducing the claim (`verdict` reads it from the rows): on the 5-shot
 probe every kind with position information above "none" beyond the intervals, and the three kinds within
 each other's intervals. Partly: one half of that. Not: no kind above "none".
 
@@ -58,16 +58,16 @@ Seeds 2 and 3 of the long profile, written after its seeds 0 and 1 had run and b
 seeds the rule's first half held (seed by seed too) and its second could not be read: the gaps between the
 kinds were about as large as the spread between two seeds of one kind (the "seeds" ranges in
 figures/pos_embed_long.json), which the intervals, taken at one run's test-set size, leave out; and two seeds
-against two separate completely by chance one time in three (vitlib.results.separation_chance). So the long
+against two separate completely by chance one time in three (vitlib.stats.separation_chance). So the long
 profile runs 4 seeds (8 more runs, nothing else changed), and the answer is read seed by seed beside the rule
 above, which stays as it was: two kinds differ when every seed of one lies above every seed of the other
-(vitlib.results.seed_order; by chance 2 in 70 at 4 seeds each) on both the 5-shot probe and fine-tuning; the
+(vitlib.stats.seed_order; by chance 2 in 70 at 4 seeds each) on both the 5-shot probe and fine-tuning; the
 kinds are alike when no two kinds with position information separate on either; anything between is
 undecided. Budget with 4 seeds: 2,301,952 images seen (16 runs of 131,072 + 12,800).
 
 Command: `python -m vitlib experiment pos_embed --profile full` (resumable; `--limit N` runs N more rows);
 `--profile long` for the longer pre-training.
-Notebook 08 draws the figure; RESULTS.md renders the table beside Table 8 (vitlib.results.RENDERERS).
+Notebook 08 draws the figure; RESULTS.md renders the table beside Table 8 (`render`).
 
 Deviations from the paper: the scale (ViT-Ti/4 L=4 on 30,000 fractals at 32 px, not ViT-B/16 on ImageNet at
 224 px; a grid of 8 x 8 patches, not 14 x 14); the probe's dataset (Fashion-MNIST, not ImageNet); fine-tuning
@@ -76,165 +76,64 @@ accuracy added beside the paper's few-shot metric.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..data import get_dataset, subset
-from ..finetune import new_head
 from ..flops import count_parameters
-from ..model import VisionTransformer, create_model
-from ..results import wilson_interval
-from ..train import Objective, evaluate, pretrain_recipe, train
-from .runner import check_config, param, training_flops
-from .scaling import MODELS, pretraining_data, probe_features, probe_metrics
-from .transfer import finetune_run, fixed_test_set, vit_name
+from ..markdown import acc_ci, pct, runs_line, seed_by_seed, shot_metric, table
+from ..paper import TABLE8, TABLE8_NAMES
+from ..stats import arm_means, compare, fewest_seeds, seed_order
+from .protocol import (
+    PROTOCOL_PROFILES,
+    Protocol,
+    build_vit,
+    held_out_accuracy,
+    planned_images,
+    pretrain,
+    pretraining_corpus,
+    protocol,
+    transfer_metrics,
+    vit_name,
+)
+from .runner import param, scheduled_images
 
-__all__ = ["NAME", "KINDS", "Protocol", "protocol", "Config", "PROFILES", "expand", "run_row", "planned_images",
-           "build_vit", "pretrain", "transfer_metrics", "pretraining_corpus"]
+__all__ = ["NAME", "EMBEDDINGS", "Config", "PROFILES", "expand", "run_row", "planned_images", "position_verdict",
+           "position_seed_verdict", "answer", "render", "claims", "RESULTS"]
 
 NAME = "pos_embed"
-KINDS = ("none", "learned", "learned_2d", "relative")  # Table 8's rows, in its order (ViTConfig.pos_embed)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """The protocol this study and the mpp study share (model, corpus, budget, evaluation): their Configs' common
-    fields, so that the mpp study's supervised arm is this study's "learned" arm (tests/test_ablation_studies.py)."""
-
-    model: str = param("ViT-Ti/4 L=4", "the model (a name of vitlib.experiments.scaling.MODELS)")
-    seeds: tuple[int, ...] = param((0, 1), "seeds: initialisation, data order, few-shot draw, fine-tuning subset "
-                                   "(mpp: and the corruption)")
-    fractal_size: int = param(30000, "pre-training images (fractaldb, fractal_classes categories; the mpp arm "
-                              "ignores their labels)")
-    fractal_classes: int = param(100, "fractaldb categories")
-    images_per_run: int = param(32768, "pre-training schedule of every pre-trained run, in images seen")
-    batch_size: int = param(128, "pre-training batch size")
-    n_val: int = param(1000, "held-out fractals for the pre-training tasks' accuracies (10 per category)")
-    shots: tuple[int, ...] = param((5, 10), "few-shot probe: images per class (Table 8: 5)")
-    probe_dataset: str = param("fashion_mnist", "the held-out real dataset of the probe and of fine-tuning")
-    probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
-    probe_test: int = param(10000, "few-shot probe: test images")
-    finetune_size: int = param(2000, "fine-tuning: training images of probe_dataset")
-    finetune_images: int = param(12800, "fine-tuning budget of every run, in images seen")
-    finetune_batch: int = param(64, "fine-tuning batch size")
-    n_test: int = param(10000, "fine-tuning: test images (a fixed subset, the same for every run)")
-    img_size: int = param(32, "resolution H = W")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
-
-    def __post_init__(self) -> None:
-        check_config(self)
-
-
-def protocol(cfg: Protocol) -> dict[str, Any]:
-    """The shared protocol's fields of a Config, as keyword arguments (the mpp study's profiles are this study's)."""
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Protocol)}
+EMBEDDINGS = ("none", "learned", "learned_2d", "relative")  # Table 8's rows, in its order (ViTConfig.pos_embed)
 
 
 @dataclass(frozen=True)
 class Config(Protocol):
     """The pos_embed study's knobs (one instance per profile in PROFILES; the CLI's flags): the shared Protocol
-    and the position embeddings compared."""
+    (vitlib.experiments.protocol) and the position embeddings compared."""
 
-    kinds: tuple[str, ...] = param(KINDS, "position embeddings (ViTConfig.pos_embed: none, learned, learned_2d, "
-                                   "relative)")
+    embeddings: tuple[str, ...] = param(EMBEDDINGS, "position embeddings (ViTConfig.pos_embed: none, learned, "
+                                        "learned_2d, relative)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        unknown = sorted(set(self.kinds) - set(KINDS))
+        unknown = sorted(set(self.embeddings) - set(EMBEDDINGS))
         if unknown:
-            raise ValueError(f"unknown position embedding(s) {unknown}; known: {', '.join(KINDS)}")
+            raise ValueError(f"unknown position embedding(s) {unknown}; known: {', '.join(EMBEDDINGS)}")
 
 
-PROFILES: dict[str, Config] = {
-    "smoke": Config(model="ViT-tiny/8 L=1", seeds=(0,), fractal_size=200, fractal_classes=10, images_per_run=64,
-                    batch_size=16, n_val=32, shots=(1, 5), probe_pool=50, probe_test=50, finetune_size=64,
-                    finetune_images=32, finetune_batch=16, n_test=50),
-    "full": Config(),
-    "long": Config(seeds=(0, 1, 2, 3), fractal_size=100000, images_per_run=131_072, batch_size=32),  # why: docstring
-    "gpu": Config(seeds=(0, 1, 2, 3, 4), fractal_size=100000, images_per_run=262_144, batch_size=512,
-                  finetune_images=51200, finetune_batch=256, precision="bf16"),
-}
+# the ablations' protocol in each profile (long: why, in the docstring)
+PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in PROTOCOL_PROFILES.items()}
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
-    """The runs, seed by seed (seed 0's four kinds first, so that a study cut short compares every kind)."""
-    if cfg.model not in MODELS:
-        raise ValueError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
-    return [dict(key=f"{kind}/s{seed}", kind="pretrain", arm=kind, corpus="fractaldb", size=cfg.fractal_size,
-                 seed=seed, probe=cfg.probe_dataset) for seed in cfg.seeds for kind in cfg.kinds]
-
-
-def planned_images(cfg: Any, spec: dict[str, Any]) -> int:
-    """Training images a row sees: pre-training (none for a "scratch" arm) + fine-tuning."""
-    pre = 0 if spec["arm"] == "scratch" else cfg.images_per_run // cfg.batch_size * cfg.batch_size
-    return pre + cfg.finetune_images // cfg.finetune_batch * cfg.finetune_batch
-
-
-# --- the protocol, shared with vitlib.experiments.mpp (its Config has the same field names) --------------------------
-
-
-def build_vit(cfg: Any, num_classes: int, **overrides: Any) -> VisionTransformer:
-    """cfg.model (a name of scaling.MODELS) at cfg.img_size with num_classes and `overrides` (ViTConfig fields)."""
-    name, base = MODELS[cfg.model]
-    return create_model(name, img_size=cfg.img_size, num_classes=num_classes, **{**base, **overrides})
-
-
-def pretraining_corpus(cfg: Any, seed: int):
-    """(train, held-out val) fractals of cfg.fractal_size images in cfg.fractal_classes categories."""
-    return pretraining_data("fractaldb", cfg.fractal_size, seed, classes=cfg.fractal_classes, img_size=cfg.img_size,
-                            n_val=cfg.n_val)
-
-
-def pretrain(model: torch.nn.Module, train_set, cfg: Any, seed: int,
-             objective: Objective | None = None) -> dict[str, Any]:
-    """Pre-train `model` in place for cfg.images_per_run images (the scaling study's recipe: Adam, wd 0.1,
-    warm-up, linear decay, clipping at 1), classification or `objective`; the final state is kept.
-    Returns {"images_seen", "train_flops", "loss_first", "loss_last", "train_accuracy_last"}."""
-    steps = max(cfg.images_per_run // cfg.batch_size, 1)
-    batch = min(cfg.batch_size, len(train_set))
-    recipe = pretrain_recipe(steps=steps, batch_size=batch, warmup_steps=None, grad_clip=1.0, seed=seed,
-                             eval_every=0, precision=cfg.precision, progress=False, log_every=max(steps // 10, 1))
-    flops = training_flops(model, cfg.img_size, steps * batch)
-    history = train(model, train_set, recipe, objective=objective)
-    log = history["train"]
-    return dict(images_seen=steps * batch, train_flops=flops, loss_first=log[0]["loss"], loss_last=log[-1]["loss"],
-                train_accuracy_last=log[-1]["accuracy"])
-
-
-def held_out_accuracy(model: VisionTransformer, val_set) -> dict[str, Any]:
-    """The pre-training task's accuracy on held-out fractals, with its 95% interval: {"val_accuracy", ...}."""
-    res = evaluate(model, val_set)
-    n = res["n"]
-    return dict(val_accuracy=res["accuracy"], val_n=n, val_ci95=list(wilson_interval(round(res["accuracy"] * n), n)))
-
-
-def transfer_metrics(model: VisionTransformer, cfg: Any, seed: int, cache: dict) -> dict[str, Any]:
-    """Probe then fine-tune a backbone on cfg.probe_dataset: the few-shot accuracies of `model` as it is (the
-    representation it gives its head), then a copy with a new zero head (Section 3.2) fine-tuned on
-    cfg.finetune_size images and tested once. Returns {"metrics", "images_seen", "train_flops"} of fine-tuning."""
-    metrics = probe_metrics(probe_features(model, cfg.probe_dataset, cfg.img_size, cfg.probe_pool, cfg.probe_test),
-                            cfg.shots, seed)
-    key = ("finetune data", cfg.probe_dataset, cfg.img_size, cfg.finetune_size, cfg.n_test, seed)
-    if key not in cache:
-        full = get_dataset(cfg.probe_dataset, "train", cfg.img_size, in_chans=model.cfg.in_chans)
-        cache[key] = (subset(full, min(cfg.finetune_size, len(full)), seed=seed), full.num_classes,
-                      fixed_test_set(cfg.probe_dataset, cfg.img_size, model.cfg.in_chans, cfg.n_test))
-    train_set, K, test_set = cache[key]
-    torch.manual_seed(seed)
-    run = finetune_run(new_head(model, K), train_set, test_set, images_per_run=cfg.finetune_images,
-                       batch_size=cfg.finetune_batch, seed=seed, precision=cfg.precision)
-    ft = run["metrics"]
-    metrics.update(finetune_accuracy=ft["test_accuracy"], finetune_n=ft["test_n"], finetune_ci95=ft["ci95"],
-                   finetune_loss_first=ft["train_loss_first"], finetune_loss_last=ft["train_loss_last"],
-                   finetune_n_train=len(train_set))
-    return dict(metrics=metrics, images_seen=run["images_seen"], train_flops=run["train_flops"])
+    """The runs, seed by seed (seed 0's four embeddings first, so that a study cut short compares every one); a
+    row's arm is its position embedding."""
+    return [dict(key=f"{emb}/s{seed}", kind="pretrain", arm=emb, corpus="fractaldb", size=cfg.fractal_size,
+                 seed=seed, probe=cfg.probe_dataset) for seed in cfg.seeds for emb in cfg.embeddings]
 
 
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
-    """Pre-train the model with one kind of position embedding, then probe and fine-tune it."""
+    """Pre-train the model with one position embedding, then probe and fine-tune it."""
     seed = spec["seed"]
     train_set, val_set = pretraining_corpus(cfg, seed)
     torch.manual_seed(seed)
@@ -248,3 +147,139 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                 images_seen=pre["images_seen"] + after["images_seen"],
                 epochs=round(pre["images_seen"] / len(train_set), 3),
                 train_flops=pre["train_flops"] + after["train_flops"], metrics={**metrics, **after["metrics"]})
+
+
+# --- what the rows say ----------------------------------------------------------------------------------------------
+
+
+def _stats(r: dict) -> tuple[list[dict], list[str], list[str], dict[str, dict[str, dict[str, Any]]]]:
+    """figures/pos_embed*.json's rows of Table 8's kinds, the kinds (Table 8's order), probe metrics and
+    {metric: {kind: seed_mean}}."""
+    c = r["config"]
+    rows = [x for x in r["rows"] if x["arm"] in TABLE8]
+    kinds = [k for k in TABLE8 if k in c["embeddings"]]
+    shots = [f"{s}shot" for s in c["shots"]]
+    stats = {m: arm_means(rows, m, "probe_n") for m in shots}
+    stats.update(finetune_accuracy=arm_means(rows, "finetune_accuracy", "finetune_n"),
+                 val_accuracy=arm_means(rows, "val_accuracy", "val_n"))
+    return rows, kinds, shots, stats
+
+
+def position_verdict(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    """Table 8's claim, "any position embedding helps, which kind barely matters", judged on {kind: seed_mean}:
+    reproduced (every kind above "none" beyond the intervals, and no two kinds apart beyond them), partly (one of
+    the two halves, or some kinds above "none"), not reproduced (no kind above "none"), or not yet run."""
+    others = [k for k in kinds if k != "none"]
+    if "none" not in kinds or not others or any(k not in stats for k in kinds):
+        return "not yet run"
+    above = [k for k in others if compare(stats[k], stats["none"]) == 1]
+    alike = all(compare(stats[a], stats[b]) == 0 for i, a in enumerate(others) for b in others[i + 1:])
+    if not above:
+        return "not reproduced"
+    return "reproduced" if len(above) == len(others) and alike else "partly reproduced"
+
+
+def _reason(stats: dict[str, dict[str, Any]], kinds: list[str]) -> str:
+    others = [k for k in kinds if k != "none" and k in stats]
+    if "none" not in stats or not others:
+        return "some kinds have not run yet"
+    above = [TABLE8_NAMES.get(k, k) for k in others if compare(stats[k], stats["none"]) == 1]
+    means = [stats[k]["mean"] for k in others]
+    apart = [f"{TABLE8_NAMES.get(a, a)} vs {TABLE8_NAMES.get(b, b)}" for i, a in enumerate(others)
+             for b in others[i + 1:] if compare(stats[a], stats[b]) != 0]
+    return (f"above no position embedding beyond the intervals: {', '.join(above) or 'none of them'} "
+            f"({len(above)} of {len(others)}); the kinds with position information span "
+            f"{100 * (max(means) - min(means)):.1f} points, "
+            + (f"apart beyond the intervals: {', '.join(apart)}" if apart else "all within each other's intervals"))
+
+
+def position_seed_verdict(rows: list[dict], metrics: list[str], kinds: list[str]) -> tuple[str, str]:
+    """Table 8's claim read seed by seed, the rule written before the long profile's seeds 2 and 3
+    (the docstring): two kinds differ when every seed of one lies above every seed of the other
+    (`seed_order`) on every metric, are alike when their seeds interleave on every metric, and are undecided
+    between. Returns the verdicts of "any position embedding helps" (holds: every kind above "none"; not shown:
+    every kind alike with "none"; else undecided) and "which kind barely matters" (holds: every two kinds with
+    position information alike; does not hold: two of them differ; else undecided)."""
+    def pair(a: str, b: str) -> str:
+        orders = {seed_order(rows, m, a, b) for m in metrics}
+        return {1: "above", -1: "below", 0: "alike"}[orders.pop()] if len(orders) == 1 else "undecided"
+    others = [k for k in kinds if k != "none"]
+    helps = [pair(k, "none") for k in others]
+    kinds_apart = [pair(a, b) for i, a in enumerate(others) for b in others[i + 1:]]
+    return ("holds" if helps and all(h == "above" for h in helps) else
+            "not shown" if helps and all(h == "alike" for h in helps) else "undecided",
+            "does not hold" if any(k in ("above", "below") for k in kinds_apart) else
+            "holds" if all(k == "alike" for k in kinds_apart) else "undecided")
+
+
+# --- how it renders -------------------------------------------------------------------------------------------------
+
+
+def answer(r: dict) -> str:
+    """Table 8's claim judged on a pos_embed study's rows (`position_verdict`, with its reasons), on the few-shot
+    probe (Table 8's metric) and on fine-tuned accuracy; then seed by seed (`seed_order`), the pairs of kinds whose
+    seeds do not interleave and the chance of that with no difference (`separation_chance`)."""
+    rows, kinds, _, stats = _stats(r)
+    shot, ft = shot_metric(r["config"]["shots"]), stats["finetune_accuracy"]
+    return (f"Table 8's claim, \"any position embedding helps, which kind barely matters\", on the "
+            f"{shot[:-4]}-shot probe (Table 8's metric): **{position_verdict(stats[shot], kinds)}** "
+            f"({_reason(stats[shot], kinds)}). The same rule on fine-tuned accuracy: "
+            f"**{position_verdict(ft, kinds)}** ({_reason(ft, kinds)})."
+            + seed_by_seed(rows, {f"{shot[:-4]}-shot": shot, "fine-tuned": "finetune_accuracy"}, kinds, TABLE8_NAMES)
+            + _seed_reading(rows, [shot, "finetune_accuracy"], kinds))
+
+
+def _seed_reading(rows: list[dict], metrics: list[str], kinds: list[str]) -> str:
+    if "none" not in kinds or fewest_seeds(rows, kinds) < 2:
+        return ""
+    helps, which = position_seed_verdict(rows, metrics, kinds)
+    return (f" Read seed by seed on both metrics (`position_seed_verdict`): \"any position embedding helps\" "
+            f"**{helps}**; \"which kind barely matters\" **{which}**.")
+
+
+def render(r: dict, p: dict) -> str:
+    """figures/pos_embed.json (vitlib.experiments.pos_embed): the table beside Table 8 and the claim's verdict."""
+    c = r["config"]
+    rows, kinds, shots, stats = _stats(r)
+    cells = [[TABLE8_NAMES[k], pct(TABLE8[k])] + [acc_ci(stats[m].get(k)) for m in shots]
+             + [acc_ci(stats["finetune_accuracy"].get(k)), acc_ci(stats["val_accuracy"].get(k))] for k in kinds]
+    images = scheduled_images(c["images_per_run"], c["batch_size"])
+    text = (f"`{c['model']}` pre-trained on {c['fractal_size']:,} fractals ({c['fractal_classes']} categories, "
+            f"{images:,} images seen), once per position embedding; then the linear few-shot probe of its frozen "
+            f"features and fine-tuning on {c['finetune_size']:,} images, both on `{c['probe_dataset']}`. Mean over "
+            "seeds, its 95% Wilson interval at one run's test-set size, and the lowest and highest seed. The "
+            "paper's column: ViT-B/16 on ImageNet, 5-shot (Table 8).\n\n"
+            + table(["position embedding", "Table 8 (paper)"] + [f"{m[:-4]}-shot" for m in shots]
+                   + ["fine-tuned", "pre-training task (held-out fractals)"], cells))
+    return text + "\n\n" + answer(r) + "\n\n" + runs_line(rows, r)
+
+
+def claims(r: dict, stem: str) -> list[list[str]]:
+    """The README's row (claim, the paper, here, verdict, where to read more) from figures/STEM.json."""
+    rows, kinds, _, stats = _stats(r)
+    shot = shot_metric(r["config"]["shots"])
+    s = stats[shot]
+    if any(k not in s for k in kinds) or "none" not in kinds:
+        return []
+    others = [s[k]["mean"] for k in kinds if k != "none"]
+    here = (f"{shot[:-4]}-shot: none {pct(s['none']['mean'])}, the others {pct(min(others))}-{pct(max(others))} "
+            f"({len({x['seed'] for x in rows})} seeds)")
+    helps, which = (position_seed_verdict(rows, [shot, "finetune_accuracy"], kinds)
+                    if fewest_seeds(rows, kinds) >= 2 else ("-", "-"))
+    return [["Any position embedding helps, which kind barely matters (Table 8)",
+             f"5-shot: none {pct(TABLE8['none'])}, the others {pct(min(TABLE8[k] for k in TABLE8 if k != 'none'))}-"
+             f"{pct(max(TABLE8.values()))}",
+             here, f"{position_verdict(s, kinds)}; seed by seed: helps {helps}, kind {which}",
+             f"notebook 08, RESULTS.md (`{stem}`)"]]
+
+
+# results file -> (RESULTS.md section title, renderer; None: its scalars)
+RESULTS = {
+    "pos_embed": ("Appendix D.4, Table 8 in miniature: which position embedding? "
+                  "(`python -m vitlib experiment pos_embed --profile full`)", render),
+    "table8_pos_embed": ("Table 8 beside the miniature: position embeddings (notebook 08)", None),
+    "pos_embed_gpu": ("Table 8, the gpu profile (`python -m vitlib experiment pos_embed --profile gpu`)", render),
+    "pos_embed_long": ("Table 8, the long profile: 4x the images, 16x the steps of pre-training "
+                       "(`python -m vitlib experiment pos_embed --profile long`)", render),
+    "table8_pos_embed_long": ("Table 8 beside the miniature, the long profile (notebook 08)", None),
+}

@@ -12,7 +12,7 @@ continues where it stopped when run again; rows of an earlier design stay in the
 drops a result), and the renderers read the keys they know.
 
 Where a row goes: `study_path(name, profile)`: figures/<name>.json for "full", figures/<name>_<profile>.json for
-any other profile ("gpu", "long"), a fresh temporary folder for "smoke" (vitlib.results.figures_dir).
+any other profile ("gpu", "long"), a fresh temporary folder for "smoke" (vitlib.records.figures_dir).
 
 Training FLOPs: 3 x the forward FLOPs of one image (vitlib.flops.forward_flops, torch.utils.flop_counter)
 x images seen, the paper's Table 6 convention (forward + backward = 3 forward passes).
@@ -32,13 +32,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..flops import forward_flops
-from ..results import FIGURES_DIR, figures_dir, provenance, save_results
+from ..records import FIGURES_DIR, figures_dir, machine_load, provenance, results_stem, save_results
 
-__all__ = ["param", "check_config", "study_path", "machine_load", "training_flops", "load_rows", "run_study"]
+__all__ = ["param", "check_config", "scheduled_images", "study_path", "training_flops", "load_rows",
+           "run_study"]
 
 
 def param(default: Any, help: str) -> Any:
@@ -62,20 +62,21 @@ def check_config(cfg: Any) -> None:
             raise ValueError(f"{f.name} needs at least one value")
 
 
+def scheduled_images(images_per_run: int, batch_size: int) -> int:
+    """The images a schedule of `images_per_run` sees in whole batches (at least one batch).
+
+    >>> scheduled_images(1000, 64), scheduled_images(10, 64)
+    (960, 64)
+    """
+    return max(images_per_run // batch_size, 1) * batch_size
+
+
 def study_path(name: str, profile: str, folder: str | os.PathLike | None = None) -> Path:
     """The results file of a study's profile (without .json): folder/NAME (full and smoke), folder/NAME_PROFILE
     (any other: gpu, long); the folder defaults to a new temporary folder for smoke, figures/ for the others."""
     if folder is None:
         folder = figures_dir(profile) if profile == "smoke" else FIGURES_DIR
-    return Path(folder) / (name if profile in ("full", "smoke") else f"{name}_{profile}")
-
-
-def machine_load() -> dict[str, Any]:
-    """The 1-minute load average, the CPUs and torch's threads; quiet: no more runnable threads than this
-    process's own torch threads (+0.5), i.e. nothing else was competing for the cores."""
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    threads = torch.get_num_threads()
-    return dict(load1=round(load1, 2), cpus=os.cpu_count(), threads=threads, quiet=bool(load1 <= threads + 0.5))
+    return Path(folder) / results_stem(name, profile)
 
 
 def training_flops(model: nn.Module, img_size: int, images_seen: int, in_chans: int = 3) -> int:

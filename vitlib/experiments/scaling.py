@@ -68,33 +68,19 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..data import get_dataset, sample_per_class, subset
-from ..fewshot import extract_features, few_shot_accuracy
 from ..flops import count_parameters
-from ..model import create_model
-from ..results import seed_mean, wilson_interval
+from ..markdown import VERSUS, acc_ci, runs_line, shot_metric, table
+from ..stats import compare, group, seed_mean, wilson_interval
 from ..train import pretrain_recipe, train
-from .runner import check_config, param, training_flops
+from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
+from .runner import check_config, param, scheduled_images, training_flops
 
-__all__ = ["NAME", "MODELS", "Config", "PROFILES", "expand", "run_row", "planned_images", "PROBE", "curves",
-           "pretraining_data", "probe_features", "probe_metrics", "untrained"]
+__all__ = ["NAME", "PROBE", "Config", "PROFILES", "expand", "run_row", "planned_images", "curves", "untrained",
+           "verdicts", "answer", "render", "render_pilot", "claims", "RESULTS"]
 
 NAME = "scaling"
-
-# Model name in the results -> (vitlib.create_model name, overrides). Forward GFLOPs at 28 px, 100 classes.
-MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ViT-Ti/4 L=4": ("ViT-Ti/4", dict(num_layers=4, representation_size=192)),  # 1.86M params, 0.19 GFLOPs
-    "ViT-Ti/4 L=8": ("ViT-Ti/4", dict(num_layers=8, representation_size=192)),  # 3.63M params, 0.37 GFLOPs
-    "BiT-R26x1 w32": ("BiT-R26x1", dict(stem="cifar", base_width=32)),  # 3.59M params, 0.30 GFLOPs
-    "R+ViT-Ti/4 L=4": ("R+ViT-Ti/4", dict(num_layers=4, representation_size=192)),  # 1.87M params, 0.19 GFLOPs
-    # smoke: tiny versions of a ViT and the ResNet, every code path in seconds
-    "ViT-tiny/8 L=1": ("ViT-Ti/8", dict(num_layers=1, hidden_size=32, num_heads=2, mlp_size=64,
-                                        representation_size=32)),
-    "BiT-R w32 tiny": ("BiT-R26x1", dict(stem="bit", base_width=32, depths=(1, 1, 1, 1))),
-}
 
 # Pre-training corpus -> the held-out real dataset of the few-shot probe (Fig. 4's protocol).
 PROBE = {"fractaldb": "fashion_mnist", "fashion_mnist": "mnist5k"}
@@ -105,7 +91,7 @@ class Config:
     """The scaling study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
 
     models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "ViT-Ti/4 L=8", "BiT-R26x1 w32", "R+ViT-Ti/4 L=4"),
-                                    "models (names of vitlib.experiments.scaling.MODELS)")
+                                    "models (names of vitlib.experiments.protocol.MODELS)")
     corpora: tuple[str, ...] = param(("fractaldb", "fashion_mnist"), "pre-training corpora (fractaldb, "
                                      "fashion_mnist)")
     fractal_sizes: tuple[int, ...] = param((1000, 3000, 10000, 30000, 100000),
@@ -157,58 +143,16 @@ def expand(cfg: Config) -> list[dict[str, Any]]:
             sizes = sorted(_sizes(cfg, corpus))
             for size in sizes if i == 0 else sizes[:cfg.seeded_sizes]:
                 for model in cfg.models:
-                    rows.append(dict(key=f"{model}/{corpus}/n{size}/s{seed}", kind="pretrain", arm=model,
+                    rows.append(dict(key=f"{model}/{corpus}/n{size}/s{seed}", kind="pretrain", model=model,
                                      corpus=corpus, size=size, seed=seed, probe=PROBE[corpus]))
         if i == 0:  # the reference line: each model's probe before any pre-training
-            rows += [dict(key=f"{model}/{corpus}/untrained/s{seed}", kind="untrained", arm=model, corpus=corpus,
+            rows += [dict(key=f"{model}/{corpus}/untrained/s{seed}", kind="untrained", model=model, corpus=corpus,
                           size=0, seed=seed, probe=PROBE[corpus]) for corpus in cfg.corpora for model in cfg.models]
     return rows
 
 
 def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
-    return 0 if spec["kind"] == "untrained" else cfg.images_per_run // cfg.batch_size * cfg.batch_size
-
-
-def pretraining_data(corpus: str, size: int, seed: int, *, classes: int, img_size: int, n_val: int,
-                     val_per_class: int = 10):
-    """(train, held-out val) of a pre-training corpus at `size` images; the val set is the same at every size
-    (fractaldb: its test split of `val_per_class` images per category, `classes` categories; Fashion-MNIST: its
-    val split), cut to `n_val` images. The other studies (pos_embed, mpp) pre-train on it too."""
-    if corpus == "fractaldb":
-        per_class = max(size // classes, 1)
-        opts = dict(num_classes=classes, images_per_class=per_class, test_images_per_class=val_per_class)
-        train_set = get_dataset("fractaldb", "train", img_size, seed=seed, val_fraction=0.0, **opts)
-        val = get_dataset("fractaldb", "test", img_size, **opts)
-    else:
-        full = get_dataset(corpus, "train", img_size)
-        train_set = subset(full, min(size, len(full)), seed=seed)
-        train_set.num_classes = full.num_classes
-        val = get_dataset(corpus, "val", img_size)
-    return train_set, subset(val, min(n_val, len(val)), seed=0)
-
-
-def probe_features(model, dataset: str, img_size: int, pool: int, n_test: int):
-    """Frozen features for Fig. 4's probe: (train features, labels, test features, labels, K) of `dataset`,
-    the train pool stratified (pool / K per class, seed 0), the first n_test of a fixed test permutation."""
-    train = get_dataset(dataset, "train", img_size, augment=False)
-    idx = np.concatenate(list(sample_per_class(train.targets, max(pool // train.num_classes, 1), 0).values()))
-    test = get_dataset(dataset, "test", img_size)
-    ftr, ltr = extract_features(model, torch.utils.data.Subset(train, idx.tolist()))
-    fte, lte = extract_features(model, subset(test, min(n_test, len(test)), seed=0))
-    return ftr, ltr, fte, lte, train.num_classes
-
-
-def probe_metrics(features, shots: tuple[int, ...], seed: int) -> dict[str, Any]:
-    """Fig. 4's linear few-shot accuracy at each of `shots` (`probe_features`' output; shots drawn by `seed`):
-    {"probe_n", "5shot", "5shot_ci95", ...}, each accuracy with its 95% Wilson interval."""
-    ftr, ltr, fte, lte, K = features
-    n_test = len(lte)
-    metrics: dict[str, Any] = dict(probe_n=n_test)
-    for s in shots:
-        acc = few_shot_accuracy(ftr, ltr, fte, lte, shots=s, seed=seed, num_classes=K)
-        metrics[f"{s}shot"] = acc
-        metrics[f"{s}shot_ci95"] = list(wilson_interval(round(acc * n_test), n_test))
-    return metrics
+    return 0 if spec["kind"] == "untrained" else scheduled_images(cfg.images_per_run, cfg.batch_size)
 
 
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
@@ -216,21 +160,19 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     "untrained" row probes the freshly initialised model (the level pre-training has to beat)."""
     seed = spec["seed"]
     if spec["kind"] == "untrained":
-        name, overrides = MODELS[spec["arm"]]
         torch.manual_seed(seed)
-        model = create_model(name, img_size=cfg.img_size, num_classes=cfg.fractal_classes, **overrides)
+        model = build_model(spec["model"], cfg.img_size, cfg.fractal_classes)
         metrics = probe_metrics(probe_features(model, spec["probe"], cfg.img_size, cfg.probe_pool, cfg.probe_test),
                                 cfg.shots, seed)
-        return dict(model=spec["arm"], parameters=count_parameters(model), n_train=0, images_seen=0, epochs=0.0,
-                    train_flops=0, metrics=metrics)
+        return dict(parameters=count_parameters(model), n_train=0, images_seen=0, epochs=0.0, train_flops=0,
+                    metrics=metrics)
     train_set, val_set = pretraining_data(spec["corpus"], spec["size"], seed, classes=cfg.fractal_classes,
                                           img_size=cfg.img_size, n_val=cfg.n_val)
     K = train_set.num_classes
-    name, overrides = MODELS[spec["arm"]]
     torch.manual_seed(seed)
-    model = create_model(name, img_size=cfg.img_size, num_classes=K, **overrides)
+    model = build_model(spec["model"], cfg.img_size, K)
     batch = min(cfg.batch_size, len(train_set))
-    steps = max(cfg.images_per_run // cfg.batch_size, 1)
+    steps = scheduled_images(cfg.images_per_run, cfg.batch_size) // cfg.batch_size
     recipe = pretrain_recipe(steps=steps, batch_size=batch, warmup_steps=None, grad_clip=1.0, seed=seed,
                              eval_every=cfg.eval_every, precision=cfg.precision, progress=False,
                              log_every=max(steps // 10, 1))
@@ -250,9 +192,12 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                                    val_ci95=list(wilson_interval(round(best["accuracy"] * n_val), n_val)),
                                    final_val_accuracy=history["val"][-1]["accuracy"])
     metrics.update(probe_metrics(features, cfg.shots, seed))
-    return dict(model=spec["arm"], parameters=count_parameters(model), n_train=len(train_set),
+    return dict(parameters=count_parameters(model), n_train=len(train_set),
                 images_seen=steps * batch, epochs=round(steps * batch / len(train_set), 3), train_flops=flops,
                 metrics=metrics)
+
+
+# --- what the rows say ----------------------------------------------------------------------------------------------
 
 
 def untrained(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, dict[str, dict[str, Any]]]:
@@ -271,7 +216,7 @@ def untrained(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, di
 
 def curves(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, dict[str, list[dict[str, Any]]]]:
     """{corpus: {model: [{"size", "flops", "mean", "lo", "hi", "seeds"}, ...] by size}}: the results rows of this
-    study summarised over seeds (vitlib.results.seed_mean: the mean and its 95% interval), what
+    study summarised over seeds (vitlib.stats.seed_mean: the mean and its 95% interval), what
     vitlib.plots.scaling_figure draws. metric: "5shot", "10shot" (probe) or "val_accuracy" (pre-training task)."""
     n_key = "val_n" if metric == "val_accuracy" else "probe_n"
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -286,3 +231,160 @@ def curves(rows: list[dict[str, Any]], metric: str = "5shot") -> dict[str, dict[
             dict(size=size, flops=runs[0]["train_flops"], mean=s["mean"], lo=s["ci95"][0], hi=s["ci95"][1],
                  seeds=s["seeds"]))
     return out
+
+
+def _best(groups: dict[tuple, list[dict]], models: list[str], size: int, metric: str) -> dict[str, Any] | None:
+    """The seed_mean of the best of `models` at `size` (None when none ran there)."""
+    stats = [seed_mean(groups[(m, size)], metric, "probe_n") for m in models if (m, size) in groups]
+    return max(stats, key=lambda s: s["mean"]) if stats else None
+
+
+def _corpora(rows: list[dict]):
+    """Per pre-training corpus of a scaling results file: (corpus, its pre-training rows, those grouped by (model,
+    size), its untrained rows grouped by model, the models in order, the sizes sorted)."""
+    trained = [x for x in rows if x.get("kind", "pretrain") == "pretrain"]
+    for (corpus,), corpus_rows in group(trained, "corpus").items():
+        g = group(corpus_rows, "model", "size")
+        base = group([x for x in rows if x.get("kind") == "untrained" and x["corpus"] == corpus], "model")
+        yield corpus, corpus_rows, g, base, list(dict.fromkeys(k[0] for k in g)), sorted({k[1] for k in g})
+
+
+def verdicts(corpus: str, g: dict[tuple, list[dict]], models: list[str], sizes: list[int],
+                      shot: str) -> list[str]:
+    """Fig. 3/4 (ResNet ahead on the smallest set, ViT level or ahead on the largest), Fig. 5 (at the largest set,
+    the best ViT of no more training FLOPs than the ResNet: ahead, reproduced; level, partly: one compute point
+    per model cannot show the paper's 2-4x) and the hybrid (against the ViT of its depth on the smallest set),
+    each judged beyond the 95% intervals."""
+    resnets = [m for m in models if MODELS[m].family == "resnet"]
+    vits = [m for m in models if MODELS[m].family == "vit"]
+    if not (resnets and vits and len(sizes) >= 2):
+        return []
+    word = VERSUS
+    small = compare(_best(g, resnets, sizes[0], shot), _best(g, vits, sizes[0], shot))
+    large = compare(_best(g, vits, sizes[-1], shot), _best(g, resnets, sizes[-1], shot))
+    everywhere = all(compare(_best(g, resnets, n, shot), _best(g, vits, n, shot)) == 1 for n in sizes)
+    verdict = ("reproduced" if small == 1 and large >= 0 else
+               "not reproduced (the ResNet ahead at every size)" if everywhere else
+               "partly reproduced" if small == 1 or large == 1 else
+               "not shown (every difference within the intervals)" if small == large == 0 else
+               "not reproduced")
+    lead = [_best(g, resnets, n, shot)["mean"] - _best(g, vits, n, shot)["mean"] for n in (sizes[0], sizes[-1])]
+    out = [f"Fig. 3/4's claim (ResNet ahead on the smallest set, ViT level or ahead on the largest; not: the "
+           f"ResNet ahead at every size): **{verdict}** on `{corpus}` (smallest: ResNet {word[small]}; largest: ViT "
+           f"{word[large].replace(' within the intervals', '')}; the ResNet's lead over the best ViT: "
+           f"{100 * lead[0]:+.1f} points at {sizes[0]:,} images, {100 * lead[1]:+.1f} at {sizes[-1]:,})."]
+    top = {m: g[(m, sizes[-1])] for m in models if (m, sizes[-1]) in g}
+    resnet = max((m for m in resnets if m in top), key=lambda m: seed_mean(top[m], shot, "probe_n")["mean"],
+                 default=None)
+    cheap = [m for m in vits if m in top and resnet and top[m][0]["train_flops"] <= top[resnet][0]["train_flops"]]
+    if resnet and cheap:
+        best = max(cheap, key=lambda m: seed_mean(top[m], shot, "probe_n")["mean"])
+        cmp5 = compare(seed_mean(top[best], shot, "probe_n"), seed_mean(top[resnet], shot, "probe_n"))
+        ratio = top[resnet][0]["train_flops"] / max(top[best][0]["train_flops"], 1)
+        out.append(f"Fig. 5's claim (ViT the better deal per unit of compute): **"
+                   f"{'reproduced' if cmp5 == 1 else 'partly reproduced' if cmp5 == 0 else 'not reproduced'}** "
+                   f"on `{corpus}` ({best}, {ratio:.1f}x fewer training FLOPs than {resnet}, is {word[cmp5]} "
+                   f"at {sizes[-1]:,} images).")
+    for h in (m for m in models if MODELS[m].family == "hybrid"):
+        twin = MODELS[h].twin
+        if twin in vits and (h, sizes[0]) in g and (twin, sizes[0]) in g:
+            cmph = compare(seed_mean(g[(h, sizes[0])], shot, "probe_n"), seed_mean(g[(twin, sizes[0])], shot,
+                                                                                     "probe_n"))
+            out.append(f"Hybrids at small budgets (Fig. 5: ahead of ViT): {h} is **{word[cmph]}** of {twin} "
+                       f"on `{corpus}` at {sizes[0]:,} images.")
+    return out
+
+
+# --- how it renders -------------------------------------------------------------------------------------------------
+
+
+def answer(r: dict) -> str:
+    """What reproduced of Fig. 3-5, from a scaling results file's results: per pre-training corpus, the verdicts
+    (`_scaling_verdicts`) and where each model's few-shot accuracy at the largest set sits against its own
+    untrained level. The README's paragraph."""
+    shot = shot_metric(r["config"]["shots"])
+    lines = []
+    for corpus, corpus_rows, g, base, models, sizes in _corpora(r["rows"]):
+        vs = {1: [], 0: [], -1: []}
+        for m in models:
+            if (m,) in base and (m, sizes[-1]) in g:
+                vs[compare(seed_mean(g[(m, sizes[-1])], shot, "probe_n"), seed_mean(base[(m,)], shot,
+                                                                                      "probe_n"))].append(m)
+        against = "; ".join(f"{w}: {', '.join(ms)}" for w, ms in (("above", vs[1]), ("level", vs[0]),
+                                                                   ("below", vs[-1])) if ms)
+        lines += [f"- `{corpus}` ({len(corpus_rows)} runs, {shot[:-4]}-shot on `{corpus_rows[0]['probe']}`): "
+                  + " ".join(verdicts(corpus, g, models, sizes, shot))
+                  + (f" Against each model's untrained features at {sizes[-1]:,} images: {against}." if against
+                     else "")]
+    return "\n".join(lines)
+
+
+def render(r: dict, p: dict) -> str:
+    """figures/scaling.json (vitlib.experiments.scaling): few-shot transfer per model and pre-training size, the
+    untrained level, the pre-training task's own accuracy, and the verdicts on Fig. 3/4's and Fig. 5's claims."""
+    rows, c = r["rows"], r["config"]
+    shot = shot_metric(c["shots"])
+    out = []
+    for corpus, corpus_rows, g, base, models, sizes in _corpora(rows):
+        cells = [[m, acc_ci(seed_mean(base[(m,)], shot, "probe_n")) if (m,) in base else "-"]
+                 + [acc_ci(seed_mean(g[(m, n)], shot, "probe_n")) if (m, n) in g else "-" for n in sizes]
+                 for m in models]
+        probe = corpus_rows[0]["probe"]
+        out.append(f"Pre-trained on `{corpus}`, {shot[:-4]}-shot linear accuracy on `{probe}` (frozen features, "
+                   f"best validation state), {corpus_rows[0]['images_seen']:,} images seen per run; \"untrained\": "
+                   f"the same model before pre-training:\n\n"
+                   + table(["model", "untrained"] + [f"{n:,} images" for n in sizes], cells))
+        val = [[m] + [acc_ci(seed_mean(g[(m, n)], "val_accuracy", "val_n")) if (m, n) in g else "-"
+                      for n in sizes] for m in models]
+        out.append(f"The pre-training task itself: accuracy on `{corpus}`'s held-out split (the best validation "
+                   f"state):\n\n" + table(["model"] + [f"{n:,} images" for n in sizes], val))
+        out += verdicts(corpus, g, models, sizes, shot)
+    out.append(runs_line(rows, r))
+    return "\n\n".join(out)
+
+
+def render_pilot(r: dict, p: dict) -> str:
+    """figures/scaling_pilot.json: the scaling study's pilot, one line per run with its design."""
+    lines = [[f"{x['design']['img_size']} px, {x['design']['images_per_run'] // x['design']['batch_size']} steps "
+              f"of {x['design']['batch_size']}, {x['design']['fractal_classes']} categories", x["model"],
+              acc_ci(seed_mean([x], "val_accuracy", "val_n")), acc_ci(seed_mean([x], "5shot", "probe_n")),
+              f"{x['wall_s']:.0f} s" + ("" if x["load"]["quiet"] else " (not quiet)")] for x in r["rows"]]
+    return (r.get("note", "") + "\n\n"
+            + table(["design", "model", "held-out fractals", "5-shot `fashion_mnist`", "time"], lines)
+            + "\n\n" + runs_line(r["rows"], r))
+
+
+def claims(r: dict, stem: str) -> list[list[str]]:
+    """The README's rows (claim, the paper, here, verdict, where to read more) from figures/STEM.json: Fig. 3/4
+    and Fig. 5, per pre-training corpus."""
+    shot = shot_metric(r["config"]["shots"])
+    rows = []
+    for corpus, _, g, _, models, sizes in _corpora(r["rows"]):
+        resnets = [m for m in models if MODELS[m].family == "resnet"]
+        vits = [m for m in models if MODELS[m].family == "vit"]
+        if not (resnets and vits and len(sizes) >= 2):
+            continue
+        lead = [_best(g, resnets, n, shot)["mean"] - _best(g, vits, n, shot)["mean"] for n in (sizes[0], sizes[-1])]
+        said = verdicts(corpus, g, models, sizes, shot)
+        words = [line.split("**")[1] for line in said[:2]]
+        more = f"notebook 05, RESULTS.md (`{stem}`)"
+        rows += [[f"The ResNet's lead shrinks, then ViT overtakes, as pre-training data grow (Fig. 3/4): `{corpus}`",
+                  "crossover at 30M-90M images", f"ResNet ahead by {100 * lead[0]:+.1f} points at {sizes[0]:,} "
+                  f"images, {100 * lead[1]:+.1f} at {sizes[-1]:,}", words[0], more]]
+        if len(words) > 1:
+            here = said[1].split(f"on `{corpus}` (", 1)[1].rstrip(").")
+            rows.append([f"ViT is the better deal per unit of compute (Fig. 5): `{corpus}`", "2-4x less compute",
+                         here, words[1], more])
+    return rows
+
+
+# results file -> (RESULTS.md section title, renderer)
+RESULTS = {
+    "scaling": ("Fig. 3-5 in miniature: pre-training data and compute, ViT vs ResNet vs hybrid "
+                "(`python -m vitlib experiment scaling --profile full`)", render),
+    "scaling_pilot": ("The scaling study's pilot: is the pre-training task learned within the schedule? "
+                      "(10,000 fractals, seed 0; run before the full profile)", render_pilot),
+    "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)", render),
+    "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", None),
+    "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", None),
+}

@@ -10,7 +10,7 @@ its ViTs never learned the pre-training task.
 
 One run per (model, size, seed) gives both axes: each run is evaluated at log-spaced checkpoints (images
 seen 2^k): held-out pre-training accuracy, the 5- and 10-shot linear probe on Fashion-MNIST test (Fig. 4's
-protocol, vitlib.experiments.scaling.probe_metrics), training FLOPs so far, and for ViTs the mean attention
+protocol, vitlib.experiments.protocol.probe_metrics), training FLOPs so far, and for ViTs the mean attention
 distance of every head (vitlib.analysis.mean_attention_distance on held-out fractals). The best-validation
 checkpoint is a point of Fig. 3/4; the checkpoints of the runs on the largest set are Fig. 5.
 The learning rate follows the rsqrt schedule after a fixed warm-up (vitlib.train.lr_at; Zhai et al. 2021):
@@ -36,13 +36,13 @@ import torch
 
 from ..analysis import attention_maps, mean_attention_distance
 from ..flops import count_parameters, forward_flops
-from ..model import VisionTransformer, create_model
-from ..results import wilson_interval
+from ..model import VisionTransformer
+from ..stats import wilson_interval
 from ..train import pretrain_recipe, train
+from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import check_config, param
-from .scaling import MODELS, probe_features, probe_metrics, pretraining_data
 
-__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images"]
+__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "RESULTS"]
 
 NAME = "scaling_curves"
 
@@ -52,7 +52,7 @@ class Config:
     """The study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
 
     models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "BiT-R26x1 w32"),
-                                    "models (names of vitlib.experiments.scaling.MODELS)")
+                                    "models (names of vitlib.experiments.protocol.MODELS)")
     sizes: tuple[int, ...] = param((1000, 100000), "fractaldb sizes in images (fractal_classes categories)")
     fractal_classes: int = param(100, "fractaldb categories")
     seeds: tuple[int, ...] = param((0,), "seeds (initialisation and data order)")
@@ -126,9 +126,8 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     train_set, val_set = pretraining_data("fractaldb", spec["size"], seed, classes=cfg.fractal_classes,
                                           img_size=cfg.img_size, n_val=cfg.n_val,
                                           val_per_class=max(cfg.n_val // cfg.fractal_classes, 1))
-    name, overrides = MODELS[spec["model"]]
     torch.manual_seed(seed)
-    model = create_model(name, img_size=cfg.img_size, num_classes=train_set.num_classes, **overrides)
+    model = build_model(spec["model"], cfg.img_size, train_set.num_classes)
     fwd = forward_flops(model, cfg.img_size)
     steps = max(cfg.images_per_run // batch, 1)
     eval_steps = tuple(sorted({max(n // batch, 1) for n in checkpoint_images(cfg)}))
@@ -166,3 +165,10 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     return dict(parameters=count_parameters(model), n_train=len(train_set), images_seen=last["images_seen"],
                 epochs=round(last["images_seen"] / len(train_set), 3), train_flops=last["train_flops"],
                 metrics=metrics, points=points, train_curve=history["train"])
+
+
+# results file -> (RESULTS.md section title, renderer; None: its scalars)
+RESULTS = {
+    "scaling_curves_pilot": ("The headline's pilot: learning curves to the plateau, ViT against ResNet "
+                             "(`python -m vitlib experiment scaling_curves --profile pilot`)", None),
+}

@@ -8,7 +8,7 @@ pre-trained model against a randomly initialised one.
 
 Design (full profile):
 - models: the shipped ViT-Ti/4 (L=6, pre-trained on 320,000 images of 100 FractalDB-style categories at 32 px;
-  vitlib.interop.load_pretrained("")) with a new zero head (Section 3.2), against the same architecture
+  vitlib.finetune.load_pretrained("")) with a new zero head (Section 3.2), against the same architecture
   freshly initialised ("scratch"), both fine-tuned with Appendix B.1.1's recipe (SGD 0.9, clip 1, cosine,
   no weight decay; vitlib.train.finetune_recipe) at the pre-training resolution, 32 px;
 - data: fashion_mnist and mnist5k, training subsets of 500, 2,000 and 10,000 images (mnist5k has 3,600
@@ -33,7 +33,7 @@ stay as they are; added: the scratch arm at the smallest size trained `scratch_l
 (51,200 images, 100 epochs of 500) on fashion_mnist, 3 seeds, compared with the pre-trained model at 1x.
 If pre-training still wins, it pays against a scratch arm given 4x the compute; if scratch catches up, the
 1x comparison measured speed of learning, not the end point.
-Accuracies carry a 95% Wilson interval (vitlib.results.wilson_interval) on the pooled test predictions.
+Accuracies carry a 95% Wilson interval (vitlib.stats.wilson_interval) on the pooled test predictions.
 `summary(rows)` averages the seeds (what vitlib.plots.transfer_figure draws and RESULTS.md tabulates) and
 `verdict(summary, cfg)` answers "does pre-training pay here?" part by part, from the intervals, saying which
 parts have not run yet.
@@ -46,7 +46,7 @@ minute); gpu 5 seeds, 51,200 images per run.
 Expected: pre-training helps most at the small sizes and on fashion_mnist; the gap shrinks with size.
 
 Command: `python -m vitlib experiment transfer --profile full` (continues from figures/transfer.json;
-`--limit N` runs N more rows and stops). RESULTS.md renders the table (vitlib.results.RENDERERS).
+`--limit N` runs N more rows and stops). RESULTS.md renders the table (`render`).
 
 Deviations from the paper: the scale (thousands of images, batch 64 instead of 512, 200 steps), the data
 (fractals, not JFT; grey 28x28 images resized to 32 and 48 px).
@@ -56,22 +56,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 
 from ..data import get_dataset, sample_per_class, subset
 from ..fewshot import extract_features, few_shot_accuracy
-from ..finetune import finetune_and_evaluate, load_pretrained, prepare_finetune
+from ..finetune import load_pretrained, prepare_finetune
 from ..flops import count_parameters
+from ..markdown import VERSUS, acc_ci, runs_line, table
 from ..model import VisionTransformer
-from ..results import compare, seed_mean, wilson_interval
-from ..train import finetune_recipe, resolve_device
-from .runner import check_config, param, training_flops
+from ..stats import compare, seed_mean, wilson_interval
+from ..train import resolve_device
+from .protocol import finetune_run, fixed_test_set, vit_name
+from .runner import check_config, param, scheduled_images
 
-__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "vit_name", "summary", "verdict",
-           "config_from_results", "fixed_test_set", "finetune_run"]
+__all__ = ["NAME", "Config", "PROFILES", "Row", "expand", "run_row", "planned_images", "summary", "verdict",
+           "config_from_results", "answer", "render", "claims", "RESULTS"]
 
 NAME = "transfer"
 
@@ -110,10 +112,30 @@ PROFILES: dict[str, Config] = {
 }
 
 
+class Row(TypedDict, total=False):
+    """What a row of figures/transfer*.json holds: the run's spec, then what it measured."""
+
+    key: str  # unique: "finetune/ARM/DATASET/nSIZE/rRES/sSEED", "fewshot/ARM/DATASET/sSEED", "finetune-long/..."
+    kind: str  # "finetune", "fewshot" or "finetune-long" (the convergence check)
+    arm: str  # "pre-trained" or "scratch" (fine-tuning); "pre-trained" or "random" (few-shot)
+    dataset: str  # the downstream dataset (vitlib.data name)
+    size: int  # training images asked (n_train: used, capped at the split)
+    seed: int
+    resolution: int | None  # the fine-tuning resolution of Section 3.2's ablation; None: the pre-training one
+    budget_factor: int  # finetune-long: the budget's multiple
+    img_size: int  # measured: the resolution the run fine-tuned at
+    model: str
+    parameters: int
+    n_train: int
+    images_seen: int
+    train_flops: int
+    metrics: dict[str, Any]
+
+
 def expand(cfg: Config) -> list[dict[str, Any]]:
     """The runs: few-shot rows (cheap) first, then the fine-tuning rows seed by seed, so that a study cut short
     still has every comparison at its first seed."""
-    rows = [dict(key=f"fewshot/{init}/{ds}/s{seed}", kind="fewshot", arm=init, corpus=ds, size=cfg.fewshot_pool,
+    rows = [dict(key=f"fewshot/{init}/{ds}/s{seed}", kind="fewshot", arm=init, dataset=ds, size=cfg.fewshot_pool,
                  seed=seed, resolution=None)
             for seed in cfg.seeds for ds in cfg.datasets for init in ("pre-trained", "random")] if cfg.shots else []
     for seed in cfg.seeds:
@@ -123,27 +145,20 @@ def expand(cfg: Config) -> list[dict[str, Any]]:
         for ds, n, res in grid:
             for arm in ("pre-trained", "scratch"):
                 tag = f"r{res}" if res else "rpre"
-                rows.append(dict(key=f"finetune/{arm}/{ds}/n{n}/{tag}/s{seed}", kind="finetune", arm=arm, corpus=ds,
+                rows.append(dict(key=f"finetune/{arm}/{ds}/n{n}/{tag}/s{seed}", kind="finetune", arm=arm, dataset=ds,
                                  size=n, seed=seed, resolution=res))
     if cfg.scratch_long_factor:  # added after the first full run: see the module docstring, "Convergence check"
         n, f = min(cfg.sizes), cfg.scratch_long_factor
         rows += [dict(key=f"finetune-long/scratch/{ds}/n{n}/x{f}/s{seed}", kind="finetune-long", arm="scratch",
-                      corpus=ds, size=n, seed=seed, resolution=None, budget_factor=f)
+                      dataset=ds, size=n, seed=seed, resolution=None, budget_factor=f)
                  for seed in cfg.seeds for ds in cfg.scratch_long]
     return rows
 
 
 def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
     """Training images a row will see (few-shot rows train nothing)."""
-    budget = cfg.images_per_run // cfg.batch_size * cfg.batch_size
+    budget = scheduled_images(cfg.images_per_run, cfg.batch_size)
     return {"finetune": budget, "finetune-long": budget * spec.get("budget_factor", 1)}.get(spec["kind"], 0)
-
-
-def vit_name(model: VisionTransformer) -> str:
-    """'ViT-Ti/4 L=6': Table 1's size by D, P, and the depth when it differs from the size's."""
-    c = model.cfg
-    size = {192: "Ti", 384: "S", 768: "B", 1024: "L", 1280: "H"}.get(c.hidden_size, f"D{c.hidden_size}")
-    return f"ViT-{size}/{c.patch_size} L={c.num_layers}"
 
 
 def _pretrained(cfg: Config, cache: dict) -> VisionTransformer:
@@ -152,42 +167,14 @@ def _pretrained(cfg: Config, cache: dict) -> VisionTransformer:
     return cache[("pretrained", cfg.checkpoint)]
 
 
-def fixed_test_set(ds: str, res: int, in_chans: int, n: int):
-    """The fixed test images of a downstream dataset: the first n of a seed-0 permutation of its test split."""
-    test = get_dataset(ds, "test", res, in_chans=in_chans)
-    return subset(test, min(n, len(test)), seed=0)
-
-
-def finetune_run(model: VisionTransformer, train_set, test_set, *, images_per_run: int, batch_size: int, seed: int,
-                 precision: str) -> dict[str, Any]:
-    """Fine-tune a prepared model (new head, resolution set) with Appendix B.1.1's recipe for `images_per_run`
-    images, then evaluate it once on test_set: {"images_seen", "train_flops", "metrics": {"test_accuracy",
-    "test_n", "test_correct", "ci95", "train_loss_first", "train_loss_last"}}. The pos_embed and mpp studies
-    fine-tune their arms with it too."""
-    steps = max(images_per_run // batch_size, 1)
-    batch = min(batch_size, len(train_set))
-    recipe = finetune_recipe(steps=steps, batch_size=batch, seed=seed, precision=precision, progress=False,
-                             log_every=max(steps // 10, 1), eval_batch_size=256)
-    res, C = model.cfg.image_hw[0], model.cfg.in_chans
-    flops = training_flops(model, res, steps * batch, in_chans=C)
-    out = finetune_and_evaluate(model, train_set, test_set, recipe)
-    n_test = len(test_set)
-    correct = int(round(out["test_accuracy"] * n_test))
-    losses = [h["loss"] for h in out["history"]["train"]]
-    return dict(images_seen=steps * batch, train_flops=flops,
-                metrics=dict(test_accuracy=out["test_accuracy"], test_n=n_test, test_correct=correct,
-                             ci95=list(wilson_interval(correct, n_test)), train_loss_first=losses[0],
-                             train_loss_last=losses[-1]))
-
-
-def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
+def _finetune_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     pretrained = _pretrained(cfg, cache)
     res = spec["resolution"] or pretrained.cfg.image_hw[0]
     C, seed = pretrained.cfg.in_chans, spec["seed"]
-    train_full = get_dataset(spec["corpus"], "train", res, in_chans=C)
+    train_full = get_dataset(spec["dataset"], "train", res, in_chans=C)
     n_train = min(spec["size"], len(train_full))
     train_set = subset(train_full, n_train, seed=seed)
-    test_set = fixed_test_set(spec["corpus"], res, C, cfg.n_test)
+    test_set = fixed_test_set(spec["dataset"], res, C, cfg.n_test)
     K = train_full.num_classes
     torch.manual_seed(seed)
     if spec["arm"] == "pre-trained":
@@ -197,7 +184,7 @@ def _finetune(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                                                       representation_size=None))
     run = finetune_run(model, train_set, test_set, images_per_run=cfg.images_per_run * spec.get("budget_factor", 1),
                        batch_size=cfg.batch_size, seed=seed, precision=cfg.precision)
-    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, resolution=res, **run)
+    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=n_train, img_size=res, **run)
 
 
 def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: int):
@@ -209,9 +196,9 @@ def _features(model, ds: str, res: int, C: int, pool: int, n_test: int, seed: in
     return ftr, ltr, fte, lte
 
 
-def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
+def _fewshot_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     pretrained = _pretrained(cfg, cache)
-    res, C, seed, ds = pretrained.cfg.image_hw[0], pretrained.cfg.in_chans, spec["seed"], spec["corpus"]
+    res, C, seed, ds = pretrained.cfg.image_hw[0], pretrained.cfg.in_chans, spec["seed"], spec["dataset"]
     K = get_dataset(ds, "test", res, in_chans=C).num_classes
     if spec["arm"] == "pre-trained":
         model = prepare_finetune(pretrained, num_classes=K).to(resolve_device("auto"))
@@ -231,13 +218,13 @@ def _fewshot(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
         correct = int(round(acc * n_test))
         metrics[f"{s}shot"] = acc
         metrics[f"{s}shot_ci95"] = list(wilson_interval(correct, n_test))
-    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=len(ltr), resolution=res,
+    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=len(ltr), img_size=res,
                 images_seen=0, train_flops=0, metrics=metrics)
 
 
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """One run of the study: a fine-tuning arm or a few-shot probe."""
-    return _fewshot(cfg, spec, cache) if spec["kind"] == "fewshot" else _finetune(cfg, spec, cache)
+    return _fewshot_row(cfg, spec, cache) if spec["kind"] == "fewshot" else _finetune_row(cfg, spec, cache)
 
 
 # --- what the rows say --------------------------------------------------------------------------------------------
@@ -250,52 +237,51 @@ def _point(runs: list[dict[str, Any]], metric: str, **where: Any) -> dict[str, A
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The rows of this study averaged over seeds (vitlib.results.seed_mean: the mean, its 95% Wilson interval
+    """The rows of this study averaged over seeds (vitlib.stats.seed_mean: the mean, its 95% Wilson interval
     at the test-set size, the lowest and highest seed), in the shape vitlib.plots.transfer_figure draws:
 
-        "finetune": {corpus: {arm: [{"size": asked, "n_train": used, "mean", "lo", "hi", ...} by size]}}
+        "finetune": {dataset: {arm: [{"size": asked, "n_train": used, "mean", "lo", "hi", ...} by size]}}
                     at the pre-training resolution; arm "pre-trained" or "scratch"
-        "ablation": {"CORPUS/nSIZE": {arm: [{"corpus", "size", "resolution", "mean", "lo", "hi", ...} by
+        "ablation": {"DATASET/nSIZE": {arm: [{"dataset", "size", "resolution", "mean", "lo", "hi", ...} by
                     resolution]}}: Section 3.2's ablation rows and the rows at the pre-training resolution they
                     compare with
-        "fewshot":  {corpus: {arm: [{"shots", "mean", "lo", "hi", ...} by shots]}}; arm "pre-trained" or "random"
-        "long":     {"CORPUS/nSIZE": {"corpus", "size", "factor", "scratch_long", "scratch", "pre_trained"}}: the
+        "fewshot":  {dataset: {arm: [{"shots", "mean", "lo", "hi", ...} by shots]}}; arm "pre-trained" or "random"
+        "long":     {"DATASET/nSIZE": {"dataset", "size", "factor", "scratch_long", "scratch", "pre_trained"}}: the
                     convergence check (scratch at factor x the budget) beside both arms at 1x
 
-    Rows of another design (a key this study does not make) are ignored; a part with no rows is empty. The
-    summary is JSON-ready (string keys)."""
+    A part with no rows is empty. The summary is JSON-ready (string keys)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        parts = r["key"].split("/")
-        if r.get("kind") == "finetune" and len(parts) == 6:
-            groups.setdefault(("finetune", r["corpus"], r["size"], parts[4], r["arm"]), []).append(r)
+        if r.get("kind") == "finetune":
+            tag = "rpre" if r["resolution"] is None else f"r{r['resolution']}"
+            groups.setdefault(("finetune", r["dataset"], r["size"], tag, r["arm"]), []).append(r)
         elif r.get("kind") == "fewshot":
-            groups.setdefault(("fewshot", r["corpus"], r["arm"]), []).append(r)
+            groups.setdefault(("fewshot", r["dataset"], r["arm"]), []).append(r)
         elif r.get("kind") == "finetune-long":
-            groups.setdefault(("long", r["corpus"], r["size"], r["budget_factor"]), []).append(r)
+            groups.setdefault(("long", r["dataset"], r["size"], r["budget_factor"]), []).append(r)
     out: dict[str, Any] = {"finetune": {}, "ablation": {}, "fewshot": {}, "long": {}}
     for key in sorted((k for k in groups if k[0] == "finetune" and k[3] == "rpre"), key=lambda k: k[2]):
-        _, corpus, size, _, arm = key  # by size, at the pre-training resolution
+        _, dataset, size, _, arm = key  # by size, at the pre-training resolution
         runs = groups[key]
-        out["finetune"].setdefault(corpus, {}).setdefault(arm, []).append(
-            _point(runs, "test_accuracy", size=size, n_train=runs[0]["n_train"], resolution=runs[0]["resolution"]))
+        out["finetune"].setdefault(dataset, {}).setdefault(arm, []).append(
+            _point(runs, "test_accuracy", size=size, n_train=runs[0]["n_train"], resolution=runs[0]["img_size"]))
     for key, runs in groups.items():  # the ablation: its rows, and the rows at the pre-training resolution
         if key[0] == "finetune" and key[3] != "rpre":
-            _, corpus, size, _, arm = key
-            base = groups.get(("finetune", corpus, size, "rpre", arm))
-            arms = out["ablation"].setdefault(f"{corpus}/n{size}", {})
-            arms[arm] = [_point(g, "test_accuracy", corpus=corpus, size=size, resolution=g[0]["resolution"])
+            _, dataset, size, _, arm = key
+            base = groups.get(("finetune", dataset, size, "rpre", arm))
+            arms = out["ablation"].setdefault(f"{dataset}/n{size}", {})
+            arms[arm] = [_point(g, "test_accuracy", dataset=dataset, size=size, resolution=g[0]["img_size"])
                          for g in ([base] if base else []) + [runs]]
     for key in sorted(k for k in groups if k[0] == "fewshot"):
-        _, corpus, arm = key
+        _, dataset, arm = key
         runs = groups[key]
         shots = sorted(int(m[:-4]) for m in runs[0]["metrics"] if m.endswith("shot"))
-        out["fewshot"].setdefault(corpus, {})[arm] = [_point(runs, f"{s}shot", shots=s) for s in shots]
+        out["fewshot"].setdefault(dataset, {})[arm] = [_point(runs, f"{s}shot", shots=s) for s in shots]
     for key in (k for k in groups if k[0] == "long"):  # the convergence check: scratch at factor x the budget,
-        _, corpus, size, factor = key  # beside both arms at 1x
-        base = {arm: groups.get(("finetune", corpus, size, "rpre", arm)) for arm in ("pre-trained", "scratch")}
-        out["long"][f"{corpus}/n{size}"] = dict(
-            corpus=corpus, size=size, factor=factor, scratch_long=_point(groups[key], "test_accuracy"),
+        _, dataset, size, factor = key  # beside both arms at 1x
+        base = {arm: groups.get(("finetune", dataset, size, "rpre", arm)) for arm in ("pre-trained", "scratch")}
+        out["long"][f"{dataset}/n{size}"] = dict(
+            dataset=dataset, size=size, factor=factor, scratch_long=_point(groups[key], "test_accuracy"),
             **{arm.replace("-", "_"): _point(g, "test_accuracy") if g else None for arm, g in base.items()})
     return out
 
@@ -306,11 +292,8 @@ def config_from_results(config: dict[str, Any]) -> Config:
     return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in known})
 
 
-_WORDS = {1: "ahead", -1: "behind", 0: "level within the intervals"}
-
-
 def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seeds: int, what: str) -> dict[str, Any]:
-    """The verdict on comparisons (label, a, b): is a above b beyond the 95% intervals (vitlib.results.compare)?
+    """The verdict on comparisons (label, a, b): is a above b beyond the 95% intervals (vitlib.stats.compare)?
     `planned`: the comparisons the design makes; `seeds`: the seeds each point should average. Missing
     comparisons and points with fewer seeds make the verdict one "so far"."""
     ran = [(label, compare(a, b), a, b) for label, a, b in cells if a is not None and b is not None]
@@ -331,7 +314,7 @@ def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seed
     word += "" if complete or not ran else " so far"
     missing = [f"{planned - len(ran)} of {planned} comparisons not yet run"] if len(ran) < planned else []
     missing += [f"{short} with fewer than {seeds} seeds"] if short else []
-    detail = "; ".join(f"{label}: {100 * a['mean']:.1f}% vs {100 * b['mean']:.1f}%, {_WORDS[c]}"
+    detail = "; ".join(f"{label}: {100 * a['mean']:.1f}% vs {100 * b['mean']:.1f}%, {VERSUS[c]}"
                        for label, c, a, b in ran)
     text = (f"{what} ahead in {ahead} of {len(ran)} comparisons" + (f" ({', '.join(missing)})" if missing else "")
             + (f": {detail}" if detail else "")) if ran else f"planned: {planned}, none run yet"
@@ -347,8 +330,8 @@ def _long_verdict(s: dict[str, Any], cfg: Config, n_seeds: int) -> dict[str, Any
     part = _judge([(f"{ds} {n:,}, pre-trained (1x) against scratch ({f}x)", c and c["pre_trained"],
                     c and c["scratch_long"]) for ds, c in zip(cfg.scratch_long, checks)], len(checks), n_seeds,
                   "pre-trained at 1x")
-    moved = [f"{c['corpus']}: scratch {100 * c['scratch']['mean']:.1f}% at 1x, {100 * c['scratch_long']['mean']:.1f}% "
-             f"at {f}x, {_WORDS[compare(c['scratch_long'], c['scratch'])]}" for c in checks
+    moved = [f"{c['dataset']}: scratch {100 * c['scratch']['mean']:.1f}% at 1x, {100 * c['scratch_long']['mean']:.1f}% "
+             f"at {f}x, {VERSUS[compare(c['scratch_long'], c['scratch'])]}" for c in checks
              if c is not None and c["scratch"] is not None]
     part["text"] += ("; the longer schedule against 1x: " + "; ".join(moved)) if moved else ""
     return part
@@ -375,13 +358,13 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
     def at(arms: dict, arm: str, field: str, value: Any) -> dict | None:
         return next((p for p in arms.get(arm, []) if p[field] == value), None)
 
-    cells = [(f"{corpus} {n:,}", at(ft.get(corpus, {}), "pre-trained", "size", n),
-              at(ft.get(corpus, {}), "scratch", "size", n)) for corpus in cfg.datasets for n in cfg.sizes]
+    cells = [(f"{dataset} {n:,}", at(ft.get(dataset, {}), "pre-trained", "size", n),
+              at(ft.get(dataset, {}), "scratch", "size", n)) for dataset in cfg.datasets for n in cfg.sizes]
     n_seeds = len(cfg.seeds)
     out = {"fine-tuning": _judge(cells, len(cells), n_seeds, "pre-trained")}
     few = s["fewshot"]
-    cells = [(f"{corpus} {k}-shot", at(few.get(corpus, {}), "pre-trained", "shots", k),
-              at(few.get(corpus, {}), "random", "shots", k)) for corpus in cfg.datasets for k in cfg.shots]
+    cells = [(f"{dataset} {k}-shot", at(few.get(dataset, {}), "pre-trained", "shots", k),
+              at(few.get(dataset, {}), "random", "shots", k)) for dataset in cfg.datasets for k in cfg.shots]
     out["few-shot"] = _judge(cells, len(cells), n_seeds, "pre-trained features") if cells else dict(
         verdict="not in this profile's design", text="no few-shot probe (shots is empty)")
     res, ds, size = cfg.ablation_resolution, cfg.ablation_dataset, cfg.ablation_size
@@ -399,7 +382,7 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
         scratch = at(arms, "scratch", "resolution", res)
         if high is not None and scratch is not None:
             part["text"] += (f"; at {res} px against scratch: {100 * high['mean']:.1f}% vs "
-                             f"{100 * scratch['mean']:.1f}%, {_WORDS[compare(high, scratch)]}")
+                             f"{100 * scratch['mean']:.1f}%, {VERSUS[compare(high, scratch)]}")
         out["higher resolution"] = part
     out["scratch, longer"] = _long_verdict(s, cfg, n_seeds)
     both = [out["fine-tuning"], out["few-shot"]] if out["few-shot"].get("ran") is not None else [out["fine-tuning"]]
@@ -419,3 +402,86 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
                          text=f"pre-trained ahead beyond the 95% intervals in {ahead} of {ran} comparisons run, "
                               f"of {planned} planned (fine-tuning and few-shot){caveat}")
     return out
+
+# --- how it renders -------------------------------------------------------------------------------------------------
+
+
+def _at(points: list[dict], field: str, value: Any) -> dict | None:
+    """The point of a summary curve whose `field` is `value` (None when that run is missing)."""
+    return next((q for q in points if q[field] == value), None)
+
+
+def answer(r: dict) -> str:
+    """"Does pre-training pay here?" from a transfer results file's results (vitlib.experiments.transfer.verdict):
+    the answer, then one line per part with its comparisons; parts whose rows are missing say "not yet run"."""
+    v = verdict(summary(r["rows"]), config_from_results(r["config"]))
+    parts = {"fine-tuning": "fine-tuned, pre-trained against scratch (Section 3.2)",
+             "few-shot": "linear few-shot, pre-trained against random-init features (Section 4.1)",
+             "higher resolution": "fine-tuned at a higher resolution, E_pos interpolated (Section 3.2)",
+             "scratch, longer": "convergence check: the pre-trained model against scratch trained longer"}
+    return (f"**Does pre-training pay here? {v['answer']['verdict']}**: {v['answer']['text']}.\n\n"
+            + "\n".join(f"- {label}: **{v[k]['verdict']}**; {v[k]['text']}." for k, label in parts.items()))
+
+
+def render(r: dict, p: dict) -> str:
+    """figures/transfer.json (vitlib.experiments.transfer): pre-trained vs scratch with intervals and a verdict."""
+    c, rows = r["config"], r["rows"]
+    s = summary(rows)
+    words = {1: "pre-training helps", -1: "pre-training hurts", 0: "no clear difference (intervals overlap)"}
+    rows_ft = []
+    for dataset, arms in s["finetune"].items():
+        for size in sorted({q["size"] for points in arms.values() for q in points}):
+            pre, scr = (_at(arms.get(a, []), "size", size) for a in ("pre-trained", "scratch"))
+            n_train = (pre or scr)["n_train"]
+            used = f"{n_train:,}" + (f" (of {size:,} asked: the split's size)" if n_train < size else "")
+            rows_ft.append([f"`{dataset}`", used, acc_ci(pre), acc_ci(scr), words[compare(pre, scr)]])
+    budget = scheduled_images(c["images_per_run"], c["batch_size"])
+    text = (answer(r) + "\n\n"
+            f"Fine-tuned test accuracy, the shipped model against the same architecture from scratch, "
+            f"{budget:,} images seen per run (batch {c['batch_size']}), at the pre-training resolution. Mean over "
+            "seeds, its 95% Wilson interval at the test-set size, and the lowest and highest seed.\n\n"
+            + table(["dataset", "training images", "pre-trained", "from scratch", "verdict"], rows_ft))
+    lines = []
+    for arms in s["ablation"].values():
+        dataset, size = next(iter(arms.values()))[0]["dataset"], next(iter(arms.values()))[0]["size"]
+        for res in sorted({q["resolution"] for points in arms.values() for q in points}):
+            pre, scr = (_at(arms.get(a, []), "resolution", res) for a in ("pre-trained", "scratch"))
+            lines.append([f"`{dataset}`, {size:,}", f"{res} px" + ("" if res == c["ablation_resolution"] else
+                                                                   " (pre-training)"),
+                          acc_ci(pre), acc_ci(scr), words[compare(pre, scr)]])
+    if lines:
+        text += ("\n\nSection 3.2's resolution ablation (E_pos 2D-interpolated to the larger grid):\n\n"
+                 + table(["dataset, images", "fine-tuned at", "pre-trained", "from scratch", "verdict"], lines))
+    if s["fewshot"]:
+        shots = sorted({q["shots"] for arms in s["fewshot"].values() for points in arms.values() for q in points})
+        lines = [[f"`{dataset}`", arm] + [acc_ci(_at(points, "shots", k)) for k in shots]
+                 for dataset, arms in s["fewshot"].items() for arm, points in arms.items()]
+        text += ("\n\nLinear few-shot accuracy of the frozen features (Section 4.1's closed-form probe):\n\n"
+                 + table(["dataset", "features"] + [f"{k}-shot" for k in shots], lines))
+    return text + "\n\n" + runs_line(rows, r)
+
+
+def claims(r: dict, stem: str) -> list[list[str]]:
+    """The README's rows (claim, the paper, here, verdict, where to read more) from figures/STEM.json."""
+    v = verdict(summary(r["rows"]), config_from_results(r["config"]))
+    more = f"notebook 04, RESULTS.md (`{stem}`)"
+    parts = (("fine-tuning", "Pre-trained and fine-tuned beats the same ViT from scratch (Section 3.2)",
+              "ViT-B/16 from ImageNet-21k or JFT, far ahead"),
+             ("few-shot", "Pre-trained features beat random ones in the linear few-shot probe (Section 4.1)",
+              "Fig. 4's metric"),
+             ("higher resolution", "Fine-tuning above the pre-training resolution helps (Section 3.2)",
+              "384-512 px after 224 px"))
+    return [[claim, paper, f"pre-trained ahead in {v[k]['ahead']} of {v[k]['ran']}" if v[k].get("ran")
+             else v[k]["text"], v[k]["verdict"], more] for k, claim, paper in parts]
+
+
+# results file -> (RESULTS.md section title, renderer; None: its scalars)
+RESULTS = {
+    "transfer": ("Does pre-training pay? Fine-tuning and few-shot transfer with intervals "
+                 "(`python -m vitlib experiment transfer --profile full`)", render),
+    "transfer_curves": ("The transfer study's figure: accuracy against size, shots and resolution (notebook 04)",
+                        None),
+    "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
+                     render),
+    "transfer_curves_gpu": ("The transfer study's figure, the gpu profile (notebook 04)", None),
+}

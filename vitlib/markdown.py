@@ -1,0 +1,74 @@
+"""Markdown building blocks of RESULTS.md and the README: percentages, tables, accuracies with their intervals,
+the words of a comparison, the provenance line, and the seed-by-seed sentence of the ablations.
+
+Deviations from the paper: none (nothing here is in the paper).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .stats import fewest_seeds, seed_order, separation_chance
+
+__all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "runs_line", "shot_metric", "seed_by_seed"]
+
+# compare()'s answer in words: a against b
+VERSUS = {1: "ahead", -1: "behind", 0: "level within the intervals"}
+
+
+def pct(x: float) -> str:
+    """0.1234 -> '12.3%'."""
+    return f"{100 * x:.1f}%"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def made_by(p: dict[str, Any]) -> str:
+    """One line of provenance: command, date, machine, time taken, commit."""
+    bits = [f"`{p.get('command', '?')}`", p.get("date", "date unknown")]
+    bits.append(f"{p.get('device', 'cpu')} on {p.get('machine', '?')} ({p.get('cpus', '?')} CPUs)")
+    if p.get("seconds") is not None:
+        bits.append(f"{p['seconds']:.0f} s")
+    bits.append(f"torch {p.get('torch', '?')}, commit {p.get('git_commit', '?')}")
+    text = "Made by " + "; ".join(bits) + "."
+    return text + (f" Note: {p['note']}" if p.get("note") else "")
+
+
+def acc_ci(s: dict[str, Any] | None) -> str:
+    """A seed mean (vitlib.stats.seed_mean) as 'mean% [lo, hi; seeds low-high]', '-' when missing."""
+    if s is None:
+        return "-"
+    spread = f"; seeds {100 * s['low']:.1f}-{100 * s['high']:.1f}" if s["seeds"] > 1 else ""
+    return f"{100 * s['mean']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}{spread}]"
+
+
+def runs_line(rows: list[dict], r: dict) -> str:
+    """'N runs (Q on a quiet machine); T still to run.' of a study's results."""
+    quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
+    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
+
+
+def shot_metric(shots: list[int] | tuple[int, ...]) -> str:
+    """The probe's shot count nearest 5 (Table 8's), as a metric name."""
+    return f"{min(shots, key=lambda s: abs(s - 5))}shot"
+
+
+def seed_by_seed(rows: list[dict], metrics: dict[str, str], arms: list[str], names: dict[str, str]) -> str:
+    """" Seed by seed (...): ..." for {label: metric}: the pairs of arms whose seeds do not interleave
+    (`seed_order`) and the chance of that with no difference (`separation_chance`); "" with fewer than 2 seeds."""
+    seeds = fewest_seeds(rows, arms)
+    if seeds < 2:
+        return ""
+    parts = []
+    for label, metric in metrics.items():
+        orders = {(a, b): seed_order(rows, metric, a, b) for i, a in enumerate(arms) for b in arms[i + 1:]}
+        pairs = [(a, b) if o == 1 else (b, a) for (a, b), o in orders.items() if o != 0]
+        parts.append(f"{label} " + (", ".join(f"{names.get(a, a)} > {names.get(b, b)}" for a, b in pairs) or "no pair"))
+    text = (f" Seed by seed (every seed of one above every seed of the other, which two arms that do not differ show "
+            f"by chance with probability {separation_chance(seeds, seeds):.2f} at {seeds} seeds each): "
+            + "; ".join(parts))
+    return text if text.endswith(".") else text + "."  # Table 8's names end with one
