@@ -65,7 +65,7 @@ import vitlib
 from vitlib import analysis, contrast, plots
 from vitlib.checkpoints import load_model
 from vitlib.data import get_dataset
-from vitlib.interop import SHIPPED
+from vitlib.finetune import SHIPPED
 from vitlib.results import figures_dir, load_results, render_section, save_figure
 
 # %% tags=["parameters"]

@@ -1,4 +1,5 @@
-"""Fine-tuning surgery (Section 3.2): zero head of K classes, position embeddings at a new resolution, linear probe."""
+"""Fine-tuning surgery (Section 3.2): zero head of K classes, position embeddings at a new resolution, linear probe;
+`load_pretrained` takes the shipped model, an official .npz or a timm weights file."""
 
 import math
 
@@ -7,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import vitlib
-from vitlib.finetune import new_head, new_resolution, prepare_finetune, trainable_parameters
+from vitlib import finetune
+from vitlib.finetune import load_pretrained, new_head, new_resolution, prepare_finetune, trainable_parameters
+from vitlib.interop import save_npz
 
 TINY = dict(img_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4, mlp_size=64, num_classes=5)
 
@@ -100,3 +103,15 @@ def test_hybrid_surgery_keeps_the_resnet():
     stem = "patch_embed.backbone.stem.conv.weight"
     assert torch.equal(new.state_dict()[stem], old.state_dict()[stem])
     assert torch.equal(new(torch.randn(2, 3, 48, 48)), torch.zeros(2, 3))
+
+
+def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
+    model = pretrained().eval()
+    npz = save_npz(model, tmp_path / "official.npz")
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(load_pretrained(npz, gelu="exact")(x), model(x), atol=1e-5)  # official .npz
+    torch.save(model.state_dict(), tmp_path / "timm.pth")  # vitlib's names are timm's
+    assert torch.allclose(load_pretrained(tmp_path / "timm.pth", num_heads=4)(x), model(x), atol=1e-5)
+    monkeypatch.setattr(finetune, "SHIPPED", tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="shipped pre-trained model"):
+        load_pretrained("")

