@@ -4,9 +4,9 @@ Each shape runs the real `vitlib.train.train` loop on random images, in every mo
 rounds (mode order flipped every round), because a shared machine's speed drifts within minutes. A mode's
 ratio is the median over rounds of its images/s divided by the reference's (fp32, fused attention) in the
 same round. Also printed: model FLOP/s (forward FLOPs x 3 for forward + backward, counted by
-`vitlib.flops.forward_flops`) as a share of the matmul ceiling, a 2048x2048 matmul timed in the same
-process in fp32 and bf16. The loss after the run shows whether a mode keeps the numbers (same data and
-init: it should match the reference's to about 1e-2).
+`vitlib.flops.forward_flops`) as a share of the matmul ceiling, a square matmul timed in the same process in fp32
+and bf16 on the device the training runs on (2048 x 2048 on a CPU, 8192 x 8192 on a GPU). The loss after the
+run shows whether a mode keeps the numbers (same data and init: it should match the reference's to about 1e-2).
 
     python benchmarks/train_speed.py                      # all shapes, the default modes, 2 rounds
     python benchmarks/train_speed.py --shapes 65 --modes "fp32 fused" "fp32 explicit" --repeat 3
@@ -30,8 +30,8 @@ from torch.utils.data import TensorDataset
 import vitlib
 from vitlib.flops import forward_flops
 from vitlib.model import set_attention_path
-from vitlib.results import save_results
-from vitlib.train import TrainConfig, train
+from vitlib.records import save_results
+from vitlib.train import TrainConfig, resolve_device, train
 
 SHAPES = {  # tokens: (model name, img_size, overrides, batch size)
     17: ("ViT-Ti/8", 32, {}, 64),
@@ -49,6 +49,7 @@ MODES = {  # name: (precision, attention path, compile)
 }
 DEFAULT_MODES = [m for m in MODES if not MODES[m][2]]  # compiling costs minutes per run: ask for it by name
 REFERENCE = "fp32 fused"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def cpu_features() -> dict[str, bool | str]:
@@ -65,15 +66,22 @@ def cpu_features() -> dict[str, bool | str]:
     return flags
 
 
-def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of an n x n matmul in `dtype` (best of `repeats`; main() takes the best of a measurement before
-    and one after the runs, so that a busy moment does not lower the ceiling)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_ceiling(dtype: torch.dtype, device: str | torch.device = "cpu", n: int | None = None,
+                   repeats: int = 10) -> float:
+    """FLOP/s of an n x n matmul in `dtype` on `device` (best of `repeats`; main() takes the best of a measurement
+    before and one after the runs, so that a busy moment does not lower the ceiling). n defaults to 2048 on a CPU
+    and 8192 on a GPU, where a smaller product is too short to keep the tensor cores busy."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 2048)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
 
@@ -130,10 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--timed must be a multiple of --warm (the loop records every --warm steps)")
     modes = [REFERENCE] + [m for m in args.modes if m != REFERENCE]
     t_start = time.perf_counter()
-    ceilings = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
+    device = resolve_device("auto")  # where `train` runs (TrainConfig.device "auto"): the ceiling is measured there
+    ceilings = {k: matmul_ceiling(dtype, device) for k, dtype in DTYPES.items()}
     cpu = cpu_features()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
     print(f"# torch {torch.__version__}, {cpu['model']} ({torch.get_num_threads()} threads, amx {cpu['amx_tile']}, "
-          f"avx512_bf16 {cpu['avx512_bf16']}); 2048^2 matmul: fp32 {ceilings['fp32'] / 1e9:.0f}, "
+          f"avx512_bf16 {cpu['avx512_bf16']}); training on {where}, its matmul: fp32 {ceilings['fp32'] / 1e9:.0f}, "
           f"bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
     flops = {}
     for tokens in args.shapes:
@@ -148,8 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                 results[tokens][mode].append(r)
                 print(f"  round {i + 1}, {tokens} tokens, {mode}: {r['images_per_s']:.1f} img/s", file=sys.stderr,
                       flush=True)
-    ceilings = {k: max(v, matmul_ceiling(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[k])))
-                for k, v in ceilings.items()}
+    ceilings = {k: max(v, matmul_ceiling(DTYPES[k], device)) for k, v in ceilings.items()}
     rows = summarise(results, flops, ceilings)
     print(f"| tokens | mode | images/s (median) | ratio vs {REFERENCE} (paired median) | share of the mode's matmul "
           "ceiling | share of the best ceiling | loss after run |")
@@ -160,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
     if args.out is not None:
         command = " ".join(["python benchmarks/train_speed.py", *(sys.argv[1:] if argv is None else argv)])
-        path = save_results(args.out, dict(rows=rows, ceilings_flop_per_s=ceilings, forward_flops=flops, cpu=cpu),
+        path = save_results(args.out, dict(rows=rows, ceilings_flop_per_s=ceilings, ceiling_device=where,
+                                           forward_flops=flops, cpu=cpu),
                             command, time.perf_counter() - t_start, repeat=args.repeat, warm=args.warm,
                             timed=args.timed)
         print(f"wrote {path}")

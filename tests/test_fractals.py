@@ -84,3 +84,52 @@ def test_sample_grid_montage():
     grid = fractals.sample_grid(3, 4, 16, gap=2)
     assert grid.shape == (3 * 18 - 2, 4 * 18 - 2, 3) and grid.dtype == np.uint8
     assert grid[16:18].max() == 0 and grid[:16, :16].max() > 0
+
+
+def test_a_smaller_corpus_is_cut_from_a_larger_cached_one(tmp_path, monkeypatch):
+    """Fewer classes, train and test images per class, same seed and options: the bytes of rendering it, read
+    from the larger corpus's cache without rendering or writing anything."""
+    small = {s: fractals.render_fractaldb(3, n, 16, seed=2, split=s, progress=False) for s, n in (("train", 4),
+                                                                                                ("test", 1))}
+    fractals.load_fractaldb(4, 6, 16, seed=2, test_images_per_class=2, cache_dir=tmp_path, progress=False)
+
+    def no_render(*args, **kw):
+        raise AssertionError("rendered instead of cutting")
+
+    monkeypatch.setattr(fractals, "render_fractaldb", no_render)
+    cut = fractals.load_fractaldb(3, 4, 16, seed=2, cache_dir=tmp_path, progress=False)  # test: 4 // 5 -> 1 each
+    for s in ("train", "test"):
+        assert cut[f"{s}_images"].tobytes() == small[s][0].tobytes()
+        assert np.array_equal(cut[f"{s}_labels"], small[s][1])
+    assert len(list((tmp_path / "fractaldb").glob("[!.]*"))) == 1
+    for other in (dict(seed=3), dict(jitter=0.05), dict(test_images_per_class=3)):  # not in the cached corpus
+        with pytest.raises(AssertionError, match="rendered instead"):
+            fractals.load_fractaldb(3, 4, 16, **{"seed": 2, **other}, cache_dir=tmp_path, progress=False)
+
+
+def test_one_process_renders_the_others_wait_and_read_its_cache(tmp_path, monkeypatch):
+    """Two loaders of the same corpus at once (as torchrun's ranks on one machine): one renders, the other waits
+    for the lock, then reads the cache."""
+    import threading
+    import time
+
+    render, calls = fractals.render_fractaldb, []
+
+    def slow_render(*args, **kw):
+        calls.append(kw["split"])
+        time.sleep(0.5)  # long enough for the other loader to reach the lock
+        return render(*args, **kw)
+
+    monkeypatch.setattr(fractals, "render_fractaldb", slow_render)
+    results = [None, None]
+
+    def load(i):
+        results[i] = fractals.load_fractaldb(3, 4, 16, seed=0, cache_dir=tmp_path, progress=False)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == ["test", "train"]  # one render of each split, not two
+    assert all(np.array_equal(results[0][k], results[1][k]) for k in results[0])

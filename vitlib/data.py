@@ -22,7 +22,9 @@ sources are repeated to 3 channels when in_chans=3, colour ones become luminance
 Small images live in memory as uint8 (N, C, H, W) and a whole batch is cropped, resized and
 flipped at once (`__getitems__`, which DataLoader calls with a batch's indices): each crop-resize is
 two small matrix products with antialiased bilinear weights, so the pipeline costs microseconds per
-image. Photo datasets (pets, flowers102, imagefolder) are decoded lazily and resized with PIL.
+image. The transform runs on the device its batch is on: `vitlib.batches.DeviceBatches` holds a dataset's
+uint8 images on the training GPU and transforms the batches there, with the same random draws.
+Photo datasets (pets, flowers102, imagefolder) are decoded lazily and resized with PIL.
 
 Deviations from the paper (NOTE: marked in the code): crop scale (0.35, 1) instead of Inception's
 (0.08, 1) for the small images; flips off for digits; Flowers-102's train and val splits form the
@@ -31,10 +33,11 @@ training pool.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +99,9 @@ def center_boxes(n: int, h: int, w: int) -> Tensor:
 
 def _interp_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) -> Tensor:
     """Antialiased bilinear resampling matrices (n, out_size, in_size) for the windows [start, start + length)."""
-    centres = start[:, None] + (torch.arange(out_size) + 0.5) * (length[:, None] / out_size)  # (n, out)
+    centres = start[:, None] + (torch.arange(out_size, device=start.device) + 0.5) * (length[:, None] / out_size)
     support = torch.clamp(length / out_size, min=1.0)[:, None, None]  # widen the triangle when shrinking
-    pixel = (torch.arange(in_size) + 0.5)[None, None, :]  # (1, 1, in) input pixel centres
+    pixel = (torch.arange(in_size, device=start.device) + 0.5)[None, None, :]  # (1, 1, in) input pixel centres
     wts = torch.clamp(1 - (pixel - centres[:, :, None]).abs() / support, min=0)  # (n, out, in)
     inside = (pixel >= start[:, None, None]) & (pixel <= (start + length)[:, None, None])
     wts = wts * inside  # only pixels in the window, as slicing then resizing does (torchvision's resized_crop)
@@ -114,8 +117,24 @@ def resized_crop(images: Tensor, boxes: Tensor, size: int, flip: Tensor | None =
     if flip is not None:
         wx = torch.where(flip[:, None, None], wx.flip(1), wx)
     C = images.shape[1]
-    x = torch.bmm(images.float().reshape(B, C * H, W), wx.transpose(1, 2)).reshape(B, C, H, size)  # (B, C, H, S)
-    return wy[:, None] @ x  # (B, C, S, S)
+    with _full_fp32(images.device):
+        x = torch.bmm(images.float().reshape(B, C * H, W), wx.transpose(1, 2)).reshape(B, C, H, size)  # (B, C, H, S)
+        return wy[:, None] @ x  # (B, C, S, S)
+
+
+@contextlib.contextmanager
+def _full_fp32(device: torch.device) -> Iterator[None]:
+    """fp32 matrix products in full precision on a GPU for the `with` block, whatever the caller chose (the trainer
+    runs in TF32 there), so that a batch resized on a GPU is the CPU's to float rounding (vitlib.batches)."""
+    if device.type != "cuda":
+        yield
+        return
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
 
 
 @dataclass(frozen=True)
@@ -137,17 +156,22 @@ class Transform:
         return random_boxes(n, h, w, self.crop_scale, self.crop_ratio), flip
 
     def finish(self, x: Tensor) -> Tensor:
-        """Channel conversion and [0, 255] -> [-1, 1] of a float batch (B, C, S, S)."""
+        """Channel conversion and [0, 255] -> [-1, 1] of a float batch (B, C, S, S), on the batch's device."""
         if x.shape[1] == 3 and self.in_chans == 1:
-            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
+            luma = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)  # ITU-R 601
+            x = (x * luma).sum(1, keepdim=True)
         x = (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
         if x.shape[1] == 1 and self.in_chans == 3:
             x = x.expand(-1, 3, -1, -1).contiguous()  # after the arithmetic: ops on stride-0 views are slow
         return x
 
     def __call__(self, images: Tensor) -> Tensor:
-        """A uint8 batch (B, C, H, W) -> float32 (B, in_chans, img_size, img_size) in [-1, 1]."""
+        """A uint8 batch (B, C, H, W) -> float32 (B, in_chans, img_size, img_size) in [-1, 1], on the batch's
+        device. The random boxes and flips are drawn on the host from torch's global generator whatever the device,
+        so a batch on a GPU gets the same crops as on the CPU (vitlib.batches)."""
         boxes, flip = self.boxes(images.shape[0], *images.shape[-2:])
+        boxes = boxes.to(images.device, non_blocking=True)
+        flip = None if flip is None else flip.to(images.device, non_blocking=True)
         return self.finish(resized_crop(images, boxes, self.img_size, flip))
 
     def pil(self, img: Image.Image) -> Tensor:

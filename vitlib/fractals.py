@@ -17,8 +17,11 @@ rendered offline in minutes.
 - Every image draws from its own random stream, `numpy.random.default_rng([seed, 1 + split, c, i])`
   (category c, instance i; split 0 train, 1 test), and each category from `[seed, 0, c]`: the
   bytes do not depend on the number of processes, and a smaller corpus (fewer classes or fewer
-  images per class) is a subset of a larger one with the same seed. Test images come from the
-  test stream, so they are new instances of the same categories.
+  images per class) is a subset of a larger one with the same seed, so `load_fractaldb` cuts it from a
+  larger cached corpus when there is one. Test images come from the test stream, so they are new
+  instances of the same categories.
+- The cache is written by one process at a time (a file lock per corpus): the ranks of a torchrun job
+  on one machine render a corpus once, not once each with all the machine's CPUs.
 
 Deviations from FractalDB: 2-4 maps instead of 2-8, additive parameter jitter instead of
 FractalDB's per-parameter weights, and log-density shading; none of this is in the ViT paper,
@@ -31,8 +34,10 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
+import filelock
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -222,12 +227,68 @@ def render_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *,
     return images, labels
 
 
+SIZES = ("num_classes", "images_per_class", "test_images_per_class")  # the options a corpus can be cut along
+NAMES = ("train_images", "train_labels", "test_images", "test_labels")  # the cache's files, NAME.npy
+
+
+def _read_cache(folder: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a cached corpus, or None when `folder` does not hold one."""
+    if not _complete(folder):
+        return None
+    return {n: np.load(folder / f"{n}.npy") for n in NAMES}
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f"{n}.npy").exists() for n in NAMES)
+
+
+def _larger_corpus(root: Path, opts: dict) -> tuple[Path, dict] | None:
+    """The smallest cached corpus under `root` that contains the corpus of `opts`: the same options except as many
+    or more classes, train and test images per class; (folder, its options), or None."""
+    found = []
+    for path in root.glob("[!.]*/options.json"):  # not the hidden folders of writes in progress
+        other = json.loads(path.read_text())
+        same = set(other) == set(opts) and all(other[k] == v for k, v in opts.items() if k not in SIZES)
+        if same and all(other[k] >= opts[k] for k in SIZES) and _complete(path.parent):
+            found.append((other["num_classes"] * (other["images_per_class"] + other["test_images_per_class"]),
+                          path.parent, other))
+    return min(found, key=lambda f: f[0])[1:] if found else None
+
+
+def _cut(folder: Path, big: dict, opts: dict) -> dict[str, np.ndarray]:
+    """The first num_classes categories and the first images of each of a larger cached corpus (category-major):
+    the bytes rendering `opts` would give, since every image and category draws from its own stream."""
+    out = {}
+    for split, per_class in (("train", "images_per_class"), ("test", "test_images_per_class")):
+        images = np.load(folder / f"{split}_images.npy", mmap_mode="r")  # reads only the pages cut
+        labels = np.load(folder / f"{split}_labels.npy")
+        grid = (big["num_classes"], big[per_class])
+        out[f"{split}_images"] = np.ascontiguousarray(
+            images.reshape(*grid, *images.shape[1:])[:opts["num_classes"], :opts[per_class]].reshape(
+                -1, *images.shape[1:]))
+        out[f"{split}_labels"] = labels.reshape(grid)[:opts["num_classes"], :opts[per_class]].reshape(-1).copy()
+    return out
+
+
+def _cached(folder: Path, opts: dict) -> dict[str, np.ndarray] | None:
+    """The corpus of `opts` from the cache: its own folder, else cut from a larger cached corpus; None if neither."""
+    own = _read_cache(folder)
+    if own is not None:
+        return own
+    larger = _larger_corpus(folder.parent, opts)
+    return _cut(*larger, opts) if larger else None
+
+
 def load_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *, seed: int = 0,
                    test_images_per_class: int | None = None, cache_dir: str | Path | None = None,
                    fill_threshold: float = 0.15, workers: int | None = None, progress: bool = True,
                    **render_kw) -> dict[str, np.ndarray]:
     """Train and test arrays of a FractalDB-style set, rendered once and cached on disk as uint8 .npy
     under `cache_dir` (default $VITLIB_CACHE or ~/.cache/vitlib) in a folder keyed by the options.
+
+    A corpus with fewer classes or images per class than a cached one of the same seed and options is cut from
+    it (the same bytes as rendering it) instead of rendered. One process renders at a time per cache folder
+    (a file lock): under torchrun the other ranks of the machine wait for its cache, then read it.
 
     Returns {"train_images", "train_labels", "test_images", "test_labels"}; test_images_per_class
     defaults to max(1, images_per_class // 5).
@@ -238,8 +299,21 @@ def load_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *, s
                 **{k: render_kw[k] for k in sorted(render_kw)})
     key = hashlib.sha1(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir or default_cache_dir()) / "fractaldb" / f"{num_classes}x{images_per_class}_{size}px_{key}"
-    names = ("train_images", "train_labels", "test_images", "test_labels")
-    if not all((folder / f"{n}.npy").exists() for n in names):
+    arrays = _cached(folder, opts)
+    if arrays is not None:
+        return arrays
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(folder.parent / f".{folder.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if progress:
+            print(f"fractaldb: another process is rendering {folder}; waiting for it", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        arrays = _cached(folder, opts)  # the process we waited for wrote it
+        if arrays is not None:
+            return arrays
         arrays = {}
         for split, n in (("train", images_per_class), ("test", test_per_class)):
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = render_fractaldb(
@@ -248,13 +322,16 @@ def load_fractaldb(num_classes: int, images_per_class: int, size: int = 32, *, s
 
         def write(tmp: Path) -> None:
             tmp.mkdir()
-            for n in names:
+            for n in NAMES:
                 np.save(tmp / f"{n}.npy", arrays[n])
             (tmp / "options.json").write_text(json.dumps(opts, indent=1))
 
-        atomic_write(folder, write)  # a concurrent or interrupted render never leaves half a cache
+        atomic_write(folder, write)  # an interrupted render never leaves half a cache
+        # a waiter holds the old file and finds the cache; a newcomer finds the cache before it needs a lock
+        Path(lock.lock_file).unlink(missing_ok=True)
         return arrays
-    return {n: np.load(folder / f"{n}.npy") for n in names}
+    finally:
+        lock.release()
 
 
 def sample_grid(num_classes: int = 10, per_class: int = 8, size: int = 32, *, seed: int = 0, split: str = "train",
