@@ -193,13 +193,13 @@ def test_training_set_smaller_than_one_batch_is_a_clear_error():
 
 
 def test_batch_not_divisible_by_the_world_size_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(train_module, "_dist_info", lambda: (0, 2, False))  # as under torchrun --nproc-per-node 2
+    monkeypatch.setattr(train_module, "_dist_info", lambda device: (0, 2, False))  # as under torchrun --nproc-per-node 2
     with pytest.raises(ValueError, match=r"batch_size=5 must be divisible by the number of processes \(2\)"):
         train(tiny_vit(), toy_data(), quiet(batch_size=5))
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("schedule", "step", "schedule must be 'linear', 'cosine' or 'constant'"),
+    ("schedule", "step", "schedule must be 'linear', 'cosine', 'constant' or 'rsqrt'"),
     ("precision", "fp16", "precision must be 'fp32', 'bf16' or 'auto'"),
     ("optimizer", "lamb", "optimizer must be 'adamw' or 'sgd'"),
     ("warmup_steps", -1, r"warmup_steps=-1 must lie in \[0, steps=8\]"),

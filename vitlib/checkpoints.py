@@ -3,9 +3,11 @@
 A checkpoint NAME is up to three files:
   NAME.safetensors        the model's state dict (timm attribute names), nothing else
   NAME.json               {"format", "arch", "config", "train_config", "step", "files": {sha256, bytes},
-                           "optimizer": param_groups and non-tensor state, "rng": numpy/python states, ...}
-  NAME.state.safetensors  training state tensors: optimizer moments ("optim.<i>.<name>") and the torch,
-                          CUDA and trainer-generator RNG states ("rng.*"); absent for weights-only files.
+                           "optimizer": param_groups and non-tensor state, "rng": one {numpy, python} state
+                           per rank, ...}
+  NAME.state.safetensors  training state tensors: optimizer moments ("optim.<i>.<name>") and each rank's torch,
+                          CUDA (the rank's own GPU) and trainer-generator RNG states ("rng.<rank>.*"); absent for
+                          weights-only files.
 Optimizer state goes to safetensors + JSON rather than torch.save so that nothing is ever unpickled
 (torch.load is not used at all); the scheduler is the pure function `lr_at(step, cfg)`, so its whole state
 is the step. Files are written with `atomic_write`; the JSON, written last, holds the sha256 of the others,
@@ -23,6 +25,7 @@ import dataclasses
 import json
 import os
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,25 +80,37 @@ def _arch_of(model: torch.nn.Module) -> tuple[str, dict]:
 
 
 def capture_rng(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """torch (CPU and CUDA), numpy, python and trainer-generator (mixup) RNG states, for an exact resume."""
+    """This process's RNG states, for an exact resume: torch's CPU generator, the current GPU's (when this process
+    has used CUDA; one GPU per process, so that a machine with fewer GPUs can resume), numpy, python and the
+    trainer's generator (mixup)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                             "python": random.getstate()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state()  # the current device's
     if generator is not None:
         rng["generator"] = generator.get_state()
     return rng
 
 
 def restore_rng(rng: dict[str, Any], generator: torch.Generator | None = None) -> None:
-    """Inverse of `capture_rng` (as returned by `load_checkpoint(...)["rng"]`)."""
+    """Inverse of `capture_rng` (one rank's entry of `load_checkpoint(...)["rng"]`). The CUDA state goes to the
+    current GPU, and is skipped without CUDA; a generator state saved on another kind of device (a run resumed
+    on a GPU from a CPU checkpoint) is skipped with a warning: the run goes on, not bit for bit."""
     torch.set_rng_state(rng["torch"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    cuda = rng.get("cuda")
+    if isinstance(cuda, list):  # written by an older vitlib: every GPU's state, this process's is the current one's
+        cuda = cuda[torch.cuda.current_device()] if torch.cuda.is_available() and \
+            torch.cuda.current_device() < len(cuda) else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
     if generator is not None and "generator" in rng:
-        generator.set_state(rng["generator"])
+        try:
+            generator.set_state(rng["generator"])
+        except RuntimeError as e:
+            warnings.warn(f"the trainer's generator state was saved on another kind of device ({e}); it starts "
+                          "from its seed instead: the run goes on, not bit for bit", stacklevel=2)
 
 
 def load_into(model: torch.nn.Module, state_dict: StateDict) -> torch.nn.Module:
@@ -133,12 +148,45 @@ def _join_optimizer(meta: dict, tensors: dict[str, Tensor]) -> dict:
     return {"state": state, "param_groups": groups}
 
 
+def _split_rng(ranks: list[dict], tensors: dict[str, Tensor]) -> list[dict]:
+    """Each rank's RNG tensors into `tensors` ("rng.<rank>.torch", ".cuda", ".generator"); the JSON-ready rest."""
+    saved = []
+    for r, state in enumerate(ranks):
+        tensors.update({f"rng.{r}.{k}": state[k] for k in ("torch", "cuda", "generator") if k in state})
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        saved.append({"numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "python": state["python"]})
+    return saved
+
+
+def _join_rng(saved: list | dict, tensors: dict[str, Tensor]) -> list[dict]:
+    """Inverse of `_split_rng`: one `restore_rng` state per rank. A dict is an older vitlib's single state (tensors
+    "rng.torch", "rng.generator" and every GPU's "rng.cuda.<i>")."""
+    older = isinstance(saved, dict)
+    states = []
+    for r, entry in enumerate([saved] if older else saved):
+        prefix = "rng." if older else f"rng.{r}."
+        kind, keys, pos, has_gauss, gauss = entry["numpy"]
+        py_version, py_state, py_gauss = entry["python"]
+        state = {"torch": tensors[prefix + "torch"], "numpy": (kind, np.array(keys, dtype=np.uint32), pos,
+                                                               has_gauss, gauss),
+                 "python": (py_version, tuple(py_state), py_gauss)}
+        for k in ("cuda", "generator"):
+            if prefix + k in tensors:
+                state[k] = tensors[prefix + k]
+        gpus = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        if older and gpus:
+            state["cuda"] = [tensors[k] for k in gpus]
+        states.append(state)
+    return states
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, train_config: Any = None, step: int = 0,
                     optimizer: torch.optim.Optimizer | None = None, rng: dict | None = None,
                     extra: dict | None = None) -> Path:
     """Write NAME.safetensors + NAME.json (+ NAME.state.safetensors with an optimizer or RNG state) atomically.
 
-    `extra` (JSON-ready) is stored as is, e.g. provenance. Returns the path of the weights file.
+    `rng`: `capture_rng()`'s state, or a list of them, one per rank (rank r's at r). `extra` (JSON-ready) is
+    stored as is, e.g. provenance. Returns the path of the weights file.
     """
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -153,12 +201,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, train_co
         if optimizer is not None:
             tensors, meta["optimizer"] = _split_optimizer(optimizer.state_dict())
         if rng is not None:
-            tensors["rng.torch"] = rng["torch"]
-            tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(rng.get("cuda", []))})
-            if "generator" in rng:
-                tensors["rng.generator"] = rng["generator"]
-            kind, keys, pos, has_gauss, gauss = rng["numpy"]
-            meta["rng"] = {"numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "python": rng["python"]}
+            meta["rng"] = _split_rng([rng] if isinstance(rng, dict) else list(rng), tensors)
         files["state"] = stem.with_name(stem.name + ".state.safetensors")
         atomic_write(files["state"], lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
     meta["files"] = {k: {"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for k, p in files.items()}
@@ -215,7 +258,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None, expect_train_config: Any = None) -> dict:
     """Load a checkpoint into `model` (and `optimizer`) in place; return its metadata:
-    {"arch", "config", "train_config" (TrainConfig or None), "step", "rng" (for restore_rng), "extra", ...}.
+    {"arch", "config", "train_config" (TrainConfig or None), "step", "rng" (a list, one state per rank that
+    saved it: `restore_rng(meta["rng"][rank])`), "extra", ...}.
 
     The model must have the architecture and config the checkpoint was saved from (else a CheckpointError
     says what differs); `expect_train_config` must equal the saved TrainConfig up to logging fields.
@@ -243,16 +287,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
         if optimizer is not None:
             optimizer.load_state_dict(_join_optimizer(meta["optimizer"], tensors))
         if "rng" in meta:
-            kind, keys, pos, has_gauss, gauss = meta["rng"]["numpy"]
-            py_version, py_state, py_gauss = meta["rng"]["python"]
-            meta["rng"] = {"torch": tensors["rng.torch"], "numpy": (kind, np.array(keys, dtype=np.uint32), pos,
-                                                                   has_gauss, gauss),
-                           "python": (py_version, tuple(py_state), py_gauss),
-                           "cuda": [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]}
-            if "rng.generator" in tensors:
-                meta["rng"]["generator"] = tensors["rng.generator"]
-            if not meta["rng"]["cuda"]:
-                del meta["rng"]["cuda"]
+            meta["rng"] = _join_rng(meta["rng"], tensors)
     return meta
 
 

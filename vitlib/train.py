@@ -12,14 +12,21 @@ The trainer knows nothing of ViT: it takes an `nn.Module` mapping images
 pre-training task plugs into the same loop as an `objective` (Section 4.6's
 masked patch prediction: vitlib.mpp).
 
-Deviations from the paper (each is an option whose default is the paper's):
+Deviations from the paper (each is an option whose default is the paper's, except TF32):
 label smoothing and mixup (off by default; the paper uses neither), bf16
-autocast and `torch.compile` (speed only), cosine decay for pre-training.
+autocast and `torch.compile` (speed only), cosine decay for pre-training; on CUDA, fp32 matrix products
+run in TF32 (speed only, `_tf32`).
 
 Many devices: under `torchrun` the same `train` runs with
 DistributedDataParallel; the global batch `cfg.batch_size` is split evenly
-across the ranks, rank 0 logs and writes checkpoints
-(tests/test_train.py::test_ddp_two_processes_match_one).
+across the ranks (tests/test_train.py::test_ddp_two_processes_match_one). What every rank can rely on
+(tests/test_distributed.py): each process uses its local rank's GPU (a bare "cuda" included) and the
+process-group backend of its device (NCCL for CUDA, gloo for the CPU); each rank draws its own random numbers
+(seed + rank: augmentation, dropout, mixup; the model's initial weights are rank 0's, as DDP broadcasts them);
+validation is split across the ranks and summed, so `on_eval` gets the same numbers on every rank and the run
+stops on every rank when it returns True on any; a non-finite loss, gradient or weights stops every rank with
+the same NonFiniteLossError; rank 0 writes the metrics and the checkpoints, which hold every rank's random
+state, so a resumed run equals the uninterrupted one. Pass the same out_dir on every rank to resume.
 
     model = vitlib.create_model("ViT-Ti/4", img_size=32, num_classes=10)
     history = train(model, train_set, pretrain_recipe(steps=500, batch_size=128, warmup_steps=50),
@@ -28,13 +35,15 @@ across the ranks, rank 0 logs and writes checkpoints
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +52,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from tqdm.auto import tqdm
 
 from . import checkpoints
@@ -140,12 +149,45 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> the local rank's GPU when CUDA is available, else the CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
+    """'auto' -> "cuda" when CUDA is available, else the CPU; "cuda" without an index -> the local rank's GPU
+    (LOCAL_RANK, which torchrun sets; 0 without it), so that the processes of a torchrun job use one GPU each.
+
+    >>> resolve_device("cpu"), resolve_device("cuda:1")
+    (device(type='cpu'), device(type='cuda', index=1))
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    return device
+
+
+def _select_device(name: str) -> torch.device:
+    """`resolve_device(name)`, made the current CUDA device when it is a GPU: NCCL and every tensor created
+    without a device index then use this process's GPU, not GPU 0."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+@contextlib.contextmanager
+def _tf32(device: torch.device) -> Iterator[None]:
+    """On CUDA, fp32 matrix products and convolutions in TF32 for the `with` block; the settings are restored."""
+    # NOTE: TF32 keeps fp32's range with a 10-bit mantissa in matmuls (speed only, up to ~8x on Ampere and later);
+    # the paper's TPUs multiply in bf16 anyway. tests/test_train.py::test_tf32_only_on_cuda_and_restored.
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -163,34 +205,63 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+class _EpochBatches(Sampler[list[int]]):
+    """The batches of `epochs` consecutive epochs from `epoch`, drawn lazily, the first `skip` left out."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, epochs: int,
+                 skip: int, rank: int, world_size: int, drop_last: bool) -> None:
+        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                          drop_last=drop_last)
+        self.batch_size, self.epoch, self.epochs, self.skip, self.drop_last = batch_size, epoch, epochs, skip, \
+            drop_last
+
+    def per_epoch(self) -> int:
+        """Batches in one epoch of this rank."""
+        n, b = len(self.sampler), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __len__(self) -> int:
+        return max(self.per_epoch() * self.epochs - self.skip, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for e in range(self.epoch, self.epoch + self.epochs):
+            self.sampler.set_epoch(e)
+            indices = list(self.sampler)
+            first = self.skip if e == self.epoch else 0
+            for i in range(first, self.per_epoch()):
+                yield indices[i * self.batch_size:(i + 1) * self.batch_size]
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
                 skip_batches: int = 0, num_workers: int = 0, rank: int = 0, world_size: int = 1,
-                generator: torch.Generator | None = None, drop_last: bool = True) -> DataLoader:
-    """One epoch's DataLoader. The order depends only on (seed, epoch): `DistributedSampler`'s permutation,
-    rank r taking every world_size-th index, so the union of the ranks' batches at each step is the batch a
-    single process would see. `skip_batches` starts mid-epoch (resume) without loading the skipped images.
-    Worker seeds come from `generator`, by default one seeded by (seed, epoch)."""
+                generator: torch.Generator | None = None, drop_last: bool = True, epochs: int = 1,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over `epochs` consecutive epochs from `epoch` (one epoch by default). Each epoch's order
+    depends only on (seed, epoch): `DistributedSampler`'s permutation, rank r taking every world_size-th index,
+    so the union of the ranks' batches at each step is the batch a single process would see; with `drop_last`
+    each epoch drops its own last partial batch. `skip_batches` starts mid-epoch (resume) without loading the
+    skipped images. Worker seeds come from `generator`, by default one seeded by (seed, epoch, rank), so the
+    ranks' workers draw different augmentations. `pin_memory`: page-locked batches, for a copy to a GPU that
+    overlaps computation (`non_blocking=True`)."""
     # A DataLoader draws its workers' base seed from its generator each time it is iterated (even with
-    # num_workers=0), so the generator is per epoch, not the trainer's: a resumed run then draws the same
-    # numbers (tests/test_train.py::test_resume_is_bitwise_identical). With num_workers > 0 and random
-    # augmentation, a resume mid-epoch gives the workers other batches, so only num_workers=0 is bitwise exact.
+    # num_workers=0), so the generator is the loader's own, not the trainer's: a resumed run then draws the same
+    # numbers (tests/test_train.py::test_resume_is_bitwise_identical). `train` iterates one loader over the whole
+    # run, so its workers start once; with num_workers > 0 and random augmentation, a resumed run's workers start
+    # from another seed, so only num_workers=0 is bitwise exact.
     if generator is None:
-        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                 drop_last=drop_last)
-    sampler.set_epoch(epoch)
-    indices = list(sampler)[skip_batches * batch_size:]
-    return DataLoader(dataset, batch_size=batch_size, sampler=indices, drop_last=drop_last,
-                      num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
-                      persistent_workers=False, pin_memory=False)
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch + rank * 1_000_003)
+    batches = _EpochBatches(dataset, batch_size, shuffle, seed, epoch, epochs, skip_batches, rank, world_size,
+                            drop_last)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, worker_init_fn=_seed_worker,
+                      generator=generator, pin_memory=pin_memory)
 
 
 @functools.cache  # called by every training step's autocast: the hardware does not change
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 natively: a CUDA GPU with bf16 support, or a CPU with AMX tiles or
     AVX512-BF16. Elsewhere bf16 is emulated and slower than fp32 (figures/train_speed.json)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # emulated bf16 (V100, T4) is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         return any(getattr(torch.cpu, f"_is_{name}_supported", lambda: False)() for name in ("amx_tile", "avx512_bf16"))
     return False
@@ -219,21 +290,43 @@ def evaluate(model: nn.Module, data: Dataset | Iterable, batch_size: int = 256,
     The model's train/eval mode is restored afterwards; nothing else changes.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    loss_sum, correct, n = _eval_sums(model, data, batch_size, device, precision)
+    if n == 0:
+        raise ValueError("evaluate got an empty dataset or loader: pass at least one (image, label) pair")
+    return dict(loss=loss_sum / n, accuracy=correct / n, n=n)
+
+
+def _eval_sums(model: nn.Module, data: Dataset | Iterable, batch_size: int, device: torch.device,
+               precision: str) -> tuple[float, int, int]:
+    """(summed cross-entropy, correct, count) of `model` on `data`, in eval mode; (0, 0, 0) for no data."""
     # its own generator: evaluating never draws from the global RNG, so it cannot change a training run
-    loader = (DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
-              if isinstance(data, Dataset) else data)
+    loader = (DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0),
+                         pin_memory=device.type == "cuda") if isinstance(data, Dataset) else data)
     loss_sum, correct, n = 0.0, 0, 0
     with eval_mode(model):
         for x, y in loader:
-            x, y = x.to(device), torch.as_tensor(y).to(device)
+            x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
             with _autocast(device, precision):
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()
             n += y.numel()
-    if n == 0:
-        raise ValueError("evaluate got an empty dataset or loader: pass at least one (image, label) pair")
-    return dict(loss=loss_sum / n, accuracy=correct / n, n=n)
+    return loss_sum, correct, n
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, val_set: Dataset, cfg: TrainConfig, device: torch.device, rank: int,
+              world: int) -> dict[str, float]:
+    """`evaluate` split across the ranks: rank r takes every world-th image and the sums are added up, so every
+    rank gets the same numbers (one process: `evaluate` itself)."""
+    shard = val_set if world == 1 else Subset(val_set, range(rank, len(val_set), world))
+    sums = _eval_sums(model, shard, cfg.eval_batch_size, device, cfg.precision)
+    if world > 1:
+        total = torch.tensor(sums, dtype=torch.float64, device=device)
+        dist.all_reduce(total)
+        sums = tuple(total.tolist())
+    loss_sum, correct, n = sums
+    return dict(loss=loss_sum / n, accuracy=correct / n, n=int(n))
 
 
 def _loss(logits: Tensor, y: Tensor, y2: Tensor | None, lam: float, label_smoothing: float) -> Tensor:
@@ -247,19 +340,32 @@ def _mixup(x: Tensor, y: Tensor, alpha: float, generator: torch.Generator) -> tu
     """Mixup (Zhang et al. 2018; not in the paper): x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha)."""
     if alpha <= 0:
         return x, None, 1.0
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())  # global torch RNG (saved in checkpoints)
-    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())  # global CPU RNG (saved in checkpoints)
+    perm = torch.randperm(x.shape[0], generator=generator, device=x.device)  # generator: on x's device
     return lam * x + (1 - lam) * x[perm], y[perm], lam
 
 
-def _dist_info() -> tuple[int, int, bool]:
-    """(rank, world_size, we_initialised): joins the process group that torchrun's environment describes."""
+def _dist_info(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world_size, we_initialised): joins the process group that torchrun's environment describes, with
+    the backend of the device the tensors are on (NCCL for CUDA, gloo for the CPU)."""
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), True
     if dist.is_available() and dist.is_initialized():
+        if dist.get_backend() == "nccl" and device.type != "cuda":
+            raise ValueError(f"the process group uses NCCL, which reduces CUDA tensors only, and the device is "
+                             f"{device}: initialise it with the gloo backend, or train on cuda")
         return dist.get_rank(), dist.get_world_size(), False
     return 0, 1, False
+
+
+def _on_any_rank(flag: bool, device: torch.device, world: int) -> bool:
+    """True on every rank when `flag` is True on at least one (a collective: every rank calls it)."""
+    if world == 1:
+        return flag
+    t = torch.tensor(float(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -287,14 +393,14 @@ def _truncate_metrics(out_dir: Path, step: int) -> None:
 
 
 def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss: tuple[int, Tensor] | None,
-                cfg: TrainConfig, out: Path | None, rank: int, what: str | None = None) -> NonFiniteLossError:
+                cfg: TrainConfig, out: Path | None, what: str | None = None) -> NonFiniteLossError:
     """The error `train` raises at a non-finite loss, gradient norm or weights: where, the last finite loss, what
-    to try."""
+    to try. Under DDP `loss` is the mean over the ranks, so every rank raises the same error."""
     loss_v, norm_v = loss.item(), grad_norm.item()
     what = what or ("loss" if not math.isfinite(loss_v) else "gradient norm")
     last = (f"the last finite loss was {last_loss[1].item():.4g} at step {last_loss[0]}" if last_loss is not None
             else "no step of this run had a finite loss yet")
-    kept = checkpoints.latest_checkpoint(out) if out is not None and rank == 0 else None
+    kept = checkpoints.latest_checkpoint(out) if out is not None else None
     where = (f"the last checkpoint, {kept}, holds finite weights: with the same TrainConfig, resume=True continues "
              "from it; with another (lr, precision, grad_clip), start a new out_dir from its weights "
              "(vitlib.checkpoints.load_checkpoint(path, model))" if kept is not None else "no checkpoint was written")
@@ -310,6 +416,78 @@ def _non_finite(step: int, lr: float, loss: Tensor, grad_norm: Tensor, last_loss
                               last_finite_loss=None if last_loss is None else last_loss[1].item())
 
 
+def _loss_and_norm(loss: Tensor, grad_norm: Tensor, world: int) -> Tensor:
+    """(loss, gradient norm) as one tensor, the loss averaged over the ranks (a collective under DDP): a NaN on
+    one rank reaches every rank, so that all of them stop at the same step."""
+    check = torch.stack([loss.detach().float(), grad_norm.float()])
+    if world > 1:
+        dist.all_reduce(check)
+        check /= world
+    return check
+
+
+def _weights_finite(model: nn.Module, device: torch.device, world: int) -> bool:
+    """Whether every weight is finite on every rank (a collective under DDP: all ranks get the same answer)."""
+    finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+    return not _on_any_rank(not bool(finite.item()), device, world)
+
+
+def _rng_states(generator: torch.Generator, world: int) -> list[dict] | None:
+    """Every rank's RNG state (`checkpoints.capture_rng`) in rank order on rank 0, None on the others (a
+    collective under DDP)."""
+    state = checkpoints.capture_rng(generator)
+    if world == 1:
+        return [state]
+    states = [None] * world if dist.get_rank() == 0 else None
+    dist.gather_object(state, states, dst=0)
+    return states
+
+
+def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+            generator: torch.Generator, rank: int, world: int) -> int:
+    """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step, 0 without one."""
+    last = checkpoints.latest_checkpoint(out)
+    if last is None:
+        return 0
+    state = checkpoints.load_checkpoint(last, model, optimizer, expect_train_config=cfg)
+    rngs = state.get("rng", [])
+    if len(rngs) == world:
+        checkpoints.restore_rng(rngs[rank], generator)
+    else:
+        warnings.warn(f"{last.name} holds the random state of {len(rngs)} process(es) and this run has {world}: "
+                      f"each rank draws from seed + rank again, so the run goes on but is not the uninterrupted one; "
+                      f"resume with {len(rngs)} process(es) for an exact continuation", stacklevel=3)
+    return state["step"]
+
+
+def _prepare_out(out: Path | None, step: int, rank: int, world: int) -> dict[str, list[dict]]:
+    """Rank 0 creates out_dir and drops the metrics after `step` (none at step 0); then every rank reads them."""
+    if out is not None and rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if step == 0:
+            (out / METRICS_FILE).unlink(missing_ok=True)
+        else:
+            _truncate_metrics(out, step)
+    if world > 1:
+        dist.barrier()  # no rank reads the metrics before rank 0 has rewritten them
+    return read_metrics(out) if (out is not None and step > 0) else {"train": [], "val": []}
+
+
+def _check_inputs(train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig, objective: Objective | None,
+                  world: int) -> None:
+    """ValueErrors for what cannot train, found before any work."""
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world})")
+    if (len(train_set) // world) // (cfg.batch_size // world) == 0:
+        raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
+                         f"({cfg.batch_size}): lower batch_size or use more data")
+    if objective is not None and (val_set is not None or cfg.mixup_alpha > 0 or cfg.label_smoothing > 0):
+        raise ValueError("a custom objective trains without val_set, mixup_alpha or label_smoothing (they are "
+                         "classification's): evaluate with the objective's own function after training")
+    if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
+        raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
+
+
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False,
           on_eval: Callable[[int, dict[str, float]], bool | None] | None = None,
@@ -320,54 +498,36 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     accuracy}]}, also appended to out_dir/metrics.jsonl. With `out_dir`, checkpoints are written there
     (every `cfg.checkpoint_every` steps and at the end); `resume=True` restarts from the newest one and ends
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
-    Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world.
+    Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world; every
+    rank returns the same history (the module docstring says what else the ranks share).
     A NaN or infinite loss or gradient norm raises NonFiniteLossError before that update is applied.
-    `on_eval(step, {"loss", "accuracy", "n"})` is called (rank 0) after each validation, with the model in its
-    state at that step: a caller keeps the best validation state this way (vitlib.experiments.scaling); when it
-    returns True the run stops there (early stopping: a learning curve that has flattened).
+    `on_eval(step, {"loss", "accuracy", "n"})` is called after each validation, with the model in its state at
+    that step, on every rank with the same numbers: a caller keeps the best validation state this way
+    (vitlib.experiments.scaling); when it returns True (on any rank) the run stops there on every rank (early
+    stopping: a learning curve that has flattened).
     `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
     cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
     (vitlib.mpp.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
     count. With an objective there is no val_set, mixup or label smoothing (they belong to classification).
     """
-    rank, world, own_group = _dist_info()
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world})")
+    device = _select_device(cfg.device)
+    rank, world, own_group = _dist_info(device)
+    _check_inputs(train_set, val_set, cfg, objective, world)
     local_batch = cfg.batch_size // world
     steps_per_epoch = (len(train_set) // world) // local_batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
-                         f"({cfg.batch_size}): lower batch_size or use more data")
-    if objective is not None and (val_set is not None or cfg.mixup_alpha > 0 or cfg.label_smoothing > 0):
-        raise ValueError("a custom objective trains without val_set, mixup_alpha or label_smoothing (they are "
-                         "classification's): evaluate with the objective's own function after training")
-    if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
-        raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    # each rank its own random numbers (augmentation, dropout, mixup); the weights are rank 0's (DDP broadcasts them)
+    torch.manual_seed(cfg.seed + rank)
     raw = model.to(device)
     optimizer = build_optimizer(raw, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)  # the trainer's own draws (mixup permutations)
+    gen = torch.Generator(device).manual_seed(cfg.seed + rank)  # the trainer's own draws (mixup permutations)
     out = Path(out_dir) if out_dir is not None else None
-    step = 0
-    if out is not None and resume:
-        last = checkpoints.latest_checkpoint(out)
-        if last is not None:
-            state = checkpoints.load_checkpoint(last, raw, optimizer, expect_train_config=cfg)
-            step = state["step"]
-            checkpoints.restore_rng(state["rng"], gen)
-            if rank == 0:
-                _truncate_metrics(out, step)
-    if out is not None and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        if step == 0:
-            (out / METRICS_FILE).unlink(missing_ok=True)
+    step = _resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume else 0
+    history = _prepare_out(out, step, rank, world)
     net: nn.Module = raw
     if world > 1:
         net = nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
-    history = read_metrics(out) if (out is not None and step > 0) else {"train": [], "val": []}
 
     def log(split: str, record: dict) -> None:
         history[split].append(record)
@@ -375,25 +535,27 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             _append_jsonl(out / METRICS_FILE, {"split": split, **record})
 
     def run_eval() -> bool:
-        """Validate at `step` (rank 0); True when `on_eval` asks to stop."""
-        if val_set is None or rank != 0 or (history["val"] and history["val"][-1]["step"] == step):
+        """Validate at `step` (every rank, the same numbers); True on every rank when `on_eval` asks to stop."""
+        if val_set is None or (history["val"] and history["val"][-1]["step"] == step):
             return False
-        res = evaluate(raw, val_set, cfg.eval_batch_size, device, cfg.precision)
+        res = _validate(raw, val_set, cfg, device, rank, world)
         log("val", dict(step=step, loss=res["loss"], accuracy=res["accuracy"]))
-        if cfg.progress:
+        if cfg.progress and rank == 0:
             bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
-        return bool(on_eval(step, res)) if on_eval is not None else False
+        return _on_any_rank(bool(on_eval(step, res)) if on_eval is not None else False, device, world)
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
     net.train()
-    sums = torch.zeros(4, device=device)  # loss * count, correct, count (predictions), images since the last log
+    sums = torch.zeros(2, device=device)  # loss * count and correct since the last log, summed on the device
+    counts = [0, 0]  # predictions and images since the last log, known on the host
     t_log = time.perf_counter()
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
     stop = False  # on_eval asked to stop (early stopping)
-    while step < cfg.steps and not stop:
-        epoch, skip = divmod(step, steps_per_epoch)
-        loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
-                             num_workers=cfg.num_workers, rank=rank, world_size=world)
+    epoch, skip = divmod(step, steps_per_epoch)
+    loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
+                         num_workers=cfg.num_workers, rank=rank, world_size=world,
+                         epochs=-(-(cfg.steps - step + skip) // steps_per_epoch), pin_memory=device.type == "cuda")
+    with _tf32(device):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             lr = lr_at(step, cfg)
@@ -414,46 +576,52 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
             else:
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in raw.parameters() if p.grad is not None])
+            check = _loss_and_norm(loss, grad_norm, world)
             # the one host sync per step: a non-finite update never reaches the weights or a checkpoint
             # (tests/test_reliability.py::test_nan_pixel_stops_training_and_keeps_the_last_checkpoint)
-            if not torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()])).all().item():
+            if not torch.isfinite(check).all().item():
                 bar.close()
-                raise _non_finite(step, lr, loss, grad_norm, last_loss, cfg, out, rank)
-            last_loss = (step, loss.detach())
+                raise _non_finite(step, lr, check[0], check[1], last_loss, cfg, out)
+            last_loss = (step, check[0])
             optimizer.step()
             step += 1
-            counts = torch.tensor([float(count), float(y.numel())], device=device)  # predictions, images
-            sums += torch.cat([torch.stack([loss.detach().float() * count,
-                                            torch.as_tensor(correct, device=device).float()]), counts])
+            sums[0] += loss.detach().float() * count
+            sums[1] += correct
+            counts[0] += count
+            counts[1] += y.numel()
             if step % cfg.log_every == 0 or step == cfg.steps:
+                totals = torch.cat([sums, torch.tensor(counts, dtype=sums.dtype).to(device)])
                 if world > 1:
-                    dist.all_reduce(sums)
+                    dist.all_reduce(totals)
                 dt = time.perf_counter() - t_log
-                s = sums.tolist()
+                s = totals.tolist()
                 rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[3] / dt)
                 log("train", rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['accuracy']:.3f}",
                                 img_s=f"{rec['images_per_s']:.0f}")
                 sums.zero_()
+                counts = [0, 0]
                 t_log = time.perf_counter()
             bar.update(1)
             t_pause = time.perf_counter()  # evaluation and checkpoints do not count in images/s
             if step < cfg.steps and ((cfg.eval_every and step % cfg.eval_every == 0) or step in cfg.eval_steps):
                 stop = run_eval()
-            if out is not None and rank == 0 and (step == cfg.steps or stop or (cfg.checkpoint_every and
-                                                                        step % cfg.checkpoint_every == 0)):
+            if (out is not None or world > 1) and (step == cfg.steps or stop or (cfg.checkpoint_every and
+                                                                           step % cfg.checkpoint_every == 0)):
                 # a finite update can still overflow the weights (an absurd lr): never checkpoint them
-                if not torch.stack([torch.isfinite(p).all() for p in raw.parameters()]).all().item():
+                if not _weights_finite(raw, device, world):
                     bar.close()
-                    raise _non_finite(step - 1, lr, loss, grad_norm, last_loss, cfg, out, rank,
+                    raise _non_finite(step - 1, lr, check[0], check[1], last_loss, cfg, out,
                                       what="weights after the update")
-                checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
-                                            optimizer=optimizer, rng=checkpoints.capture_rng(gen))
-                checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
+                rngs = _rng_states(gen, world)  # every rank's, so that a resumed DDP run draws what this one would
+                if out is not None and rank == 0:
+                    checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
+                                                optimizer=optimizer, rng=rngs)
+                    checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
             t_log += time.perf_counter() - t_pause
             if step >= cfg.steps or stop:
                 break
-    run_eval()
+        run_eval()
     bar.close()
     if world > 1:
         dist.barrier()
