@@ -56,6 +56,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from tqdm.auto import tqdm
 
 from . import checkpoints
+from .batches import batch_indices
 from .config import TrainConfig
 from .utils import eval_mode
 
@@ -205,31 +206,21 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-class _EpochBatches(Sampler[list[int]]):
-    """The batches of `epochs` consecutive epochs from `epoch`, drawn lazily, the first `skip` left out."""
+class _BatchOrder(Sampler[list[int]]):
+    """`vitlib.batches.batch_indices(n, **order)` as a DataLoader's batch sampler: iterable again, with a length."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, epochs: int,
-                 skip: int, rank: int, world_size: int, drop_last: bool) -> None:
-        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                          drop_last=drop_last)
-        self.batch_size, self.epoch, self.epochs, self.skip, self.drop_last = batch_size, epoch, epochs, skip, \
-            drop_last
-
-    def per_epoch(self) -> int:
-        """Batches in one epoch of this rank."""
-        n, b = len(self.sampler), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def __len__(self) -> int:
-        return max(self.per_epoch() * self.epochs - self.skip, 0)
+    def __init__(self, n: int, **order: Any) -> None:
+        self.n, self.order = n, order
 
     def __iter__(self) -> Iterator[list[int]]:
-        for e in range(self.epoch, self.epoch + self.epochs):
-            self.sampler.set_epoch(e)
-            indices = list(self.sampler)
-            first = self.skip if e == self.epoch else 0
-            for i in range(first, self.per_epoch()):
-                yield indices[i * self.batch_size:(i + 1) * self.batch_size]
+        return batch_indices(self.n, **self.order)
+
+    def __len__(self) -> int:
+        o = self.order
+        per_rank = len(DistributedSampler(range(self.n), num_replicas=o["world_size"], rank=o["rank"],
+                                          drop_last=o["drop_last"]))
+        per_epoch = per_rank // o["batch_size"] if o["drop_last"] else -(-per_rank // o["batch_size"])
+        return max(per_epoch * o["epochs"] - o["skip_batches"], 0)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
@@ -250,8 +241,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
     # from another seed, so only num_workers=0 is bitwise exact.
     if generator is None:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch + rank * 1_000_003)
-    batches = _EpochBatches(dataset, batch_size, shuffle, seed, epoch, epochs, skip_batches, rank, world_size,
-                            drop_last)
+    batches = _BatchOrder(len(dataset), batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
+                          skip_batches=skip_batches, rank=rank, world_size=world_size, drop_last=drop_last,
+                          epochs=epochs)
     return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, worker_init_fn=_seed_worker,
                       generator=generator, pin_memory=pin_memory)
 
