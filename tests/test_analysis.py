@@ -334,3 +334,78 @@ def test_position_embedding_grid_drops_the_class_token_and_keeps_row_order():
     g = position_embedding_grid(pos, (2, 3))
     assert g.shape == (2, 3, 4) and g[0, 0, 0] == 1 and g[1, 2, 0] == 6  # patch (r, c) is entry 1 + 3 r + c
     assert torch.equal(position_embedding_grid(pos[:, 1:], (2, 3)), g)  # no class token: nothing dropped
+
+
+# ---- devices: a model and tensors on a GPU (no GPU here: two stand-ins for "not the CPU")
+#
+# "meta" is a real device other than the CPU: an op that mixes a meta tensor with a CPU table fails as a CUDA one
+# does, so a function that runs on meta builds its tables on its input's device. Meta tensors hold no values, so
+# the functions that return numbers are run on `Elsewhere`: values held here, but, like a CUDA tensor, it refuses
+# numpy and any op with a CPU tensor, and only a copy to the CPU gives plain values.
+
+class Elsewhere(torch.Tensor):
+    """A tensor whose values are here and whose device (reported as meta) is not the CPU."""
+
+    @staticmethod
+    def __new__(cls, values):
+        return torch.Tensor._make_wrapper_subclass(cls, values.shape, dtype=values.dtype, strides=values.stride(),
+                                                   device=torch.device("meta"))
+
+    def __init__(self, values):
+        self.values = values
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if self.dim() == 0 else super().__format__(spec)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+        if any(type(t) is torch.Tensor and t.ndim > 0 for t in leaves):
+            raise RuntimeError(f"{func}: a tensor on another device mixed with a CPU tensor")
+        to_cpu = func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device("cpu")
+        here = lambda a: a.values if isinstance(a, Elsewhere) else torch.device("cpu") if isinstance(
+            a, torch.device) else a
+        out = func(*torch.utils._pytree.tree_map(here, args), **torch.utils._pytree.tree_map(here, kwargs))
+        return out if to_cpu else torch.utils._pytree.tree_map(
+            lambda o: Elsewhere(o) if isinstance(o, torch.Tensor) else o, out)
+
+
+def test_the_elsewhere_stand_in_refuses_what_a_cuda_tensor_refuses():
+    t = Elsewhere(torch.arange(4.0))
+    with pytest.raises(RuntimeError, match="another device"):
+        t + torch.ones(4)
+    with pytest.raises(RuntimeError, match="numpy"):
+        torch.as_tensor(t, dtype=torch.float64).numpy()
+    assert torch.equal(t.cpu(), torch.arange(4.0)) and type(t.cpu()) is torch.Tensor
+
+
+def test_attention_maps_run_on_the_models_device_and_every_map_function_on_its_inputs():
+    model = create_model("ViT-Ti/4", img_size=16, num_classes=3, num_layers=2, hidden_size=24, num_heads=3,
+                         mlp_size=48).to("meta")
+    attn = attention_maps(model, torch.randn(5, 3, 16, 16), batch_size=2)  # CPU images, the model elsewhere
+    assert len(attn) == 2 and all(a.device.type == "meta" and a.shape == (5, 3, 17, 17) for a in attn)
+    outputs = {
+        "distance": mean_attention_distance(attn, model.grid, 4),
+        "rollout": attention_rollout(attn),
+        "rollout_map": rollout_map(attn, model.grid),
+        "query": query_attention(attn, model.grid, layer=1, head=None, image=0, query=3),
+        "similarity": position_embedding_similarity(model.pos_embed, model.grid),
+        "grid": position_embedding_grid(model.pos_embed, model.grid),
+        "roughness": filter_roughness(torch.randn(4, 3, 4, 4, device="meta")),
+    }
+    assert {k: v.device.type for k, v in outputs.items()} == dict.fromkeys(outputs, "meta")
+    assert outputs["distance"].shape == (2, 3) and outputs["rollout_map"].shape == (5, 4, 4)
+    assert grid_distances(4, 16, device="meta").device.type == "meta"
+
+
+def test_the_functions_that_return_numbers_take_tensors_on_another_device():
+    L, k = 6, 4
+    distance = torch.linspace(0.2, 1.0, L)[:, None].repeat(1, k)
+    distance[0, 0] = 0.9
+    assert depth_trend(Elsewhere(distance), 1.0) == depth_trend(distance, 1.0)
+    claims = section45_claims(-0.5, 0.1, Elsewhere(distance), 1.0)
+    assert claims == section45_claims(-0.5, 0.1, distance, 1.0)
+    pos = torch.randn(1, 17, 8, generator=torch.Generator().manual_seed(0))
+    similarity = position_embedding_similarity(pos, 4)
+    assert position_similarity_structure(Elsewhere(similarity)) == position_similarity_structure(similarity)

@@ -16,7 +16,10 @@ Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), Section 
 The functions take plain tensors (attention weights as returned by
 `VisionTransformer(x, return_attention=True)`, a position embedding, a patch-embedding
 weight), so they work for any ViT vitlib can load: its own, the shipped model, an
-official or timm checkpoint converted by `vitlib.interop`.
+official or timm checkpoint converted by `vitlib.interop`. Devices: a model and tensors on any
+device; tensor results stay on the input's device (`attention_maps`: the model's), and the functions
+that return numbers or use numpy (`depth_trend`, `section45_claims`, `position_similarity_structure`)
+bring their small inputs to the CPU themselves (tests/test_analysis.py, "devices").
 
 Deviations from the paper: the paper does not say how the class token enters the mean
 attention distance; here it is left out as query and as key, and each query's weights over
@@ -71,6 +74,11 @@ def _stack(attentions: Sequence[Tensor] | Tensor) -> Tensor:
     return A.float()
 
 
+def _host(values: Tensor | Sequence) -> Tensor:
+    """`values` (a tensor on any device, or nested lists) as a float64 CPU tensor, detached: for numbers and numpy."""
+    return torch.as_tensor(values, dtype=torch.float64).detach().cpu()
+
+
 def _num_prefix(T: int, grid: tuple[int, int]) -> int:
     """Tokens before the patches (the class token): T - N, 0 or 1 in vitlib."""
     n = grid[0] * grid[1]
@@ -82,22 +90,24 @@ def _num_prefix(T: int, grid: tuple[int, int]) -> int:
 
 @torch.no_grad()
 def attention_maps(model: nn.Module, images: Tensor, batch_size: int = 64) -> list[Tensor]:
-    """Run `model` (eval mode, no grad) on images (B, C, H, W); return its L attention maps (B, k, T, T).
+    """Run `model` (eval mode, no grad) on images (B, C, H, W), each batch moved to the model's device; return its
+    L attention maps (B, k, T, T), on the model's device.
 
     Works for any vitlib `VisionTransformer` (its explicit attention path, Eq. 6).
     """
+    device = next(model.parameters()).device
     with eval_mode(model):
-        chunks = [model(x, return_attention=True)[1] for x in images.split(batch_size)]
+        chunks = [model(x.to(device), return_attention=True)[1] for x in images.split(batch_size)]
     return [torch.cat([c[layer] for c in chunks]) for layer in range(len(chunks[0]))]
 
 
-def grid_distances(grid: Grid, patch_size: float = 1.0) -> Tensor:
-    """Euclidean distance between the centres of every pair of patches, in pixels: (N, N).
+def grid_distances(grid: Grid, patch_size: float = 1.0, device: str | torch.device | None = None) -> Tensor:
+    """Euclidean distance between the centres of every pair of patches, in pixels: (N, N) float64 on `device`.
 
     Patches are numbered row by row, as `PatchEmbedding` flattens them.
     """
     gh, gw = _grid(grid)
-    rows, cols = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    rows, cols = torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing="ij")
     xy = torch.stack([rows.flatten(), cols.flatten()], dim=1).double()  # (N, 2)
     return torch.cdist(xy, xy) * patch_size
 
@@ -126,7 +136,7 @@ def mean_attention_distance(attentions: Sequence[Tensor] | Tensor, grid: Grid, p
     p = _num_prefix(A.shape[-1], g)
     A = A[..., p:, p:].double()  # (L, B, k, N, N): patches only
     A = A / A.sum(-1, keepdim=True).clamp_min(1e-12)
-    d = grid_distances(g, patch_size)  # (N, N)
+    d = grid_distances(g, patch_size, A.device)  # (N, N)
     per_query = (A * d).sum(-1)  # (L, B, k, N)
     return per_query.mean(dim=(1, 3)).float()  # (L, k)
 
@@ -159,7 +169,7 @@ def depth_trend(distance: Tensor | Sequence[Sequence[float]], uniform: float, n_
     >>> round(t["spearman"], 3), round(t["rise"], 2), t["answer"]
     (0.956, 0.4, 'grows')
     """
-    d = torch.as_tensor(distance, dtype=torch.float64).numpy() / uniform  # (L, k) relative to uniform attention
+    d = _host(distance).numpy() / uniform  # (L, k) relative to uniform attention
     L, k = d.shape
     depth = np.repeat(np.arange(1, L + 1, dtype=np.float64), k)  # (L * k,)
     y = d.reshape(-1)
@@ -194,7 +204,7 @@ def attention_rollout(attentions: Sequence[Tensor] | Tensor) -> Tensor:
     """
     A = _stack(attentions)  # (L, B, k, T, T)
     A = A.mean(dim=2)  # (L, B, T, T): average over heads
-    eye = torch.eye(A.shape[-1], dtype=A.dtype)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     A = A + eye
     A = A / A.sum(-1, keepdim=True)
     R = A[0]
@@ -323,7 +333,7 @@ def position_similarity_structure(similarity: Tensor) -> tuple[float, float]:
       line and one off it, are at the same distance.
     """
     gh, gw = similarity.shape[:2]
-    S, d = similarity.reshape(gh * gw, gh * gw).double(), grid_distances((gh, gw))
+    S, d = _host(similarity).reshape(gh * gw, gh * gw), grid_distances((gh, gw))
     r, c = (t.flatten() for t in torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij"))
     off = ~torch.eye(gh * gw, dtype=torch.bool)
     x, y = d[off], S[off]
@@ -357,7 +367,7 @@ def section45_claims(corr_similarity_distance: float, row_column_gap: float, dis
       patches 5 points above the object's share of the patches and above the untrained model's (`rollout`:
       (share on the object, object's share of patches); `rollout_untrained`: the untrained model's share).
     """
-    d = torch.as_tensor(distance, dtype=torch.float64) / uniform
+    d = _host(distance) / uniform
     t = depth_trend(d, 1.0)
     out: dict[str, dict[str, Any]] = {}
     if filters is not None and filters_untrained is not None:
