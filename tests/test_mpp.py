@@ -3,6 +3,8 @@ embedding, and the objective in vitlib.train's loop."""
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from vitlib import create_model
 from vitlib.mpp import (
@@ -13,6 +15,7 @@ from vitlib.mpp import (
     MaskedPatchPrediction,
     colour_targets,
     corrupt,
+    corrupted_positions,
     corruption_plan,
     evaluate_mpp,
     mpp_objective,
@@ -120,3 +123,53 @@ def test_a_hybrid_or_bad_proportions_are_refused():
         MaskedPatchPrediction(create_model("BiT-R26x1", img_size=32, num_classes=10))
     with pytest.raises(ValueError, match="mask_prob"):
         MaskedPatchPrediction(tiny_vit(), mask_prob=0.95, random_prob=0.1)
+
+
+def _boolean_selection(model, x, plan, generator):
+    """The corrupted patches picked by a boolean mask (data-dependent size: a host sync on a GPU), as a reference."""
+    tokens, _ = model.vit.encode(x, corrupt=lambda z: corrupt(z, plan, model.mask_token, generator))
+    chosen = plan != KEEP
+    return model.head(tokens[:, 1:][chosen]), colour_targets(x, model.vit.patch_embed.patch_size)[chosen]
+
+
+def test_fixed_size_selection_equals_the_boolean_mask():
+    torch.manual_seed(0)
+    model = MaskedPatchPrediction(tiny_vit())
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    logits, targets = model(x, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    ref_logits, ref_targets = _boolean_selection(model, x, model.plan(x, g), g)
+    assert torch.equal(targets, ref_targets) and torch.allclose(logits, ref_logits, atol=1e-6, rtol=0)
+    assert F.cross_entropy(logits, targets).item() == pytest.approx(F.cross_entropy(ref_logits, ref_targets).item())
+
+
+class _Ops(TorchDispatchMode):
+    """Records the aten ops run under it, with whether any of their tensor arguments is boolean."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        leaves = torch.utils._pytree.tree_leaves((args, kwargs or {}))
+        self.ops.append((func.__name__, any(isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in leaves)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_objective_has_no_data_dependent_shape_so_no_host_sync():
+    """On a GPU, a boolean selection (nonzero) or .item() waits for the device; a drawn plan needs neither."""
+    torch.manual_seed(0)
+    model = MaskedPatchPrediction(tiny_vit())
+    with _Ops() as record:
+        loss, _, count = mpp_objective(model, torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, dtype=torch.long))
+        loss.backward()
+    syncing = [op for op, boolean in record.ops if op.startswith(("nonzero", "masked_select", "_local_scalar_dense"))
+               or (op.startswith("index.") and boolean)]
+    assert count == 2 * 8 and not syncing, syncing
+
+
+def test_a_plan_with_unequal_counts_per_image_is_refused():
+    plan = torch.tensor([[MASK, KEEP, SAME], [KEEP, KEEP, MASK]])
+    assert corrupted_positions(torch.tensor([[MASK, KEEP, SAME], [KEEP, RANDOM, MASK]])).tolist() == [[0, 2], [1, 2]]
+    with pytest.raises(ValueError, match=r"corrupts \[2, 1\] patches.*as many in every image"):
+        corrupted_positions(plan)

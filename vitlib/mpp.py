@@ -12,6 +12,7 @@ patch embedding (10%) or just keeping them as is (10%). [...] Finally we predict
     colour_values(targets)           the colours the classes stand for (for display)
     corruption_plan(B, N)            which patches are corrupted (50%) and how (80% mask, 10% random, 10% kept)
     corrupt(patches, plan, mask)     the plan applied to the patch embeddings x_p E (before E_pos, Eq. 1)
+    corrupted_positions(plan)        where each image's corrupted patches are (fixed size: no host sync on a GPU)
     MaskedPatchPrediction(vit)       the ViT with the [mask] embedding and the linear colour head
     mpp_objective                    the training objective for vitlib.train.train(..., objective=mpp_objective)
     evaluate_mpp(model, data)        held-out colour accuracy, and the majority-colour baseline to judge it by
@@ -51,7 +52,7 @@ from .model import PatchEmbedding, VisionTransformer
 from .utils import eval_mode
 
 __all__ = ["BITS", "KEEP", "MASK", "RANDOM", "SAME", "colour_targets", "colour_values", "corruption_plan", "corrupt",
-           "MaskedPatchPrediction", "mpp_objective", "evaluate_mpp"]
+           "corrupted_positions", "MaskedPatchPrediction", "mpp_objective", "evaluate_mpp"]
 
 BITS = 3  # bits per channel of the predicted mean colour: 3 bits x 3 channels = 512 classes
 KEEP, MASK, RANDOM, SAME = 0, 1, 2, 3  # a patch not corrupted; corrupted by [mask], by another patch, kept as is
@@ -113,12 +114,34 @@ def corrupt(patches: Tensor, plan: Tensor, mask_token: Tensor, generator: torch.
     return torch.where((plan == MASK)[..., None], mask_token.to(patches.dtype).expand(B, N, D), out)
 
 
+def corrupted_positions(plan: Tensor, per_image: int | None = None) -> Tensor:
+    """The positions of each image's corrupted patches (plan != KEEP), in raster order: (B, K) int64, K per image.
+
+    With `per_image` (K, known when the plan was drawn: `corruption_plan` corrupts as many patches in every image)
+    the positions come from a fixed-size sort, with no host sync on a GPU; without it K is counted (one sync) and
+    a plan that corrupts different numbers of patches in different images is refused.
+
+    >>> corrupted_positions(torch.tensor([[MASK, KEEP, SAME], [KEEP, RANDOM, MASK]]), 2).tolist()
+    [[0, 2], [1, 2]]
+    """
+    chosen = plan != KEEP  # (B, N)
+    if per_image is None:
+        counts = chosen.sum(1)
+        per_image = int(counts[0]) if counts.numel() else 0
+        if not bool((counts == per_image).all()):
+            raise ValueError(f"the plan corrupts {counts.tolist()} patches in its images: masked patch prediction "
+                             "takes as many in every image (corruption_plan draws them so)")
+    # a stable sort puts the corrupted patches (key 0) first, in their raster order
+    return torch.argsort((~chosen).to(torch.int8), dim=1, stable=True)[:, :per_image]
+
+
 class MaskedPatchPrediction(nn.Module):
     """Section 4.6: a ViT, a learnable [mask] embedding (`mask_token`, (1, 1, D)) and a linear head (`head`,
     D -> 8^C colours) on the output tokens of the corrupted patches.
 
-    `model(x)` draws a corruption plan (or takes `plan`) and returns (logits (M, 8^C), targets (M,)) for the M
-    corrupted patches of the batch; the ViT's own classification head is not used (build it with num_classes=0).
+    `model(x)` draws a corruption plan (or takes `plan`, which must corrupt as many patches in every image) and
+    returns (logits (M, 8^C), targets (M,)) for the M corrupted patches of the batch, image by image in raster
+    order; the ViT's own classification head is not used (build it with num_classes=0).
     """
 
     def __init__(self, vit: VisionTransformer, bits: int = BITS, fraction: float = 0.5, mask_prob: float = 0.8,
@@ -145,13 +168,15 @@ class MaskedPatchPrediction(nn.Module):
 
     def forward(self, x: Tensor, plan: Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        plan = self.plan(x, generator) if plan is None else plan
+        drawn = plan is None
+        plan = self.plan(x, generator) if drawn else plan
         tokens, _ = self.vit.encode(x, corrupt=lambda z: corrupt(z, plan, self.mask_token, generator))  # (B, T, D)
         patches = tokens[:, self.vit.cfg.num_prefix_tokens:]  # (B, N, D): the class token is not predicted
-        chosen = plan != KEEP  # (B, N)
-        logits = self.head(patches[chosen])  # (M, 8^C)
-        targets = colour_targets(x, self.vit.patch_embed.patch_size, self.bits)[chosen]  # (M,)
-        return logits, targets
+        index = corrupted_positions(plan, round(self.fraction * plan.shape[1]) if drawn else None)  # (B, K)
+        chosen = patches.gather(1, index[..., None].expand(-1, -1, patches.shape[-1]))  # (B, K, D)
+        logits = self.head(chosen.flatten(0, 1))  # (M, 8^C), M = B K
+        targets = colour_targets(x, self.vit.patch_embed.patch_size, self.bits).gather(1, index)  # (B, K)
+        return logits, targets.flatten()
 
 
 def mpp_objective(net: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
