@@ -194,6 +194,14 @@ class Attention(nn.Module):
             path = choose_attention_path(q)
         if path == "fused":
             A = None
+            # NOTE: with relative attention the bias b goes in as a float attn_mask; on a GPU that rules out the
+            # flash kernel (it takes no mask) and SDPA runs the memory-efficient (or cuDNN) fused kernel, which
+            # adds b, with the same numbers. No rewrite gives flash the same logits: b_ij = q_i . R_{p_i - p_j}
+            # depends on the pair (i, j) through the query, so it is neither a per-key nor a per-query term; folding
+            # it into q k^T needs extra head dimensions of size T (a one-hot key per position), slower than the
+            # mask. The alternative is FlexAttention (torch.nn.attention.flex_attention, a score_mod adding the
+            # gathered bias in the kernel), which needs torch.compile and a GPU to pay off.
+            # tests/test_pos_embed.py::test_relative_bias_on_every_attention_path_equals_explicit.
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                                  dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
