@@ -1,5 +1,6 @@
 """vitlib.train: the schedule, evaluation, overfitting one batch, exact resume, DDP on CPU (gloo, 2 processes)."""
 
+import collections
 import json
 import math
 import os
@@ -8,9 +9,11 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import TensorDataset
 
 import vitlib
+from vitlib import train as train_module
 from vitlib.train import (
     TrainConfig,
     evaluate,
@@ -19,6 +22,7 @@ from vitlib.train import (
     make_loader,
     native_bf16,
     pretrain_recipe,
+    resolve_device,
     resolve_precision,
     train,
 )
@@ -221,3 +225,108 @@ def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_bf16(monkeypa
     native_bf16.cache_clear()  # the next caller sees the real CPU again
     with pytest.raises(ValueError, match="'auto'"):
         TrainConfig(precision="fp16")
+
+
+# --- devices, processes and host syncs ------------------------------------------------------------------------------
+def test_the_suite_runs_on_the_cpu_whatever_the_machine():
+    """tests/conftest.py hides CUDA (from this process and the subprocesses it starts): the comparisons with CPU
+    references at fp32 tolerances hold on a GPU machine too."""
+    if os.environ.get("VITLIB_TEST_CUDA") == "1":
+        pytest.skip("GPUs asked for with VITLIB_TEST_CUDA=1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and resolve_device("auto") == torch.device("cpu")
+
+
+def test_a_bare_cuda_is_the_local_ranks_gpu_and_becomes_the_current_device(monkeypatch):
+    """Under torchrun every process gets its own GPU: otherwise all ranks land on GPU 0 and NCCL fails."""
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    made_current = []
+    monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
+    assert resolve_device("cuda") == torch.device("cuda", 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)  # an explicit index stays
+    assert train_module._select_device("cuda") == torch.device("cuda", 1) and made_current == [torch.device("cuda", 1)]
+    assert train_module._select_device("cpu") == torch.device("cpu") and len(made_current) == 1
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), ("cuda:0", "nccl")])
+def test_the_process_group_backend_follows_the_device_not_the_machine(monkeypatch, device, backend):
+    class Joined(Exception):
+        pass
+
+    def init_process_group(name):
+        raise Joined(name)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine, even for --device cpu
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(train_module.dist, "init_process_group", init_process_group)
+    with pytest.raises(Joined, match=f"^{backend}$"):
+        train_module._dist_info(torch.device(device))
+
+
+def test_auto_precision_is_fp32_on_a_gpu_that_only_emulates_bf16(monkeypatch):
+    """V100 and T4: torch.cuda.is_bf16_supported() says True by default (emulation), and bf16 is slower there."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    native_bf16.cache_clear()
+    try:
+        assert resolve_precision("auto", torch.device("cuda", 0)) == "fp32"
+    finally:
+        native_bf16.cache_clear()
+
+
+def test_tf32_only_on_cuda_and_restored():
+    before = torch.get_float32_matmul_precision()
+    with train_module._tf32(torch.device("cpu")):
+        assert torch.get_float32_matmul_precision() == before
+    with train_module._tf32(torch.device("cuda", 0)):
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == before
+
+
+class Noise(torch.utils.data.Dataset):
+    """An 'augmentation' only: each item is a fresh draw from the global torch generator (a worker's, in a worker)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return torch.rand(()), 0
+
+
+def test_the_ranks_loader_workers_draw_different_augmentations():
+    draws = [torch.cat([x for x, _ in make_loader(Noise(), 2, shuffle=False, num_workers=1, rank=r, world_size=2)])
+             for r in (0, 1)]
+    assert not torch.equal(draws[0], draws[1])
+    again = torch.cat([x for x, _ in make_loader(Noise(), 2, shuffle=False, num_workers=1, rank=0, world_size=2)])
+    assert torch.equal(draws[0], again)  # still a function of (seed, epoch, rank)
+
+
+def test_one_loader_serves_the_whole_run_and_pins_memory_only_for_a_gpu(monkeypatch):
+    """Its workers start once, not at every epoch; each epoch's batches are still make_loader's (the resume test)."""
+    calls = []
+    real = train_module.make_loader
+    monkeypatch.setattr(train_module, "make_loader", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    train(tiny_vit(), toy_data(18), TrainConfig(steps=7, batch_size=4, progress=False, device="cpu"))  # 2 epochs
+    assert len(calls) == 1 and calls[0]["epochs"] == 2 and calls[0]["pin_memory"] is False
+
+
+class _OpCounts(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_syncs_with_the_host_once_and_builds_no_tensor_from_host_values():
+    """On a GPU, .item() waits for the device and a tensor built from Python numbers is a blocking copy; a step
+    has one .item() (the non-finite check) and no such tensor. Counted as the ops of 4 steps less those of 2."""
+    def ops(steps):
+        cfg = TrainConfig(steps=steps, batch_size=4, optimizer="sgd", progress=False, log_every=100, device="cpu")
+        with _OpCounts() as record:
+            train(tiny_vit(), toy_data(64), cfg)
+        return record.counts
+
+    two, four = ops(2), ops(4)
+    per_step = {op: (four[op] - two[op]) / 2 for op in ("_local_scalar_dense", "lift_fresh", "_to_copy", "nonzero")}
+    assert per_step == {"_local_scalar_dense": 1, "lift_fresh": 0, "_to_copy": 0, "nonzero": 0}

@@ -538,7 +538,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
     net.train()
-    sums = torch.zeros(2, device=device)  # loss * count and correct since the last log, summed on the device
+    loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # since the last log
     counts = [0, 0]  # predictions and images since the last log, known on the host
     t_log = time.perf_counter()
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
@@ -577,12 +577,12 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             last_loss = (step, check[0])
             optimizer.step()
             step += 1
-            sums[0] += loss.detach().float() * count
-            sums[1] += correct
+            loss_sum.add_(loss.detach().float() * count)  # on the device: no sync
+            correct_sum.add_(correct)
             counts[0] += count
             counts[1] += y.numel()
             if step % cfg.log_every == 0 or step == cfg.steps:
-                totals = torch.cat([sums, torch.tensor(counts, dtype=sums.dtype).to(device)])
+                totals = torch.cat([torch.stack([loss_sum, correct_sum]), torch.tensor(counts).float().to(device)])
                 if world > 1:
                     dist.all_reduce(totals)
                 dt = time.perf_counter() - t_log
@@ -591,7 +591,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 log("train", rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['accuracy']:.3f}",
                                 img_s=f"{rec['images_per_s']:.0f}")
-                sums.zero_()
+                loss_sum.zero_(), correct_sum.zero_()
                 counts = [0, 0]
                 t_log = time.perf_counter()
             bar.update(1)
