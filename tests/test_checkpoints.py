@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import vitlib
-from vitlib.checkpoints import CheckpointError, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from vitlib.checkpoints import (
+    CheckpointError,
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    restore_rng,
+    save_checkpoint,
+)
 from vitlib.config import TrainConfig
 from vitlib.train import build_optimizer
 
@@ -102,3 +110,48 @@ def test_latest_checkpoint_picks_highest_step(tmp_path):
     for step in (3, 12, 7):
         save_checkpoint(tmp_path / f"step_{step:07d}", tiny(), step=step)
     assert latest_checkpoint(tmp_path).name == "step_0000012"
+
+
+def test_every_ranks_rng_state_round_trips(tmp_path):
+    """A DDP run saves one state per rank (each rank draws its own numbers); each comes back for its rank."""
+    states, draws = [], []
+    for rank in (0, 1):
+        torch.manual_seed(rank)
+        gen = torch.Generator().manual_seed(10 + rank)
+        states.append(capture_rng(gen))
+        draws.append((torch.rand(3), torch.rand(3, generator=gen)))
+    save_checkpoint(tmp_path / "ck", tiny(), rng=states)
+    saved = load_checkpoint(tmp_path / "ck")["rng"]
+    assert len(saved) == 2
+    for rank in (0, 1):
+        gen = torch.Generator()
+        restore_rng(saved[rank], gen)
+        assert torch.equal(torch.rand(3), draws[rank][0]) and torch.equal(torch.rand(3, generator=gen), draws[rank][1])
+
+
+def test_only_the_current_gpus_rng_state_is_saved_and_restored(monkeypatch):
+    """A process uses one GPU: a resume on a machine with fewer GPUs than the saving one must not need the others."""
+    set_states = []
+
+    def set_rng_state(state, device="cuda"):
+        if torch.device(device).index not in (None, 0):  # this machine has one GPU
+            raise RuntimeError("CUDA error: invalid device ordinal")
+        set_states.append(state)
+
+    def every_gpu(*args):
+        raise AssertionError("the states of every GPU were asked for")
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.arange(16, dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_gpu)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: [set_rng_state(s, i) for i, s in
+                                                                         enumerate(states)])
+    state = capture_rng()
+    assert torch.equal(state["cuda"], torch.arange(16, dtype=torch.uint8))
+    restore_rng(state)
+    older = {**state, "cuda": [torch.full((16,), 10 + i, dtype=torch.uint8) for i in range(8)]}  # a machine of 8 GPUs
+    restore_rng(older)  # this process's GPU (the current one) gets its state; the other seven are not needed
+    assert [s[0].item() for s in set_states] == [0, 10]
