@@ -193,7 +193,8 @@ def test_training_set_smaller_than_one_batch_is_a_clear_error():
 
 
 def test_batch_not_divisible_by_the_world_size_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(train_module, "_dist_info", lambda device: (0, 2, False))  # as under torchrun --nproc-per-node 2
+    # as under torchrun --nproc-per-node 2
+    monkeypatch.setattr(train_module, "_dist_info", lambda device: (0, 2, False))
     with pytest.raises(ValueError, match=r"batch_size=5 must be divisible by the number of processes \(2\)"):
         train(tiny_vit(), toy_data(), quiet(batch_size=5))
 

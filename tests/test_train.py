@@ -262,6 +262,13 @@ def test_the_process_group_backend_follows_the_device_not_the_machine(monkeypatc
         train_module._dist_info(torch.device(device))
 
 
+def test_a_process_group_on_nccl_with_cpu_tensors_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(train_module.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(train_module.dist, "get_backend", lambda: "nccl")
+    with pytest.raises(ValueError, match="NCCL, which reduces CUDA tensors only.*gloo"):
+        train_module._dist_info(torch.device("cpu"))
+
+
 def test_auto_precision_is_fp32_on_a_gpu_that_only_emulates_bf16(monkeypatch):
     """V100 and T4: torch.cuda.is_bf16_supported() says True by default (emulation), and bf16 is slower there."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
