@@ -176,8 +176,9 @@ def _select_device(name: str) -> torch.device:
 @contextlib.contextmanager
 def _tf32(device: torch.device) -> Iterator[None]:
     """On CUDA, fp32 matrix products and convolutions in TF32 for the `with` block; the settings are restored."""
-    # NOTE: TF32 keeps fp32's range with a 10-bit mantissa in matmuls (speed only, up to ~8x on Ampere and later);
-    # the paper's TPUs multiply in bf16 anyway. tests/test_train.py::test_tf32_only_on_cuda_and_restored.
+    # NOTE: speed only: TF32 keeps fp32's range with a 10-bit mantissa in the products, which run on the tensor
+    # cores of Ampere and later GPUs (JAX on the paper's TPUs also multiplies fp32 at reduced precision by
+    # default). tests/test_train.py::test_tf32_only_on_cuda_and_restored.
     if device.type != "cuda":
         yield
         return
