@@ -1,5 +1,6 @@
 """The command line as a front door: one-line errors that name the flag, defaults that fit a CPU, --version."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -9,11 +10,15 @@ import pytest
 import torch
 
 import vitlib
-import vitlib.__main__
+import vitlib.cli.training
 import vitlib.data
 import vitlib.finetune
+import vitlib.pretrain
 import vitlib.train
-from vitlib.__main__ import CPU_FINETUNE_BATCH, _in_flags, build_parser, main
+from vitlib.cli import build_parser, main
+from vitlib.cli.errors import blame, one_line
+from vitlib.cli.training import CPU_ESTIMATE_BATCH, CPU_FINETUNE_BATCH, ESTIMATE_STEPS, measure
+from vitlib.config import ConfigError, TrainConfig, ViTConfig
 from vitlib.train import NonFiniteLossError, finetune_recipe, pretrain_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,30 +81,55 @@ def test_resuming_with_another_model_names_resume_and_out_dir(tmp_path, capsys):
     main(run)
     err = capsys.readouterr().err
     assert "64 training images" in err and "estimated" in err and "images/s" in err  # announced before the run
+    assert f"measured over {ESTIMATE_STEPS} steps of 32" in err  # at the run's own batch (the smoke profile's)
     line = _error_line(capsys, run + ["--resume", "--img-size", "16"])
     assert "--resume continues the run saved in --out-dir" in line and "--img-size" in line
 
 
-def test_a_non_finite_loss_is_one_line_in_flags(monkeypatch, capsys):
-    def explode(*a, **k):  # what vitlib.train raises, in the library's (Python) words
-        raise NonFiniteLossError("non-finite loss at step 3 (loss nan): try a lower learning rate (lr=0.03), "
-                                 "precision='fp32' (bf16 autocast is on), a smaller grad_clip than 1; resume=True "
-                                 "continues", step=3, loss=float("nan"), grad_norm=float("nan"), last_finite_loss=2.0)
+def test_a_non_finite_loss_is_one_line_in_flags(monkeypatch, capsys, tmp_path):
+    def explode(*a, **k):  # the library's words are for Python callers; the CLI tells its attributes in flags
+        raise NonFiniteLossError("lr=0.03, precision='fp32', grad_clip, resume=True", step=3, loss=float("nan"),
+                                 grad_norm=float("nan"), last_finite_loss=2.0)
 
-    monkeypatch.setattr(vitlib.__main__, "train", explode)
-    line = _error_line(capsys, ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x",
-                                "--no-estimate", "--steps", "10"])
-    assert "(--lr 0.03)" in line and "--fp32 (bf16" in line and "smaller --grad-clip than" in line
-    assert "--resume continues" in line
+    monkeypatch.setattr(vitlib.cli.training, "train", explode)
+    run = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", str(tmp_path), "--no-estimate",
+           "--steps", "10", "--bf16"]
+    line = _error_line(capsys, run)
+    assert "non-finite loss at step 3" in line and "the last finite loss was 2" in line
+    assert "(--lr 0.03)" in line and "--fp32 (bf16" in line and "smaller --grad-clip than 1" in line
+    assert "no checkpoint was written" in line and "=" not in line
+    (tmp_path / "step_0000002.json").write_text("{}")  # a checkpoint of the run, before the failure
+    assert "step_0000002, holds finite weights: with the same flags, --resume continues" in _error_line(capsys, run)
 
 
-def test_python_argument_names_become_flags():
-    finetune = build_parser()._subparsers._group_actions[0].choices["finetune"]
-    said = ("lower batch_size or use more data; warmup_steps=500 must lie in [0, steps=50]; pass data_dir= a folder, "
-            "or download=True; out_dir; vitlib.data_dir stays; cfg.lr stays")
-    assert _in_flags(said, finetune) == ("lower --batch-size or use more data; --warmup-steps 500 must lie in "
-                                         "[0, --steps 50]; pass --data-dir a folder, or --download; --out-dir; "
-                                         "vitlib.data_dir stays; cfg.lr stays")
+def _finetune_parser():
+    return build_parser()._subparsers._group_actions[0].choices["finetune"]
+
+
+def test_a_config_error_names_the_flags_of_its_fields():
+    finetune = _finetune_parser()
+    e = ConfigError("$warmup_steps= must lie in [0, $steps=]; $precision=, $compile=, $patch_size=; $lr, $precision",
+                    dict(warmup_steps=500, steps=50, precision="bf16", compile=False, patch_size=4, lr=0.1))
+    assert str(e) == ("warmup_steps=500 must lie in [0, steps=50]; precision='bf16', compile=False, patch_size=4; "
+                      "lr, precision")  # Python callers keep their words
+    assert one_line(e, finetune) == ("--warmup-steps 500 must lie in [0, --steps 50]; --bf16, --no-compile, "
+                                     "patch_size=4; --lr, precision")  # no flag sets patch_size: as it is
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(steps=0)
+    assert caught.value.field == "steps" and one_line(caught.value, finetune).startswith("--steps and --batch-size")
+
+
+def test_a_blamed_error_names_its_flag_unless_its_field_has_one():
+    finetune = _finetune_parser()
+    with pytest.raises(Exception) as e, blame("--checkpoint"):
+        ViTConfig(img_size=30, patch_size=4)
+    assert one_line(e.value, finetune).startswith("--img-size 30x30 is not divisible by patch_size P=4")
+    with pytest.raises(Exception) as e, blame("--checkpoint"):
+        ViTConfig(pool="max")
+    assert one_line(e.value, finetune) == "argument --checkpoint: pool must be 'token' or 'gap', got 'max'"
+    with pytest.raises(Exception) as e, blame("--dataset"):
+        raise OSError("no such file")
+    assert one_line(e.value, finetune) == "argument --dataset: no such file"
 
 
 def test_debug_shows_the_traceback():
@@ -108,8 +138,9 @@ def test_debug_shows_the_traceback():
     plain = _run(*argv)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert plain.stderr.strip() == "vitlib finetune: error: --warmup-steps 6 must lie in [0, --steps 5]"
+    assert issubclass(ConfigError, ValueError)  # what Python callers catch
     for debug in (_run(*argv, "--debug"), _run(*argv, env={"VITLIB_DEBUG": "1"})):
-        assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr
+        assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 
 
 def test_short_runs_get_a_short_warmup():
@@ -122,7 +153,7 @@ def test_short_runs_get_a_short_warmup():
 
 def test_batch_fits_a_cpu_and_the_paper_batch_is_one_flag_away(monkeypatch, capsys):
     seen = []
-    monkeypatch.setattr(vitlib.__main__, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
+    monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
     base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50", "--no-estimate"]
     main(base)
     main(base + ["--paper-batch"])
@@ -142,7 +173,7 @@ def test_version_and_the_console_script(capsys):
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith(f"vitlib {vitlib.__version__} ")
     pyproject = (ROOT / "pyproject.toml").read_text()  # `vitlib ...` runs the same main as `python -m vitlib`
-    assert '[project.scripts]\nvitlib = "vitlib.__main__:main"' in pyproject
+    assert '[project.scripts]\nvitlib = "vitlib.cli:main"' in pyproject
 
 
 def test_device_is_checked_before_anything_runs(capsys):
@@ -162,3 +193,31 @@ def test_the_time_estimate_leaves_the_run_unchanged(tmp_path, capsys):
     cli = load_model(tmp_path / "cli" / "step_0000003")
     for (k, a), b in zip(model.state_dict().items(), cli.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_the_time_estimate_runs_train_at_the_runs_batch():
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(40, 3, 8, 8), torch.randint(0, 2, (40,)))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2))
+    before, rng = copy.deepcopy(model.state_dict()), torch.random.get_rng_state()
+    for batch, measured in ((16, 16), (1000, 40)):  # the run's own batch, at most the training set
+        rate, used = measure(model, data, TrainConfig(steps=10_000, batch_size=batch, warmup_steps=500, device="cpu",
+                                                      compile=True, progress=True))
+        assert used == measured and rate > 0
+    assert CPU_ESTIMATE_BATCH >= vitlib.pretrain.PROFILES["full"]["train"]["batch_size"]  # measured as it is
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
+    assert torch.equal(rng, torch.random.get_rng_state())  # and so is the random state
+
+
+def test_the_time_estimate_is_vitlib_train(monkeypatch):
+    seen = []
+
+    def fake(model, data, cfg, **kw):
+        seen.append(cfg)
+        return {"train": [{"images_per_s": r} for r in (1.0, 30.0, 10.0, 20.0)], "val": []}
+
+    monkeypatch.setattr(vitlib.cli.training, "train", fake)
+    data = torch.utils.data.TensorDataset(torch.zeros(500, 1), torch.zeros(500, dtype=torch.long))
+    rate, batch = measure(torch.nn.Linear(1, 2), data, TrainConfig(batch_size=256, device="cpu", precision="bf16"))
+    assert rate == 20.0 and batch == min(256, CPU_ESTIMATE_BATCH)  # the warm-up record left out: median of the rest
+    assert seen[0].steps == ESTIMATE_STEPS + 1 and seen[0].log_every == 1 and seen[0].precision == "bf16"

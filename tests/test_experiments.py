@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from vitlib import experiments
-from vitlib.__main__ import build_parser, main
+from vitlib.cli import build_parser, main
 from vitlib.experiments import runner, scaling, transfer
 from vitlib.experiments.protocol import MODELS
 from vitlib.finetune import load_pretrained
@@ -111,7 +111,7 @@ def test_every_study_has_a_frozen_config_per_profile_with_a_documented_budget(na
 
 def test_config_overrides_and_one_line_errors():
     assert experiments.config("transfer", "full", seeds=(7,)).seeds == (7,)
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\] of study 'transfer'; known: checkpoint"):
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\] of study 'transfer'; known: precision, checkpoint"):
         experiments.config("transfer", "full", bogus=1)
     with pytest.raises(ValueError, match="unknown study 'nope'; known: transfer, scaling"):
         experiments.config("nope")
@@ -349,9 +349,9 @@ def test_transfer_convergence_check_rows_and_verdict():
 
     def row(kind, arm, acc, seed, **extra):
         return dict(key=f"{kind}/{arm}/fashion_mnist/n500/" + ("x4" if kind == "finetune-long" else "rpre")
-                    + f"/s{seed}", kind=kind, arm=arm, dataset="fashion_mnist", size=500, seed=seed, resolution=None, img_size=32,
-                    n_train=500, metrics=dict(test_accuracy=acc, test_n=2000, test_correct=round(acc * 2000)),
-                    **extra)
+                    + f"/s{seed}", kind=kind, arm=arm, dataset="fashion_mnist", size=500, seed=seed, resolution=None,
+                    img_size=32, n_train=500,
+                    metrics=dict(test_accuracy=acc, test_n=2000, test_correct=round(acc * 2000)), **extra)
 
     rows = [row("finetune", "pre-trained", 0.61, s) for s in (0, 1, 2)]
     rows += [row("finetune", "scratch", 0.46, s) for s in (0, 1, 2)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vitlib.__main__ import build_parser
+from vitlib.cli import build_parser
 from vitlib.data import FASHION_MNIST_DIR
 
 ROOT = Path(__file__).resolve().parents[1]

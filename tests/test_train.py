@@ -337,3 +337,22 @@ def test_a_training_step_syncs_with_the_host_once_and_builds_no_tensor_from_host
     two, four = ops(2), ops(4)
     per_step = {op: (four[op] - two[op]) / 2 for op in ("_local_scalar_dense", "lift_fresh", "_to_copy", "nonzero")}
     assert per_step == {"_local_scalar_dense": 1, "lift_fresh": 0, "_to_copy": 0, "nonzero": 0}
+
+
+def test_cutmix_pastes_one_box_and_lambda_is_the_share_kept():
+    """Each image keeps all but one box, which comes from its partner x[perm]; lam is the kept share of pixels,
+    and the targets are the partners'."""
+    from vitlib.train import _cutmix
+    torch.manual_seed(3)
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 3, 16, 16).contiguous()  # image i is all i
+    y = torch.arange(8)
+    for _ in range(5):
+        mixed, y2, lam = _cutmix(x, y, 1.0, torch.Generator().manual_seed(0))
+        kept = (mixed == x).all(1).float().mean((1, 2))  # per image: pixels still its own
+        moved = mixed != x
+        assert torch.allclose(kept[y2 != y], torch.full_like(kept[y2 != y], lam))
+        for i in range(8):  # what changed is the partner's, inside one rectangle
+            assert (mixed[i][moved[i]] == y2[i].float()).all()
+            rows, cols = moved[i].any(0).any(1), moved[i].any(0).any(0)
+            assert moved[i].any(0).sum() == rows.sum() * cols.sum()
+    assert _cutmix(x, y, 0.0, torch.Generator())[1] is None

@@ -2,7 +2,9 @@
 
 `ViTConfig` for every variant of Table 1 (and the hybrids), `ResNetConfig` for the BiT
 baselines, `TrainConfig` for a training run; `config_to_dict` / `config_from_dict` turn any
-of them into JSON-ready values and back (checkpoints store them that way).
+of them into JSON-ready values and back (checkpoints store them that way). A value out of its
+range raises `ConfigError`, which names the fields to change (the command line spells them
+as its flags).
 
 Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021),
 Table 1 (Base, Large, Huge) and Section 3.1 (naming: "ViT-L/16" is ViT-Large
@@ -24,18 +26,61 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 __all__ = ["ViTConfig", "POS_EMBEDS", "VARIANTS", "vit_config", "parse_name", "example_names", "known_names",
            "RESNET_DEPTHS", "hybrid_backbone", "backbone_stride", "split_hybrid_name", "ResNetConfig", "resnet_config",
            "parse_resnet_name", "resnet_example_names", "resnet_known_names", "TrainConfig", "config_to_dict",
-           "config_from_dict"]
+           "config_from_dict", "ConfigError"]
 
 Config = TypeVar("Config")
 
 # The kinds of position information of Appendix D.4 (Table 8); "learned" (1D) is the paper's default.
 POS_EMBEDS = ("learned", "learned_2d", "relative", "none")
+
+
+class _FieldTemplate(string.Template):
+    """`$name`: a field's name; `$name=`: the field with its value."""
+
+    idpattern = r"(?a:[_a-z][_a-z0-9]*=?)"
+
+
+class ConfigError(ValueError):
+    """A config value out of its range. The message is a template that names fields: `$name` a field, `$name=` a
+    field with its value; `field` is the one to change (by default the first named). `str(error)` spells them as
+    Python (`steps`, `steps=50`), `spelled` any other way (vitlib.cli: as the command's flags, `--steps 50`).
+
+    >>> e = ConfigError.of(TrainConfig(steps=50), "$warmup_steps= must lie in [0, $steps=]")
+    >>> e.field, e.fields, str(e)
+    ('warmup_steps', {'warmup_steps': 0, 'steps': 50}, 'warmup_steps=0 must lie in [0, steps=50]')
+    >>> e.spelled(lambda name, value, valued: f"--steps {value}" if name == "steps" else None)
+    'warmup_steps=0 must lie in [0, --steps 50]'
+    """
+
+    def __init__(self, template: str, fields: dict[str, Any], field: str | None = None):
+        self.template, self.fields, self.field = template, fields, field or next(iter(fields))
+        super().__init__(self.spelled(lambda name, value, valued: None))
+
+    @classmethod
+    def of(cls, cfg: Any, template: str, field: str | None = None) -> ConfigError:
+        """The error about `cfg` whose message is `template` (its `$name`s are fields of `cfg`)."""
+        names = [m["named"] or m["braced"] for m in _FieldTemplate.pattern.finditer(template)]
+        return cls(template, {name.rstrip("="): getattr(cfg, name.rstrip("=")) for name in names if name}, field)
+
+    def spelled(self, spell: Callable[[str, Any, bool], str | None]) -> str:
+        """The message with each field spelled by `spell(name, value, valued)` (`valued`: `$name=`, the field with
+        its value); where it returns None, as Python: `name`, `name=value`."""
+        words = {}
+        for name, value in self.fields.items():
+            words[name] = spell(name, value, False) or name
+            words[name + "="] = spell(name, value, True) or f"{name}={value!r}"
+        return _FieldTemplate(self.template).safe_substitute(words)
+
+    def __reduce__(self):
+        return type(self), (self.template, self.fields, self.field)
 
 
 class _ImageSize:
@@ -101,34 +146,33 @@ class ViTConfig(_ImageSize):
 
     def __post_init__(self) -> None:
         h, w = self.image_hw
+        p = self.patch_size
         if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size D={self.hidden_size} must be divisible by num_heads k={self.num_heads} (D_h = D / k)"
-            )
-        if h % self.patch_size or w % self.patch_size:
-            raise ValueError(
-                f"img_size {h}x{w} is not divisible by patch_size P={self.patch_size}; "
-                f"use a multiple of {self.patch_size} (e.g. {h - h % self.patch_size or self.patch_size})"
-            )
+            raise ConfigError.of(self, f"$hidden_size D={self.hidden_size} must be divisible by $num_heads "
+                                       f"k={self.num_heads} (D_h = D / k)")
+        if h % p or w % p:
+            raise ConfigError.of(self, f"$img_size {h}x{w} is not divisible by $patch_size P={p}; use a multiple of "
+                                       f"{p} (e.g. {h - h % p or p})")
         if self.pool not in ("token", "gap"):
-            raise ValueError(f"pool must be 'token' or 'gap', got {self.pool!r}")
+            raise ConfigError.of(self, f"$pool must be 'token' or 'gap', got {self.pool!r}")
         if self.pos_embed not in POS_EMBEDS:
-            raise ValueError(f"pos_embed must be one of {POS_EMBEDS} (Appendix D.4), got {self.pos_embed!r}")
+            raise ConfigError.of(self, f"$pos_embed must be one of {POS_EMBEDS} (Appendix D.4), got {self.pos_embed!r}")
         if self.pos_embed == "learned_2d" and self.hidden_size % 2:
-            raise ValueError(f"pos_embed='learned_2d' concatenates an X and a Y embedding of D/2 each: "
-                             f"hidden_size D={self.hidden_size} must be even")
+            raise ConfigError.of(self, f"$pos_embed= concatenates an X and a Y embedding of D/2 each: $hidden_size "
+                                       f"D={self.hidden_size} must be even")
         if self.gelu not in ("exact", "tanh"):
-            raise ValueError(f"gelu must be 'exact' or 'tanh', got {self.gelu!r}")
+            raise ConfigError.of(self, f"$gelu must be 'exact' or 'tanh', got {self.gelu!r}")
         if self.layer_scale is not None and (isinstance(self.layer_scale, bool)
                                              or not isinstance(self.layer_scale, (int, float))
                                              or not math.isfinite(self.layer_scale) or self.layer_scale <= 0):
-            raise ValueError(f"layer_scale must be None (off, the paper's block) or a finite number > 0, LayerScale's "
-                             f"initial gamma (DINOv2 and CaiT use 1e-5), got {self.layer_scale!r}")
+            raise ConfigError.of(self, "$layer_scale must be None (off, the paper's block) or a finite number > 0, "
+                                       "LayerScale's initial gamma (DINOv2 and CaiT use 1e-5), got "
+                                       f"{self.layer_scale!r}")
         if self.backbone is not None:
             object.__setattr__(self, "backbone", tuple(int(d) for d in self.backbone))  # a JSON list -> tuple
-        if self.backbone is not None and self.patch_size % backbone_stride(self.backbone):
-            raise ValueError(f"patch_size P={self.patch_size} must be a multiple of the backbone's stride "
-                             f"{backbone_stride(self.backbone)} (ResNet stages {self.backbone})")
+        if self.backbone is not None and p % backbone_stride(self.backbone):
+            raise ConfigError.of(self, f"$patch_size P={p} must be a multiple of the backbone's stride "
+                                       f"{backbone_stride(self.backbone)} (ResNet stages {self.backbone})")
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -271,12 +315,14 @@ class ResNetConfig(_ImageSize):
 
     def __post_init__(self) -> None:
         if self.stem not in ("bit", "cifar"):
-            raise ValueError(f"stem must be 'bit' (7x7/2 conv + max-pool) or 'cifar' (3x3/1 conv), got {self.stem!r}")
+            raise ConfigError.of(self, f"$stem must be 'bit' (7x7/2 conv + max-pool) or 'cifar' (3x3/1 conv), got "
+                                       f"{self.stem!r}")
         if any(d < 1 for d in self.depths):
-            raise ValueError(f"every stage needs at least one unit, got depths={self.depths}")
+            raise ConfigError.of(self, "every stage needs at least one unit, got $depths=")
         if (self.base_width * self.width) % GN_GROUPS:
-            raise ValueError(f"base_width * width = {self.base_width * self.width} channels do not split into "
-                             f"{GN_GROUPS} GroupNorm groups; use a multiple of {GN_GROUPS} (e.g. base_width=32)")
+            raise ConfigError.of(self, f"$base_width * $width = {self.base_width * self.width} channels do not split "
+                                       f"into {GN_GROUPS} GroupNorm groups; use a multiple of {GN_GROUPS} (e.g. "
+                                       "base_width=32)")
 
     @property
     def stride(self) -> int:
@@ -353,12 +399,13 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the global gradient norm to this value; None: no clipping
     label_smoothing: float = 0.0  # not in the paper; 0 disables
     mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); not in the paper; 0 disables
+    cutmix_alpha: float = 0.0  # CutMix (Yun et al. 2019) box of area 1 - lambda, lambda ~ Beta; not in the paper
     # "bf16": autocast forward in bfloat16, weights stay fp32; "auto": bf16 where the hardware multiplies bf16
     # natively (a CUDA GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere (vitlib.train.resolve_precision)
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     compile: bool = False  # wrap the model in torch.compile
     device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
-    seed: int = 0  # seeds data order, worker seeds, mixup and dropout
+    seed: int = 0  # seeds data order, worker seeds, mixup, CutMix and dropout
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
     eval_steps: tuple[int, ...] = ()  # evaluate also after these steps (log-spaced learning curves)
@@ -370,32 +417,40 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+            raise ConfigError.of(self, f"$optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.schedule not in ("linear", "cosine", "constant", "rsqrt"):
-            raise ValueError(f"schedule must be 'linear', 'cosine', 'constant' or 'rsqrt', got {self.schedule!r}")
+            raise ConfigError.of(self, f"$schedule must be 'linear', 'cosine', 'constant' or 'rsqrt', got "
+                                       f"{self.schedule!r}")
         if self.precision not in ("fp32", "bf16", "auto"):
-            raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
+            raise ConfigError.of(self, f"$precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, batch={self.batch_size}")
+            raise ConfigError.of(self, f"$steps and $batch_size must be >= 1, got steps={self.steps}, "
+                                       f"batch={self.batch_size}", field="steps" if self.steps < 1 else "batch_size")
         if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
-        checks = (  # (holds, the error otherwise) for the remaining numbers
-            (math.isfinite(self.lr) and self.lr >= 0, f"lr must be a finite number >= 0, got {self.lr}"),
-            (math.isfinite(self.end_lr) and self.end_lr >= 0, f"end_lr must be finite and >= 0, got {self.end_lr}"),
+            raise ConfigError.of(self, "$warmup_steps= must lie in [0, $steps=]")
+        checks = (  # (holds, the error otherwise: `$name` names a field) for the remaining numbers
+            (math.isfinite(self.lr) and self.lr >= 0, f"$lr must be a finite number >= 0, got {self.lr}"),
+            (math.isfinite(self.end_lr) and self.end_lr >= 0, f"$end_lr must be finite and >= 0, got {self.end_lr}"),
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-             f"betas must be two numbers in [0, 1), got {self.betas}"),
-            (0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+             f"$betas must be two numbers in [0, 1), got {self.betas}"),
+            (0 <= self.momentum < 1, f"$momentum must lie in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"$weight_decay must be >= 0, got {self.weight_decay}"),
             (self.grad_clip is None or self.grad_clip > 0,
-             f"grad_clip must be > 0, or None for no clipping, got {self.grad_clip}"),
-            (0 <= self.label_smoothing < 1, f"label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
-            (self.mixup_alpha >= 0, f"mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
-            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
-            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
-            (all(s >= 1 for s in self.eval_steps), f"eval_steps must be steps >= 1, got {self.eval_steps}"),
-            (min(self.eval_every, self.checkpoint_every, self.keep_checkpoints, self.num_workers) >= 0,
-             "eval_every, checkpoint_every, keep_checkpoints and num_workers must be >= 0 (0: off or all)"),
+             f"$grad_clip must be > 0, or None for no clipping, got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"$label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
+            (self.mixup_alpha >= 0, f"$mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
+            (self.cutmix_alpha >= 0, f"$cutmix_alpha must be >= 0 (0: off), got {self.cutmix_alpha}"),
+            (self.mixup_alpha == 0 or self.cutmix_alpha == 0,
+             f"$mixup_alpha and cutmix_alpha are both on ({self.mixup_alpha}, {self.cutmix_alpha}): pick one"),
+            (self.log_every >= 1, f"$log_every must be >= 1, got {self.log_every}"),
+            (self.eval_batch_size >= 1, f"$eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (all(s >= 1 for s in self.eval_steps), f"$eval_steps must be steps >= 1, got {self.eval_steps}"),
         )
-        for holds, message in checks:
+        for holds, template in checks:
             if not holds:
-                raise ValueError(message)
+                raise ConfigError.of(self, template)
+        counts = ("eval_every", "checkpoint_every", "keep_checkpoints", "num_workers")
+        negative = [name for name in counts if getattr(self, name) < 0]
+        if negative:
+            raise ConfigError.of(self, "$eval_every, $checkpoint_every, $keep_checkpoints and $num_workers must be "
+                                       ">= 0 (0: off or all)", field=negative[0])

@@ -338,6 +338,21 @@ def _mixup(x: Tensor, y: Tensor, alpha: float, generator: torch.Generator) -> tu
     return lam * x + (1 - lam) * x[perm], y[perm], lam
 
 
+def _cutmix(x: Tensor, y: Tensor, alpha: float, generator: torch.Generator) -> tuple[Tensor, Tensor | None, float]:
+    """CutMix (Yun et al. 2019; not in the paper): a box of about 1 - lam of the image, lam ~ Beta(alpha, alpha),
+    pasted from x[perm]; lam becomes the share of pixels kept. The box is drawn on the CPU (no host sync)."""
+    if alpha <= 0:
+        return x, None, 1.0
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())  # global CPU RNG (saved in checkpoints)
+    H, W = x.shape[-2:]
+    h, w = round(H * math.sqrt(1 - lam)), round(W * math.sqrt(1 - lam))
+    top, left = (int(torch.randint(n - m + 1, ())) for n, m in ((H, h), (W, w)))
+    perm = torch.randperm(x.shape[0], generator=generator, device=x.device)
+    mixed = x.clone()
+    mixed[..., top:top + h, left:left + w] = x[perm][..., top:top + h, left:left + w]
+    return mixed, y[perm], 1 - h * w / (H * W)
+
+
 def _dist_info(device: torch.device) -> tuple[int, int, bool]:
     """(rank, world_size, we_initialised): joins the process group that torchrun's environment describes, with
     the backend of the device the tensors are on (NCCL for CUDA, gloo for the CPU)."""
@@ -474,9 +489,10 @@ def _check_inputs(train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
     if (len(train_set) // world) // (cfg.batch_size // world) == 0:
         raise ValueError(f"the training set ({len(train_set)} images) is smaller than one global batch "
                          f"({cfg.batch_size}): lower batch_size or use more data")
-    if objective is not None and (val_set is not None or cfg.mixup_alpha > 0 or cfg.label_smoothing > 0):
-        raise ValueError("a custom objective trains without val_set, mixup_alpha or label_smoothing (they are "
-                         "classification's): evaluate with the objective's own function after training")
+    if objective is not None and (val_set is not None or cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
+                                  or cfg.label_smoothing > 0):
+        raise ValueError("a custom objective trains without val_set, mixup_alpha, cutmix_alpha or label_smoothing "
+                         "(they are classification's): evaluate with the objective's own function after training")
     if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
         raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
 
@@ -554,8 +570,9 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if objective is None:  # classification: Eq. 4's head, cross-entropy (with mixup when asked)
-                xm, y2, lam = _mixup(x, y, cfg.mixup_alpha, gen)
+            if objective is None:  # classification: Eq. 4's head, cross-entropy (with mixup or CutMix when asked)
+                xm, y2, lam = (_cutmix(x, y, cfg.cutmix_alpha, gen) if cfg.cutmix_alpha > 0
+                               else _mixup(x, y, cfg.mixup_alpha, gen))
                 with _autocast(device, cfg.precision):
                     logits = net(xm)
                 loss = _loss(logits, y, y2, lam, cfg.label_smoothing)

@@ -59,19 +59,9 @@ from ..model import VisionTransformer
 from ..mpp import MaskedPatchPrediction, evaluate_mpp, mpp_objective
 from ..paper import SECTION_4_6, SECTION_4_6_NAMES
 from ..stats import arm_means, compare, seed_mean
-from .protocol import (
-    PROTOCOL_PROFILES,
-    Protocol,
-    build_vit,
-    held_out_accuracy,
-    planned_images,
-    pretrain,
-    pretraining_corpus,
-    protocol,
-    transfer_metrics,
-    vit_name,
-)
-from .runner import param, scheduled_images
+from . import protocol
+from .protocol import Protocol, planned_images
+from .runner import param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "ARMS", "Config", "PROFILES", "expand", "run_row", "planned_images", "mpp_verdict", "answer",
            "render", "claims", "RESULTS"]
@@ -98,7 +88,8 @@ class Config(Protocol):
 
 
 # the ablations' protocol in each profile, as the pos_embed study's (its "learned" arm is the supervised arm here)
-PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in PROTOCOL_PROFILES.items()}
+PROFILES: dict[str, Config] = {name: Config(**protocol.shared_fields(p))
+                              for name, p in protocol.PROTOCOL_PROFILES.items()}
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
@@ -112,16 +103,17 @@ def _pretrained(cfg: Config, arm: str, seed: int) -> tuple[VisionTransformer, di
     """(backbone, pre-training record, pre-training metrics) of one arm; the scratch arm is a fresh model."""
     if arm == "scratch":
         torch.manual_seed(seed)
-        return build_vit(cfg, cfg.fractal_classes), dict(images_seen=0, train_flops=0, n_train=0), {}
-    train_set, val_set = pretraining_corpus(cfg, seed)
+        return protocol.build_vit(cfg, cfg.fractal_classes), dict(images_seen=0, train_flops=0, n_train=0), {}
+    train_set, val_set = protocol.pretraining_corpus(cfg, seed)
     torch.manual_seed(seed)
     if arm == "supervised":
-        model = build_vit(cfg, train_set.num_classes)
-        pre = pretrain(model, train_set, cfg, seed)
-        metrics = held_out_accuracy(model, val_set)
+        model = protocol.build_vit(cfg, train_set.num_classes)
+        pre = protocol.pretrain(model, train_set, cfg, seed)
+        metrics = protocol.held_out_accuracy(model, val_set)
     else:  # Section 4.6: no labels, no classification head; the backbone is what gets fine-tuned
-        wrapped = MaskedPatchPrediction(build_vit(cfg, 0, representation_size=None), fraction=cfg.corrupt_fraction)
-        pre = pretrain(wrapped, train_set, cfg, seed, objective=mpp_objective)
+        vit = protocol.build_vit(cfg, 0, representation_size=None)
+        wrapped = MaskedPatchPrediction(vit, fraction=cfg.corrupt_fraction)
+        pre = protocol.pretrain(wrapped, train_set, cfg, seed, objective=mpp_objective)
         held = evaluate_mpp(wrapped, val_set, seed=0)
         metrics = dict(mpp_accuracy=held["accuracy"], mpp_n=held["n"], mpp_majority=held["majority"],
                        mpp_loss=held["loss"])
@@ -134,8 +126,8 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """One arm: pre-train it (mpp, supervised) or not (scratch), then probe and fine-tune it."""
     seed = spec["seed"]
     model, pre, metrics = _pretrained(cfg, spec["arm"], seed)
-    after = transfer_metrics(model, cfg, seed, cache)
-    return dict(model=vit_name(model), parameters=count_parameters(model), n_train=pre["n_train"],
+    after = protocol.transfer_metrics(model, cfg, seed, cache)
+    return dict(model=protocol.vit_name(model), parameters=count_parameters(model), n_train=pre["n_train"],
                 pretrain_images=pre["images_seen"], finetune_images=after["images_seen"],
                 images_seen=pre["images_seen"] + after["images_seen"],
                 train_flops=pre["train_flops"] + after["train_flops"], metrics={**metrics, **after["metrics"]})
@@ -228,8 +220,7 @@ RESULTS = {
     "mpp": ("Section 4.6 in miniature: masked patch prediction against supervised pre-training and scratch "
             "(`python -m vitlib experiment mpp --profile full`)", render),
     "section4_6_mpp": ("Section 4.6 beside the miniature: masked patch prediction (notebook 08)", None),
-    "mpp_gpu": ("Section 4.6, the gpu profile (`python -m vitlib experiment mpp --profile gpu`)", render),
-    "mpp_long": ("Section 4.6, the long profile: 4x the images, 16x the steps of pre-training "
-                 "(`python -m vitlib experiment mpp --profile long`)", render),
+    **profile_sections(NAME, "Section 4.6", render, ("gpu", "long"),
+                       {"long": "4x the images, 16x the steps of pre-training"}),
     "section4_6_mpp_long": ("Section 4.6 beside the miniature, the long profile (notebook 08)", None),
 }

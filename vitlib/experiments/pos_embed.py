@@ -85,19 +85,9 @@ from ..flops import count_parameters
 from ..markdown import acc_ci, pct, runs_line, seed_by_seed, shot_metric, table
 from ..paper import TABLE8, TABLE8_NAMES
 from ..stats import arm_means, compare, fewest_seeds, seed_order
-from .protocol import (
-    PROTOCOL_PROFILES,
-    Protocol,
-    build_vit,
-    held_out_accuracy,
-    planned_images,
-    pretrain,
-    pretraining_corpus,
-    protocol,
-    transfer_metrics,
-    vit_name,
-)
-from .runner import param, scheduled_images
+from . import protocol
+from .protocol import Protocol, planned_images
+from .runner import param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "EMBEDDINGS", "Config", "PROFILES", "expand", "run_row", "planned_images", "position_verdict",
            "position_seed_verdict", "answer", "render", "claims", "RESULTS"]
@@ -122,7 +112,8 @@ class Config(Protocol):
 
 
 # the ablations' protocol in each profile (long: why, in the docstring)
-PROFILES: dict[str, Config] = {name: Config(**protocol(p)) for name, p in PROTOCOL_PROFILES.items()}
+PROFILES: dict[str, Config] = {name: Config(**protocol.shared_fields(p))
+                              for name, p in protocol.PROTOCOL_PROFILES.items()}
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
@@ -135,14 +126,14 @@ def expand(cfg: Config) -> list[dict[str, Any]]:
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     """Pre-train the model with one position embedding, then probe and fine-tune it."""
     seed = spec["seed"]
-    train_set, val_set = pretraining_corpus(cfg, seed)
+    train_set, val_set = protocol.pretraining_corpus(cfg, seed)
     torch.manual_seed(seed)
-    model = build_vit(cfg, train_set.num_classes, pos_embed=spec["arm"])
-    pre = pretrain(model, train_set, cfg, seed)
-    metrics = dict(held_out_accuracy(model, val_set), pretrain_loss_first=pre["loss_first"],
+    model = protocol.build_vit(cfg, train_set.num_classes, pos_embed=spec["arm"])
+    pre = protocol.pretrain(model, train_set, cfg, seed)
+    metrics = dict(protocol.held_out_accuracy(model, val_set), pretrain_loss_first=pre["loss_first"],
                    pretrain_loss_last=pre["loss_last"])
-    after = transfer_metrics(model, cfg, seed, cache)
-    return dict(model=vit_name(model), pos_embed=spec["arm"], parameters=count_parameters(model),
+    after = protocol.transfer_metrics(model, cfg, seed, cache)
+    return dict(model=protocol.vit_name(model), pos_embed=spec["arm"], parameters=count_parameters(model),
                 n_train=len(train_set), pretrain_images=pre["images_seen"], finetune_images=after["images_seen"],
                 images_seen=pre["images_seen"] + after["images_seen"],
                 epochs=round(pre["images_seen"] / len(train_set), 3),
@@ -278,8 +269,7 @@ RESULTS = {
     "pos_embed": ("Appendix D.4, Table 8 in miniature: which position embedding? "
                   "(`python -m vitlib experiment pos_embed --profile full`)", render),
     "table8_pos_embed": ("Table 8 beside the miniature: position embeddings (notebook 08)", None),
-    "pos_embed_gpu": ("Table 8, the gpu profile (`python -m vitlib experiment pos_embed --profile gpu`)", render),
-    "pos_embed_long": ("Table 8, the long profile: 4x the images, 16x the steps of pre-training "
-                       "(`python -m vitlib experiment pos_embed --profile long`)", render),
+    **profile_sections(NAME, "Table 8", render, ("gpu", "long"),
+                       {"long": "4x the images, 16x the steps of pre-training"}),
     "table8_pos_embed_long": ("Table 8 beside the miniature, the long profile (notebook 08)", None),
 }

@@ -26,11 +26,11 @@ from ..finetune import finetune_and_evaluate, new_head
 from ..model import VisionTransformer, create_model
 from ..stats import wilson_interval
 from ..train import Objective, evaluate, finetune_recipe, pretrain_recipe, train
-from .runner import check_config, param, scheduled_images, training_flops
+from .runner import StudyConfig, param, scheduled_images, training_flops
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "vit_name", "pretraining_data", "probe_features", "probe_metrics",
-           "fixed_test_set", "finetune_run", "Protocol", "protocol", "PROTOCOL_PROFILES", "planned_images", "build_vit",
-           "pretraining_corpus", "pretrain", "held_out_accuracy", "transfer_metrics"]
+           "fixed_test_set", "finetune_run", "Protocol", "shared_fields", "PROTOCOL_PROFILES", "planned_images",
+           "build_vit", "pretraining_corpus", "pretrain", "held_out_accuracy", "transfer_metrics"]
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def finetune_run(model: VisionTransformer, train_set, test_set, *, images_per_ru
 
 
 @dataclass(frozen=True)
-class Protocol:
+class Protocol(StudyConfig):
     """The protocol the pos_embed and mpp studies share (model, corpus, budget, evaluation): their Configs' common
     fields, so that the mpp study's supervised arm is the pos_embed study's "learned" arm
     (tests/test_ablation_studies.py)."""
@@ -169,13 +169,9 @@ class Protocol:
     finetune_batch: int = param(64, "fine-tuning batch size")
     n_test: int = param(10000, "fine-tuning: test images (a fixed subset, the same for every run)")
     img_size: int = param(32, "resolution H = W")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
-
-    def __post_init__(self) -> None:
-        check_config(self)
 
 
-def protocol(cfg: Protocol) -> dict[str, Any]:
+def shared_fields(cfg: Protocol) -> dict[str, Any]:
     """The shared protocol's fields of a Config, as keyword arguments (each study's profiles add their own)."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Protocol)}
 

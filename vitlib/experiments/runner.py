@@ -37,14 +37,14 @@ from torch import nn
 from ..flops import forward_flops
 from ..records import FIGURES_DIR, figures_dir, machine_load, provenance, results_stem, save_results
 
-__all__ = ["param", "check_config", "scheduled_images", "study_path", "training_flops", "load_rows",
-           "run_study"]
+__all__ = ["param", "check_config", "StudyConfig", "profile_sections", "scheduled_images", "study_path",
+           "training_flops", "load_rows", "run_study"]
 
 
-def param(default: Any, help: str) -> Any:
+def param(default: Any, help: str, may_be_empty: bool = False) -> Any:
     """A Config field with its help text (the CLI's `--help` reads it): `sizes: tuple[int, ...] = param((500,),
-    "training-set sizes")`."""
-    return dataclasses.field(default=default, metadata={"help": help})
+    "training-set sizes")`; a tuple field is refused empty unless `may_be_empty` (an optional arm)."""
+    return dataclasses.field(default=default, metadata={"help": help, "may_be_empty": may_be_empty})
 
 
 def check_config(cfg: Any) -> None:
@@ -58,8 +58,29 @@ def check_config(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         if isinstance(value, tuple) and any(isinstance(v, int) and v < 0 for v in value):
             raise ValueError(f"{f.name} must hold numbers >= 0, got {value}")
-        if isinstance(value, tuple) and not value and f.name not in ("shots",):
+        if isinstance(value, tuple) and not value and not f.metadata.get("may_be_empty"):
             raise ValueError(f"{f.name} needs at least one value")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """The base of every study's Config: the precision its runs train in, and the checks every Config shares
+    (`check_config`) after its own fields are set."""
+
+    precision: str = param("fp32", "fp32 or bf16 (autocast)")
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+def profile_sections(name: str, short: str, render: Callable[[Any, dict], str], profiles: tuple[str, ...],
+                     notes: dict[str, str] | None = None) -> dict[str, tuple[str, Callable[[Any, dict], str]]]:
+    """A study's RESULTS.md sections for its other profiles: {NAME_PROFILE: ("SHORT, the PROFILE profile[: NOTE]
+    (`command`)", render)}, for the study's `RESULTS`."""
+    notes = notes or {}
+    return {results_stem(name, p): (f"{short}, the {p} profile" + (f": {notes[p]}" if p in notes else "")
+                                    + f" (`python -m vitlib experiment {name} --profile {p}`)", render)
+            for p in profiles}
 
 
 def scheduled_images(images_per_run: int, batch_size: int) -> int:

@@ -75,7 +75,7 @@ from ..markdown import VERSUS, acc_ci, runs_line, shot_metric, table
 from ..stats import compare, group, seed_mean, wilson_interval
 from ..train import pretrain_recipe, train
 from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
-from .runner import check_config, param, scheduled_images, training_flops
+from .runner import StudyConfig, param, profile_sections, scheduled_images, training_flops
 
 __all__ = ["NAME", "PROBE", "Config", "PROFILES", "expand", "run_row", "planned_images", "curves", "untrained",
            "verdicts", "answer", "render", "render_pilot", "claims", "RESULTS"]
@@ -87,7 +87,7 @@ PROBE = {"fractaldb": "fashion_mnist", "fashion_mnist": "mnist5k"}
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(StudyConfig):
     """The scaling study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
 
     models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "ViT-Ti/4 L=8", "BiT-R26x1 w32", "R+ViT-Ti/4 L=4"),
@@ -108,10 +108,6 @@ class Config:
     probe_pool: int = param(2000, "few-shot probe: training images the shots are drawn from (stratified)")
     probe_test: int = param(2000, "few-shot probe: test images")
     img_size: int = param(28, "resolution H = W")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
-
-    def __post_init__(self) -> None:
-        check_config(self)
 
 
 PROFILES: dict[str, Config] = {
@@ -384,7 +380,7 @@ RESULTS = {
                 "(`python -m vitlib experiment scaling --profile full`)", render),
     "scaling_pilot": ("The scaling study's pilot: is the pre-training task learned within the schedule? "
                       "(10,000 fractals, seed 0; run before the full profile)", render_pilot),
-    "scaling_gpu": ("Fig. 3-5, the gpu profile (`python -m vitlib experiment scaling --profile gpu`)", render),
+    **profile_sections(NAME, "Fig. 3-5", render, ("gpu",)),
     "fig4_scaling_data": ("Fig. 3/4: transfer against pre-training set size (notebook 05)", None),
     "fig5_scaling_compute": ("Fig. 5: transfer against pre-training compute (notebook 05)", None),
 }

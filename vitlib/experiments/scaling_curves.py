@@ -18,11 +18,54 @@ it does not depend on the run's length, so a checkpoint at 2^k images is the run
 final cool-down), and a run stops early where its curve has flattened: the last doubling of images seen
 gained less than `plateau_gain` of held-out accuracy (after at least `min_images`), or at `max_images`.
 
-Profiles: `smoke` (tiny models, seconds), `pilot` (the learning curves that size the design; rows in
-figures/scaling_curves_pilot.json). The long design is written here, from the pilot, before its first row.
+Profiles: `smoke` (tiny models, seconds), `--profile pilot` (the learning curves that sized the design; rows in
+figures/scaling_curves_pilot.json), `full` (the design below; figures/scaling_curves.json), `gpu` (the same
+design at 16x the images and 10^6 fractals, not yet run; figures/scaling_curves_gpu.json).
 
-Deviations from the paper: the data (fractals, 10^3-10^5 images, not 3 x 10^8), the models (Ti-sized at
-28 px), the rsqrt schedule (the paper: linear decay over a fixed length) and early stopping at a plateau.
+What the pilot showed (ViT-Ti/4 L=4 and BiT-R26x1 w32, seed 0, 10^3 and 10^5 fractals, cap 2^19 images):
+the ResNet plateaus by 2^17 images at both sizes; the ViT overfits 10^3 fractals (held-out peak at 2^18,
+lower at 2^19) and on 10^5 fractals is still climbing steeply at 2^19; the ResNet's 10-shot lead at 10^5
+is a little over half its lead at 10^3. So the trend the design asks about is visible in one seed, and the
+ViT on the largest set is the run that needs images most.
+
+The design (written before the first row of `full`, from the pilot):
+- Models: ViT-Ti/4 L=4 and its FLOP-matched BiT-R26x1 w32 (vitlib.experiments.protocol.MODELS). No hybrid:
+  the budget goes to seeds and to the ViT's length.
+- Sizes: 10^3, 10^4, 10^5 fractals (100 categories), two orders of magnitude; 10^6 would add little at
+  2^20 images seen (about one epoch).
+- Length: checkpoints at 2^10 ... 2^20 images; a run stops at the first checkpoint from 2^17 on whose
+  doubling gained less than 1 point of held-out accuracy (plateau), else at the cap of 2^20 images (a run
+  stopped by the cap is marked `plateau: false`: its point is a lower bound for that model).
+- Seeds: 0, 1, 2 for every (model, size), run seed by seed, smallest size first. Arm beyond the paper:
+  the ViT on 10^5 fractals with CutMix (alpha 1), seed 0, run last.
+- Measured at each checkpoint: held-out accuracy (2,000 fractals), the 5- and 10-shot Fashion-MNIST probe
+  (2,000 test images), training FLOPs, and for the ViT every head's mean attention distance; a run's point
+  for Fig. 3/4 is its best-validation checkpoint.
+- Verdicts (vitlib.stats; the primary metric is the 10-shot probe, the paper's Fig. 4 metric):
+  * Not testable at this budget: the ViT on 10^5 fractals below 10% held-out accuracy in a seed (it never
+    learned the task), or its best checkpoint probing no better than its own first checkpoint (its
+    pre-training taught nothing transferable).
+  * The ResNet's lead shrinks with data (Fig. 3/4): the lead (ResNet minus ViT, per seed) at 10^5 below
+    the lead at 10^3, Welch's t over seeds, one-sided p < 0.05, and the fitted slope of the lead against
+    log10(size) (bootstrap over seeds) below 0 with 95% confidence: holds; a slope interval within
+    +-1 point per decade: does not hold (equivalence); otherwise inconclusive. The extrapolated crossover
+    is where the fitted line reaches 0, with its bootstrap interval, or "no crossover implied" when the
+    slope's interval reaches 0.
+  * Per unit of compute (Fig. 5): the saturating power law E = a (C + d)^(-b) + c (Zhai et al. 2021) fitted
+    per model to 1 - probe accuracy against training FLOPs along the runs on 10^5 fractals; ViT the better
+    deal where it reaches the ResNet's best accuracy with fewer FLOPs, interval from a bootstrap over seeds.
+  * Locality (Fig. 7 right): a head is local when its mean distance is below half of what uniform attention
+    over the grid gives; "lower layers get local heads with enough data" holds when layer 1 has a local
+    head at 10^5 fractals in every seed and more local heads than at 10^3; "distance grows with depth"
+    holds when the last layer's mean distance exceeds the first's, Welch's t over seeds, p < 0.05. CutMix
+    changes locality only if its layer-1 distance lies outside the three plain seeds' range.
+- Budget: estimated from the pilot's quiet rows (the ResNet about 95 images/s, the ViT about 150 with the
+  probes): about 6 CPU hours a seed, 19 hours with the CutMix run, in resumable parts of one row
+  (`--limit 1`); the long rows carry their machine load.
+
+Budget in images seen: full at most 2^20 a run, 19 runs (18 + CutMix), at most 19.9M images, about 19 hours
+on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu at most 2^24 a run.
+Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes).
 """
 
 from __future__ import annotations
@@ -40,7 +83,7 @@ from ..model import VisionTransformer
 from ..stats import wilson_interval
 from ..train import pretrain_recipe, train
 from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
-from .runner import check_config, param
+from .runner import StudyConfig, param
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "RESULTS"]
 
@@ -48,7 +91,7 @@ NAME = "scaling_curves"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(StudyConfig):
     """The study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
 
     models: tuple[str, ...] = param(("ViT-Ti/4 L=4", "BiT-R26x1 w32"),
@@ -69,10 +112,9 @@ class Config:
     probe_test: int = param(2000, "few-shot probe: test images")
     distance_images: int = param(128, "held-out images for the mean attention distance (ViTs)")
     img_size: int = param(28, "resolution H = W")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
-
-    def __post_init__(self) -> None:
-        check_config(self)
+    cutmix_seeds: tuple[int, ...] = param((), "the CutMix arm: seeds of the ViTs on the largest size with CutMix",
+                                           may_be_empty=True)
+    cutmix_alpha: float = param(1.0, "the CutMix arm: lambda ~ Beta(alpha, alpha)")
 
 
 PROFILES: dict[str, Config] = {
@@ -81,16 +123,24 @@ PROFILES: dict[str, Config] = {
                     n_val=40, shots=(1, 5), probe_pool=50, probe_test=50, distance_images=8, img_size=32),
     # the learning curves that size the design: both candidate models at the smallest and largest size
     "pilot": Config(),
+    "full": Config(sizes=(1000, 10000, 100000), seeds=(0, 1, 2), images_per_run=2**20, cutmix_seeds=(0,)),
+    "gpu": Config(sizes=(1000, 10000, 100000, 1000000), seeds=(0, 1, 2), images_per_run=2**24, batch_size=256,
+                  warmup_images=2**17, cutmix_seeds=(0, 1, 2), precision="bf16"),
 }
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
-    """The runs: for each seed, the smallest size first (short runs: a first reading early), model by model."""
+    """The runs: for each seed, the smallest size first (short runs: a first reading early), model by model;
+    then the CutMix arm (the ViTs on the largest size)."""
     unknown = sorted(set(cfg.models) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
-    return [dict(key=f"{model}/fractaldb/n{size}/s{seed}", kind="curve", model=model, size=size, seed=seed)
+    runs = [dict(key=f"{model}/fractaldb/n{size}/s{seed}", kind="curve", model=model, size=size, seed=seed,
+                 cutmix=False)
             for seed in cfg.seeds for size in sorted(cfg.sizes) for model in cfg.models]
+    vits = [m for m in cfg.models if MODELS[m].family == "vit"]
+    return runs + [dict(key=f"{model}+CutMix/fractaldb/n{max(cfg.sizes)}/s{seed}", kind="curve", model=model,
+                        size=max(cfg.sizes), seed=seed, cutmix=True) for seed in cfg.cutmix_seeds for model in vits]
 
 
 def planned_images(cfg: Config, spec: dict[str, Any]) -> int:
@@ -133,6 +183,7 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     eval_steps = tuple(sorted({max(n // batch, 1) for n in checkpoint_images(cfg)}))
     recipe = pretrain_recipe(steps=steps, batch_size=batch, lr=cfg.lr, warmup_steps=max(cfg.warmup_images // batch, 1),
                              schedule="rsqrt", grad_clip=1.0, seed=seed, eval_steps=eval_steps,
+                             cutmix_alpha=cfg.cutmix_alpha if spec.get("cutmix") else 0.0,
                              precision=cfg.precision, progress=False, log_every=max(steps // 64, 1))
     distance_images = torch.stack([val_set[i][0] for i in range(min(cfg.distance_images, len(val_set)))])
     points: list[dict[str, Any]] = []

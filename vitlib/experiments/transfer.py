@@ -70,7 +70,7 @@ from ..model import VisionTransformer
 from ..stats import compare, seed_mean, wilson_interval
 from ..train import resolve_device
 from .protocol import finetune_run, fixed_test_set, vit_name
-from .runner import check_config, param, scheduled_images
+from .runner import StudyConfig, param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "Config", "PROFILES", "Row", "expand", "run_row", "planned_images", "summary", "verdict",
            "config_from_results", "answer", "render", "claims", "RESULTS"]
@@ -79,7 +79,7 @@ NAME = "transfer"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(StudyConfig):
     """The transfer study's knobs (one instance per profile in PROFILES; the CLI's flags)."""
 
     checkpoint: str = param("", "the pre-trained model: '' for the shipped one, or a vitlib/.npz/timm checkpoint")
@@ -92,15 +92,12 @@ class Config:
     ablation_resolution: int = param(48, "the Section 3.2 ablation's fine-tuning resolution (0: no ablation)")
     ablation_dataset: str = param("fashion_mnist", "the ablation's dataset")
     ablation_size: int = param(2000, "the ablation's training-set size")
-    shots: tuple[int, ...] = param((1, 5, 10, 25), "few-shot probe: images per class (empty: no probe)")
+    shots: tuple[int, ...] = param((1, 5, 10, 25), "few-shot probe: images per class (empty: no probe)",
+                                  may_be_empty=True)
     fewshot_pool: int = param(10000, "few-shot probe: training images the shots are drawn from (stratified)")
     scratch_long: tuple[str, ...] = param(("fashion_mnist",), "convergence check: datasets where the scratch arm "
                                           "at the smallest size also trains scratch_long_factor x the budget")
     scratch_long_factor: int = param(4, "convergence check: how many times the budget (0: no check)")
-    precision: str = param("fp32", "fp32 or bf16 (autocast)")
-
-    def __post_init__(self) -> None:
-        check_config(self)
 
 
 PROFILES: dict[str, Config] = {
@@ -481,7 +478,6 @@ RESULTS = {
                  "(`python -m vitlib experiment transfer --profile full`)", render),
     "transfer_curves": ("The transfer study's figure: accuracy against size, shots and resolution (notebook 04)",
                         None),
-    "transfer_gpu": ("Does pre-training pay? The gpu profile (`python -m vitlib experiment transfer --profile gpu`)",
-                     render),
+    **profile_sections(NAME, "Does pre-training pay? Transfer", render, ("gpu",)),
     "transfer_curves_gpu": ("The transfer study's figure, the gpu profile (notebook 04)", None),
 }
