@@ -12,8 +12,9 @@ from .stats import fewest_seeds, seed_order, separation_chance
 
 __all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "runs_line", "shot_metric", "seed_by_seed"]
 
-# compare()'s answer in words: a against b
-VERSUS = {1: "ahead", -1: "behind", 0: "level within the intervals"}
+# compare()'s answer in words, a against b (Welch's t over seeds, vitlib.stats.compare); "not told apart" is not
+# "the same" (that is vitlib.stats.equivalent's question)
+VERSUS = {1: "ahead", -1: "behind", 0: "not told apart over seeds"}
 
 
 def pct(x: float) -> str:

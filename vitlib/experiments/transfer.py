@@ -230,7 +230,7 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 def _point(runs: list[dict[str, Any]], metric: str, **where: Any) -> dict[str, Any]:
     s = seed_mean(runs, metric, "test_n")
     return dict(where, mean=s["mean"], lo=s["ci95"][0], hi=s["ci95"][1], low=s["low"], high=s["high"],
-                seeds=s["seeds"], n=s["n"], ci95=s["ci95"])
+                seeds=s["seeds"], n=s["n"], ci95=s["ci95"], values=s["values"])
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -424,7 +424,7 @@ def render(r: dict, p: dict) -> str:
     """figures/transfer.json (vitlib.experiments.transfer): pre-trained vs scratch with intervals and a verdict."""
     c, rows = r["config"], r["rows"]
     s = summary(rows)
-    words = {1: "pre-training helps", -1: "pre-training hurts", 0: "no clear difference (intervals overlap)"}
+    words = {1: "pre-training helps", -1: "pre-training hurts", 0: "not told apart over seeds"}
     rows_ft = []
     for dataset, arms in s["finetune"].items():
         for size in sorted({q["size"] for points in arms.values() for q in points}):
