@@ -75,17 +75,33 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..analysis import attention_maps, mean_attention_distance
+from ..analysis import attention_maps, grid_distances, mean_attention_distance
+from ..config import vit_config
 from ..flops import count_parameters, forward_flops
+from ..markdown import acc_ci, pct, table
 from ..model import VisionTransformer
-from ..stats import wilson_interval
+from ..stats import (
+    ALPHA,
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    REPRODUCED,
+    UNDECIDED,
+    bootstrap,
+    fit_power_law,
+    group,
+    seed_mean,
+    welch,
+    wilson_interval,
+)
 from ..train import pretrain_recipe, train
 from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import StudyConfig, param
 
-__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "RESULTS"]
+__all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "leads",
+           "why_not_testable", "lead_verdict", "compute_verdict", "locality", "locality_verdict", "render", "RESULTS"]
 
 NAME = "scaling_curves"
 
@@ -218,8 +234,234 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                 metrics=metrics, points=points, train_curve=history["train"])
 
 
+# --- the verdicts of the design (module docstring), from the rows ------------------------------------------------
+
+METRIC = "10shot"  # the primary metric: Fig. 4's few-shot linear probe
+LEARNED = 0.10  # held-out accuracy on 100 categories below which the pre-training task was not learned
+EQUIVALENCE = 0.01  # the lead's slope per decade of data within +-1 point: "does not shrink"
+
+
+def _plain(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if not r.get("cutmix")]
+
+
+def _family(rows: list[dict], family: str) -> list[dict]:
+    return [r for r in _plain(rows) if MODELS[r["model"]].family == family]
+
+
+def leads(rows: list[dict], metric: str = METRIC) -> dict[int, dict[int, float]]:
+    """{size: {seed: ResNet minus ViT}} on `metric` at each run's best-validation checkpoint, paired by seed
+    (the first ViT and ResNet of the rows)."""
+    vit, resnet = ({(r["size"], r["seed"]): r["metrics"][metric] for r in _family(rows, f)} for f in ("vit", "resnet"))
+    out: dict[int, dict[int, float]] = {}
+    for (size, seed), acc in sorted(resnet.items()):
+        if (size, seed) in vit:
+            out.setdefault(size, {})[seed] = acc - vit[(size, seed)]
+    return out
+
+
+def why_not_testable(rows: list[dict]) -> str | None:
+    """None when the design reached the claim's regime, else why not: the ViT on the largest set below LEARNED
+    held-out accuracy in a seed, or its best checkpoint probing no better than its first (untrained) one."""
+    vits = _family(rows, "vit")
+    if not vits:
+        return "no ViT runs yet"
+    largest = [r for r in vits if r["size"] == max(r["size"] for r in vits)]
+    low = [r for r in largest if r["metrics"]["val_accuracy"] < LEARNED]
+    if low:
+        return (f"the ViT on {largest[0]['size']:,} fractals reaches {pct(low[0]['metrics']['val_accuracy'])} "
+                f"held-out accuracy (seed {low[0]['seed']}): the pre-training task was not learned")
+    flat = [r for r in largest if r["metrics"][METRIC] <= r["points"][0][METRIC]]
+    if flat:
+        return (f"the ViT on {largest[0]['size']:,} fractals probes no better than its untrained self "
+                f"(seed {flat[0]['seed']}): its pre-training taught nothing transferable")
+    return None
+
+
+def _slope(lead: dict[int, list[float]]) -> float:
+    """Least-squares slope of the lead against log10(size), over every seed's value."""
+    x = np.concatenate([[np.log10(size)] * len(v) for size, v in lead.items()])
+    y = np.concatenate([v for v in lead.values()])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
+    """Fig. 3/4: does the ResNet's lead shrink as the data grow? dict(verdict, why, lead, test, slope, ci95,
+    crossover): the design's rule (module docstring)."""
+    why = why_not_testable(rows)
+    lead = {size: list(v.values()) for size, v in leads(rows, metric).items()}
+    out: dict[str, Any] = dict(lead=lead, test=None, slope=None, ci95=None, crossover=None)
+    if why:
+        return dict(out, verdict=NOT_TESTABLE, why=why)
+    if len(lead) < 2:
+        return dict(out, verdict=UNDECIDED, why="the lead at one size only")
+    small, large = lead[min(lead)], lead[max(lead)]
+    test = welch(large, small, "less")
+    slope = _slope(lead)
+    ci = bootstrap(lead, _slope)
+    out.update(test=test, slope=slope, ci95=ci)
+    if ci is not None and ci[1] < 0 and slope < 0:
+        line = lambda g: np.polyfit(np.concatenate([[np.log10(k)] * len(v) for k, v in g.items()]),  # noqa: E731
+                                    np.concatenate(list(g.values())), 1)
+        a, b = line(lead)[1], slope
+        out["crossover"] = 10 ** (-a / b)
+        cross = bootstrap(lead, lambda g: -line(g)[1] / line(g)[0] if line(g)[0] < 0 else float("inf"))
+        out["crossover_ci95"] = None if cross is None else (10 ** cross[0], 10 ** min(cross[1], 300))
+    if test["p"] is not None and test["p"] < ALPHA and ci is not None and ci[1] < 0:
+        return dict(out, verdict=REPRODUCED, why="the lead shrinks: smaller at the largest size (Welch, one-sided) "
+                    "and a negative slope against log10(size)")
+    if ci is not None and -EQUIVALENCE < ci[0] and ci[1] < EQUIVALENCE:
+        return dict(out, verdict=NOT_REPRODUCED, why=f"the slope's interval lies within +-{100 * EQUIVALENCE:.0f} "
+                    "point per decade: the lead does not shrink")
+    if ci is not None and ci[0] > 0:
+        return dict(out, verdict=NOT_REPRODUCED, why="the lead grows with the data")
+    return dict(out, verdict=UNDECIDED, why="the seeds do not decide (too few, or too spread)")
+
+
+def _curve(runs: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training FLOPs, 1 - metric) of every checkpoint of the runs."""
+    pts = [p for r in runs for p in r["points"]]
+    return np.array([p["train_flops"] for p in pts], float), 1 - np.array([p[metric] for p in pts], float)
+
+
+def _flops_to_reach(runs: list[dict], error: float, metric: str) -> float:
+    """FLOPs at which the fitted power law of the runs reaches `error` (inf if it never does)."""
+    f = fit_power_law(*_curve(runs, metric))
+    if error <= f["c"]:
+        return float("inf")
+    return ((error - f["c"]) / f["a"]) ** (-1 / f["b"]) - f["d"]
+
+
+def compute_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
+    """Fig. 5: FLOPs the ResNet needs over FLOPs the ViT needs to reach the lower of the two models' best
+    accuracies on the largest set, from power laws fitted to every checkpoint (bootstrap over seeds).
+    dict(verdict, why, ratio, ci95, fits, target)."""
+    why = why_not_testable(rows)
+    plain = _plain(rows)
+    size = max((r["size"] for r in plain), default=0)
+    runs = {f: {r["seed"]: r for r in _family(plain, f) if r["size"] == size} for f in ("vit", "resnet")}
+    out: dict[str, Any] = dict(ratio=None, ci95=None, fits={}, target=None, size=size)
+    if why:
+        return dict(out, verdict=NOT_TESTABLE, why=why)
+    if not all(len(v) >= 2 for v in runs.values()):
+        return dict(out, verdict=UNDECIDED, why="fewer than 2 seeds a model on the largest set")
+    target = 1 - min(np.mean([r["metrics"][metric] for r in v.values()]) for v in runs.values())
+
+    def ratio(g: dict) -> float:
+        return _flops_to_reach(g["resnet"], target, metric) / _flops_to_reach(g["vit"], target, metric)
+
+    groups = {f: list(v.values()) for f, v in runs.items()}
+    out.update(target=1 - target, ratio=ratio(groups), ci95=bootstrap(groups, ratio, draws=400),
+               fits={f: fit_power_law(*_curve(v, metric)) for f, v in groups.items()})
+    ci = out["ci95"]
+    if ci is None:
+        return dict(out, verdict=UNDECIDED, why="the power law could not be fitted to most resamples")
+    if ci[0] > 1:
+        return dict(out, verdict=REPRODUCED, why="the ViT reaches the target accuracy with fewer FLOPs")
+    if ci[1] < 1:
+        return dict(out, verdict=NOT_REPRODUCED, why="the ResNet reaches the target accuracy with fewer FLOPs")
+    return dict(out, verdict=UNDECIDED, why="the interval of the FLOP ratio contains 1")
+
+
+def _uniform(rows: list[dict], cfg: dict) -> float:
+    """Mean attention distance (pixels) of uniform attention on the ViT's grid."""
+    spec = MODELS[_family(rows, "vit")[0]["model"]]
+    P = vit_config(spec.create, **spec.overrides).patch_size
+    return float(grid_distances(cfg["img_size"] // P, P).mean())
+
+
+def locality(rows: list[dict], cfg: dict) -> dict[str, Any]:
+    """Per ViT run (key): images seen, mean distance per layer (over heads) and local heads per layer (below half
+    of uniform attention's distance) at every checkpoint."""
+    uniform = _uniform(rows, cfg)
+    out = {}
+    for r in rows:
+        pts = [p for p in r["points"] if p.get("attention_distance")]
+        if pts:
+            d = np.array([p["attention_distance"] for p in pts])  # (checkpoints, L, heads)
+            out[r["key"]] = dict(images=[p["images_seen"] for p in pts], mean=d.mean(-1).tolist(),
+                                 local=(d < uniform / 2).sum(-1).tolist(), size=r["size"], seed=r["seed"],
+                                 cutmix=bool(r.get("cutmix")))
+    return dict(uniform=uniform, runs=out)
+
+
+def locality_verdict(rows: list[dict], cfg: dict) -> dict[str, Any]:
+    """Fig. 7 right at each run's last checkpoint (the design's rule): local heads in layer 1 at the largest size
+    in every seed and more than at the smallest; the last layer's distance above the first's (Welch over seeds);
+    CutMix outside the plain seeds' range of layer 1's distance."""
+    loc = locality(rows, cfg)
+    plain = [v for v in loc["runs"].values() if not v["cutmix"]]
+    if not plain:
+        return dict(loc, verdicts={})
+    sizes = sorted({v["size"] for v in plain})
+    at = {n: [v for v in plain if v["size"] == n] for n in sizes}
+    local = {n: [v["local"][-1][0] for v in at[n]] for n in sizes}
+    every = all(x > 0 for x in local[sizes[-1]])
+    more = np.mean(local[sizes[-1]]) > np.mean(local[sizes[0]])
+    lower = (REPRODUCED if every and more else UNDECIDED if len(at[sizes[-1]]) < 2 else NOT_REPRODUCED)
+    rise = welch([v["mean"][-1][-1] for v in at[sizes[-1]]], [v["mean"][-1][0] for v in at[sizes[-1]]], "greater")
+    depth = (UNDECIDED if rise["p"] is None else REPRODUCED if rise["p"] < ALPHA else
+             NOT_REPRODUCED if rise["diff"] <= 0 else UNDECIDED)
+    verdicts = {"lower layers get local heads with enough data": lower, "distance grows with depth": depth}
+    cut = [v["mean"][-1][0] for v in loc["runs"].values() if v["cutmix"]]
+    if cut:
+        plain_first = [v["mean"][-1][0] for v in at[sizes[-1]]]
+        outside = any(c < min(plain_first) or c > max(plain_first) for c in cut)
+        verdicts["CutMix changes layer 1's distance"] = (UNDECIDED if len(plain_first) < 3
+                                                         else REPRODUCED if outside else NOT_REPRODUCED)
+    return dict(loc, verdicts=verdicts, local=local, rise=rise)
+
+
+def render(r: dict, p: dict) -> str:
+    """figures/scaling_curves*.json: each (model, size) at its best checkpoint over seeds, the ResNet's lead by
+    size, and the verdicts of the design (Fig. 3/4, Fig. 5, Fig. 7 right)."""
+    rows = r["rows"]
+    lines = []
+    arms = group([dict(x, cutmix=bool(x.get("cutmix"))) for x in rows], "model", "size", "cutmix")  # pilot: no arm
+    for (model, size, cutmix), g in arms.items():
+        lines.append([model + (" + CutMix" if cutmix else ""), f"{size:,}", len(g),
+                      acc_ci(seed_mean(g, "val_accuracy", "val_n")), acc_ci(seed_mean(g, "5shot", "probe_n")),
+                      acc_ci(seed_mean(g, METRIC, "probe_n")),
+                      f"{sum(x['metrics']['plateau'] for x in g)} of {len(g)}",
+                      ", ".join(f"{x['metrics']['best_images']:,}" for x in g)])
+    text = table(["model", "fractals", "seeds", "held-out (best)", "5-shot", "10-shot", "at plateau",
+                  "images at best"], lines)
+    lv, cv = lead_verdict(rows), compute_verdict(rows)
+    lead = [[f"{n:,}", ", ".join(f"{100 * v:+.1f}" for v in vals), f"{100 * np.mean(vals):+.1f}"]
+            for n, vals in lv["lead"].items()]
+    text += "\n\nThe ResNet's 10-shot lead over the ViT (points, per seed):\n\n" + table(
+        ["fractals", "seeds", "mean"], lead)
+    slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
+        "" if lv["ci95"] is None else f" [{100 * lv['ci95'][0]:+.1f}, {100 * lv['ci95'][1]:+.1f}]")
+    cross = "" if not lv.get("crossover") else f"; the fitted lead reaches 0 at about {lv['crossover']:.2g} fractals"
+    text += (f"\n\nFig. 3/4, the ResNet's lead shrinks as the data grow: **{lv['verdict']}** ({lv['why']}"
+             f"{slope}{cross}).")
+    ratio = "" if cv["ratio"] is None else f"; FLOP ratio ResNet / ViT {cv['ratio']:.2f}" + (
+        "" if cv["ci95"] is None else f" [{cv['ci95'][0]:.2f}, {cv['ci95'][1]:.2f}]")
+    text += f"\n\nFig. 5, ViT the better deal per unit of compute: **{cv['verdict']}** ({cv['why']}{ratio})."
+    loc = locality_verdict(rows, r["config"])
+    if loc["verdicts"]:
+        text += "\n\nFig. 7 right, locality at the last checkpoint: " + "; ".join(
+            f"{k} **{v}**" for k, v in loc["verdicts"].items()) + "."
+    return text
+
+
+def claims(r: dict, stem: str) -> list[list[str]]:
+    """The README's claims-table rows of this study."""
+    lv, cv = lead_verdict(r["rows"]), compute_verdict(r["rows"])
+    lead = ", ".join(f"{100 * np.mean(v):+.1f} at {n:,}" for n, v in lv["lead"].items())
+    return [["The ResNet's lead shrinks as pre-training data grow (Fig. 3/4), every run to its plateau",
+             "crossover at 30M-90M images", f"ResNet lead, 10-shot points: {lead}", lv["verdict"],
+             f"notebook 05, RESULTS.md (`{stem}`)"],
+            ["ViT is the better deal per unit of compute (Fig. 5), along the runs", "2-4x less compute",
+             "-" if cv["ratio"] is None else f"FLOP ratio ResNet / ViT {cv['ratio']:.2f}", cv["verdict"],
+             f"notebook 05, RESULTS.md (`{stem}`)"]]
+
+
 # results file -> (RESULTS.md section title, renderer; None: its scalars)
 RESULTS = {
     "scaling_curves_pilot": ("The headline's pilot: learning curves to the plateau, ViT against ResNet "
-                             "(`python -m vitlib experiment scaling_curves --profile pilot`)", None),
+                             "(`python -m vitlib experiment scaling_curves --profile pilot`)", render),
+    "scaling_curves": ("Fig. 3/4 and 5, every run to its plateau (`python -m vitlib experiment scaling_curves "
+                       "--profile full`)", render),
 }
