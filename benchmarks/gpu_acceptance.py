@@ -20,8 +20,8 @@ Each check prints one line: ok, FAILED or skipped, its numbers and its seconds.
                    of vitlib.experiments.STUDIES with a gpu profile, stopped at a time limit that keeps the whole
                    run within --budget (a row that does not finish in time is reported skipped, not failed)
 
-The training timings feed vitlib.train.train from the device data path (`DeviceBatches`, put in place of
-`make_loader`): a DataLoader of CPU batches would time the CPU, not the GPU. Exit status: 0 when no check failed,
+The training timings feed vitlib.train.train from the device data path (`TrainConfig(data_on_device=True)`,
+vitlib.batches): a DataLoader of CPU batches would time the CPU, not the GPU. Exit status: 0 when no check failed,
 1 when one did, 2 when no CUDA device is visible (one line says so, and nothing is written).
 """
 
@@ -150,21 +150,11 @@ def _train_on_device(name: str, device: torch.device, precision: str = "bf16", c
     """vitlib.train.train on SPEED[name], fed by the device data path: images/s of the timed steps, the losses."""
     model_name, img, batch, overrides, warm, timed = SPEED[name]
     data = _random_corpus(min(batch * (warm + timed), 8192), img)
-    source = DeviceBatches(data, device)
-
-    def device_loader(dataset, batch_size, *, num_workers=0, generator=None, pin_memory=False, **order):
-        return source.loader(batch_size, **order)  # the DataLoader's own arguments have no meaning here
-
     torch.manual_seed(0)
     model = vitlib.create_model(model_name, img_size=img, num_classes=100, **overrides)
     cfg = TrainConfig(steps=warm + timed, batch_size=batch, lr=1e-4, warmup_steps=1, log_every=warm,
-                      precision=precision, compile=compile, progress=False, device=str(device))
-    make = train_module.make_loader
-    train_module.make_loader = device_loader
-    try:
-        hist = train_module.train(model, data, cfg)
-    finally:
-        train_module.make_loader = make
+                      precision=precision, compile=compile, progress=False, device=str(device), data_on_device=True)
+    hist = train_module.train(model, data, cfg)
     windows = [r["images_per_s"] for r in hist["train"][1:]]  # the first window holds warm-up and compilation
     return dict(images_per_s=statistics.harmonic_mean(windows), losses=[r["loss"] for r in hist["train"]])
 

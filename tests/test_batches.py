@@ -73,27 +73,24 @@ def test_without_augmentation_batches_are_the_items_in_order(fractal_kw):
     assert x.min() >= -1 and x.max() <= 1
 
 
-def test_the_trainer_on_device_batches_ends_with_the_same_weights(fractal_kw, monkeypatch):
-    """The switch the trainer makes: DeviceBatches(...).epoch(...) where it called make_loader(...). Across epochs,
-    with mixup: the same weights, bitwise."""
+def test_the_trainer_on_device_batches_ends_with_the_same_weights(fractal_kw):
+    """TrainConfig(data_on_device=True): DeviceBatches where the trainer called make_loader. Across epochs, with
+    mixup and CutMix: the same weights as the DataLoader path, bitwise."""
     data = get_dataset("fractaldb", "train", 16, **fractal_kw)  # 70 images: 4 steps of 16 per epoch
-    cfg = TrainConfig(steps=6, batch_size=16, lr=1e-3, mixup_alpha=0.4, progress=False, device="cpu")
 
-    def run():
+    def run(**kw):
         torch.manual_seed(0)
         model = vitlib.create_model("ViT-Ti/4", img_size=16, num_classes=10, hidden_size=32, num_layers=1,
                                     num_heads=2, mlp_size=64)
-        train_module.train(model, data, cfg)
+        train_module.train(model, data, TrainConfig(steps=6, batch_size=16, lr=1e-3, progress=False, device="cpu",
+                                                    **kw))
         return model.state_dict()
 
-    ref = run()
-
-    def device_loader(dataset, batch_size, *, num_workers, pin_memory=False, **kw):  # the DataLoader's own
-        return DeviceBatches(dataset, "cpu").loader(batch_size, **kw)
-
-    monkeypatch.setattr(train_module, "make_loader", device_loader)
-    ours = run()
-    assert all(torch.equal(ours[k], ref[k]) for k in ref)
+    for mix in (dict(mixup_alpha=0.4), dict(cutmix_alpha=1.0)):
+        ref, ours = run(**mix), run(data_on_device=True, **mix)
+        assert all(torch.equal(ours[k], ref[k]) for k in ref)
+    with pytest.raises(ValueError, match="data_on_device.*num_workers=0"):
+        TrainConfig(data_on_device=True, num_workers=2)
 
 
 def test_lazy_and_foreign_datasets_are_refused_with_the_fix():

@@ -404,9 +404,15 @@ class TrainConfig:
     # natively (a CUDA GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere (vitlib.train.resolve_precision)
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     compile: bool = False  # wrap the model in torch.compile
-    device: str = "auto"  # "auto": cuda when available (the local rank's GPU under torchrun), else cpu
-    seed: int = 0  # seeds data order, worker seeds, mixup, CutMix and dropout
+    # "auto": cuda when available, else cpu; "cuda" without an index is the local rank's GPU under torchrun
+    device: str = "auto"
+    # seeds the data order (the same on every rank) and, as seed + rank, each rank's augmentations, worker seeds,
+    # mixup, CutMix and dropout (the initial weights are rank 0's)
+    seed: int = 0
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    # True: upload the training images to the device once and batch and augment them there (vitlib.batches; the
+    # same batches as the DataLoader's, bitwise on a CPU); for a GPU that outruns the CPU's augmentation
+    data_on_device: bool = False
     eval_every: int = 0  # evaluate on val_set every this many steps (0: only at the end)
     eval_steps: tuple[int, ...] = ()  # evaluate also after these steps (log-spaced learning curves)
     eval_batch_size: int = 256  # batch size for evaluation
@@ -440,6 +446,8 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"$label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
             (self.mixup_alpha >= 0, f"$mixup_alpha must be >= 0 (0: off), got {self.mixup_alpha}"),
             (self.cutmix_alpha >= 0, f"$cutmix_alpha must be >= 0 (0: off), got {self.cutmix_alpha}"),
+            (not (self.data_on_device and self.num_workers), f"$data_on_device batches on the device, without "
+             f"DataLoader workers: set num_workers=0 (got {self.num_workers})"),
             (self.mixup_alpha == 0 or self.cutmix_alpha == 0,
              f"$mixup_alpha and cutmix_alpha are both on ({self.mixup_alpha}, {self.cutmix_alpha}): pick one"),
             (self.log_every >= 1, f"$log_every must be >= 1, got {self.log_every}"),

@@ -22,7 +22,7 @@ from typing import Any
 from .analysis import MIN_RISE, depth_trend
 from .experiments import STUDIES
 from .finetune import SHIPPED
-from .markdown import VERSUS, made_by, pct, table
+from .markdown import made_by, pct, table
 from .records import FIGURES_DIR, ROOT, load_results
 from .stats import wilson_interval
 from .utils import atomic_write

@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from tqdm.auto import tqdm
 
 from . import checkpoints
-from .batches import batch_indices
+from .batches import DeviceBatches, batch_indices
 from .config import TrainConfig
 from .utils import eval_mode
 
@@ -561,9 +561,11 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
     stop = False  # on_eval asked to stop (early stopping)
     epoch, skip = divmod(step, steps_per_epoch)
-    loader = make_loader(train_set, local_batch, shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip,
-                         num_workers=cfg.num_workers, rank=rank, world_size=world,
-                         epochs=-(-(cfg.steps - step + skip) // steps_per_epoch), pin_memory=device.type == "cuda")
+    order = dict(shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip, rank=rank, world_size=world,
+                 epochs=-(-(cfg.steps - step + skip) // steps_per_epoch))
+    loader = (DeviceBatches(train_set, device).loader(local_batch, **order) if cfg.data_on_device else
+              make_loader(train_set, local_batch, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                          **order))
     with _tf32(device):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

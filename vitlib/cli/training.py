@@ -46,9 +46,10 @@ CPU_FINETUNE_BATCH = 32  # fine-tuning batch by default, for a CPU; the paper's 
 ESTIMATE_STEPS = 3  # timed steps of the time estimate, after an untimed one
 CPU_ESTIMATE_BATCH = 128  # the time estimate's batch on a CPU at most (the run's own batch, where smaller)
 DOWNLOADABLE = tuple(n for n in NAMES if n not in OFFLINE and n != "imagefolder")  # torchvision's
+# the TrainConfig fields with a flag
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay", "schedule", "grad_clip",
-                "label_smoothing", "mixup_alpha", "precision", "compile", "device", "seed", "num_workers",
-                "eval_every", "log_every", "checkpoint_every", "progress")  # the TrainConfig fields with a flag
+                "label_smoothing", "mixup_alpha", "cutmix_alpha", "precision", "compile", "device", "seed",
+                "num_workers", "data_on_device", "eval_every", "log_every", "checkpoint_every", "progress")
 
 
 # --- flags ---------------------------------------------------------------------------------------------------------
@@ -127,12 +128,16 @@ def _add_train_flags(p: argparse.ArgumentParser, batch_default: str, paper_batch
     g.add_argument("--label-smoothing", type=at_least(0.0, float), help="label smoothing (not in the paper)")
     g.add_argument("--mixup", type=at_least(0.0, float), dest="mixup_alpha",
                    help="mixup alpha (not in the paper; 0: off)")
+    g.add_argument("--cutmix", type=at_least(0.0, float), dest="cutmix_alpha",
+                   help="CutMix alpha (not in the paper; 0: off; not with --mixup)")
     g.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="bf16 autocast")
     g.add_argument("--fp32", action="store_const", const="fp32", dest="precision", help="no autocast")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model")
     g.add_argument("--device", type=device_or_auto, help="'auto' (default), 'cpu', 'cuda', 'cuda:1'")
-    g.add_argument("--seed", type=int, help="seed of data order, init, mixup and dropout")
+    g.add_argument("--seed", type=int, help="seed of data order, init, mixup, CutMix and dropout")
     g.add_argument("--num-workers", type=at_least(0), help="DataLoader worker processes")
+    g.add_argument("--data-on-device", action=argparse.BooleanOptionalAction,
+                   help="batch and augment the training images on the device (a GPU that outruns the CPU)")
     g.add_argument("--eval-every", type=at_least(0), help="validate every N steps (0: at the end only)")
     g.add_argument("--log-every", type=at_least(1), help="metrics record every N steps")
     g.add_argument("--checkpoint-every", type=at_least(0), help="checkpoint every N steps (0: at the end only)")

@@ -214,7 +214,8 @@ def pretrain(model: torch.nn.Module, train_set, cfg: Any, seed: int,
     steps = scheduled_images(cfg.images_per_run, cfg.batch_size) // cfg.batch_size
     batch = min(cfg.batch_size, len(train_set))
     recipe = pretrain_recipe(steps=steps, batch_size=batch, warmup_steps=None, grad_clip=1.0, seed=seed,
-                             eval_every=0, precision=cfg.precision, progress=False, log_every=max(steps // 10, 1))
+                             eval_every=0, precision=cfg.precision, progress=False, log_every=max(steps // 10, 1),
+                             data_on_device=torch.cuda.is_available())
     flops = training_flops(model, cfg.img_size, steps * batch)
     history = train(model, train_set, recipe, objective=objective)
     log = history["train"]

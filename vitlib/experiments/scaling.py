@@ -171,7 +171,7 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     steps = scheduled_images(cfg.images_per_run, cfg.batch_size) // cfg.batch_size
     recipe = pretrain_recipe(steps=steps, batch_size=batch, warmup_steps=None, grad_clip=1.0, seed=seed,
                              eval_every=cfg.eval_every, precision=cfg.precision, progress=False,
-                             log_every=max(steps // 10, 1))
+                             log_every=max(steps // 10, 1), data_on_device=torch.cuda.is_available())
     flops = training_flops(model, cfg.img_size, steps * batch)
     best: dict[str, Any] = dict(accuracy=-1.0)
 

@@ -199,8 +199,8 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     eval_steps = tuple(sorted({max(n // batch, 1) for n in checkpoint_images(cfg)}))
     recipe = pretrain_recipe(steps=steps, batch_size=batch, lr=cfg.lr, warmup_steps=max(cfg.warmup_images // batch, 1),
                              schedule="rsqrt", grad_clip=1.0, seed=seed, eval_steps=eval_steps,
-                             cutmix_alpha=cfg.cutmix_alpha if spec.get("cutmix") else 0.0,
-                             precision=cfg.precision, progress=False, log_every=max(steps // 64, 1))
+                             cutmix_alpha=cfg.cutmix_alpha if spec.get("cutmix") else 0.0, precision=cfg.precision,
+                             data_on_device=torch.cuda.is_available(), progress=False, log_every=max(steps // 64, 1))
     distance_images = torch.stack([val_set[i][0] for i in range(min(cfg.distance_images, len(val_set)))])
     points: list[dict[str, Any]] = []
     best: dict[str, Any] = dict(val_accuracy=-1.0)
