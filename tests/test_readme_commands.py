@@ -160,3 +160,11 @@ def test_every_readme_command_runs_at_a_small_size(tmp_path):
         small = _shrunk(argv, tmp_path, written)
         r = subprocess.run(vitlib + small, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
         assert r.returncode == 0, f"`vitlib {shlex.join(small)}` (README: `{shlex.join(argv)}`):\n{r.stderr[-3000:]}"
+
+
+def test_the_readme_is_a_front_door_of_at_most_10000_characters():
+    """What it is, the two commands, use, notebooks, results table, layout: the long prose stays in RESULTS.md."""
+    text = README.read_text()
+    assert len(text) <= 10_000, f"README.md has {len(text):,} characters; move prose to RESULTS.md or the modules"
+    for heading in ("## Set up and run", "## Use", "## Notebooks", "## Results", "## Layout"):
+        assert heading in text
