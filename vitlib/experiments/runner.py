@@ -117,8 +117,10 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
 
     limit: run at most this many new rows (a part of a long study). Returns the results written
     ({"study", "profile", "config", "rows", "todo"}); "todo" counts the rows still missing.
+    Under torchrun every rank trains each row (DDP) and rank 0 alone logs and writes the file.
     """
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    writer = int(os.environ.get("RANK", 0)) == 0
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True) if writer else None)
     path = Path(path).with_suffix("")
     rows = load_rows(path)
     done = {r["key"] for r in rows}
@@ -140,10 +142,11 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
                "date": made["date"], "git_commit": made["git_commit"], "device": made["device"]}
         rows.append(_jsonable(row))
         results["todo"] = len(todo) - i - 1
-        save_results(path, results, command, seconds=sum(r.get("wall_s", 0) for r in rows))
+        if writer:
+            save_results(path, results, command, seconds=sum(r.get("wall_s", 0) for r in rows))
         log(f"[{len(specs) - len(todo) + i + 1}/{len(specs)}] {spec['key']}: {_summary(measured)} ({wall:.0f} s)")
     results["todo"] = max(len(todo) - (limit if limit is not None else len(todo)), 0)
-    if not todo:  # nothing ran: the file is left as it was (or written once, empty, for a new study)
+    if not todo and writer:  # nothing ran: the file is left as it was (or written once, empty, for a new study)
         if not path.with_suffix(".json").exists():
             save_results(path, results, command, seconds=0.0)
     return results
