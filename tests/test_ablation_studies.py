@@ -8,14 +8,23 @@ import torch
 
 from vitlib import experiments
 from vitlib.__main__ import main
-from vitlib.experiments import mpp, pos_embed
+from vitlib.experiments import mpp, pos_embed, protocol
 from vitlib.experiments.mpp import mpp_verdict
-from vitlib.experiments.pos_embed import position_seed_verdict, position_verdict
+from vitlib.experiments.pos_embed import position_verdict
 from vitlib.paper import SECTION_4_6, TABLE8
 from vitlib.plots import ablation_figure
 from vitlib.records import FIGURES_DIR, save_results
 from vitlib.results import RENDERERS, render_readme_results, render_section
-from vitlib.stats import arm_means, seed_order, separation_chance
+from vitlib.stats import (
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    PARTLY,
+    REPRODUCED,
+    UNDECIDED,
+    arm_means,
+    seed_order,
+    separation_chance,
+)
 
 
 def _quiet(line):
@@ -58,7 +67,7 @@ def test_the_kinds_start_from_the_same_encoder_weights_only_the_position_paramet
     states = {}
     for kind in pos_embed.EMBEDDINGS:
         torch.manual_seed(0)
-        states[kind] = pos_embed.build_vit(cfg, 100, pos_embed=kind).state_dict()
+        states[kind] = protocol.build_vit(cfg, 100, pos_embed=kind).state_dict()
     position = ("pos_embed", "rel_pos", "pre_logits")  # the pre-logits layer is drawn after E_pos (and dropped
     # at fine-tuning), so it differs with the kind too
     shared = [k for k in states["none"] if not any(p in k for p in position)]
@@ -104,33 +113,90 @@ def _row(arm, seed, **metrics):
     return dict(key=f"{arm}/s{seed}", arm=arm, seed=seed, load=dict(quiet=True), metrics=metrics)
 
 
-def _stat(mean, n=10000):
-    return arm_means([_row("a", 0, acc=mean, n=n)], "acc", "n")["a"]
+# seed-to-seed spreads of the synthetic rows: TIGHT tells 10 points apart and fits 1 point of margin at 4 seeds;
+# WIDE (a standard deviation of about 7 points) tells nothing apart
+TIGHT, WIDE = (-0.003, 0.001, 0.003, -0.001), (-0.08, 0.05, 0.08, -0.05)
 
 
-def test_the_table_8_verdict_from_the_rows():
-    kinds = list(TABLE8)
-    assert position_verdict({k: _stat(v) for k, v in TABLE8.items()}, kinds) == "reproduced"  # the paper's own
-    assert position_verdict({"none": _stat(0.61), "learned": _stat(0.64), "learned_2d": _stat(0.64),
-                             "relative": _stat(0.70)}, kinds) == "partly reproduced"  # the kinds differ
-    assert position_verdict({"none": _stat(0.61), "learned": _stat(0.64), "learned_2d": _stat(0.61),
-                             "relative": _stat(0.62)}, kinds) == "partly reproduced"  # only one kind helps
-    assert position_verdict({k: _stat(0.6) for k in kinds}, kinds) == "not reproduced"
-    assert position_verdict({"none": _stat(0.6), "learned": _stat(0.7)}, kinds) == "not yet run"
+def _kind_rows(means, held_out=0.30):
+    """Rows of 4 seeds a kind or arm: {arm: mean or (mean, spread)}, the same value on the 5-shot probe and
+    fine-tuning, and the pre-training task's held-out accuracy (the supervised arm's alone in the mpp study)."""
+    rows = []
+    for arm, m in means.items():
+        mean, spread = m if isinstance(m, tuple) else (m, TIGHT)
+        held = dict(val_accuracy=held_out, val_n=1000) if arm not in ("scratch", "mpp") else {}
+        rows += [_row(arm, s, **{"5shot": mean + d, "probe_n": 10000, "finetune_accuracy": mean + d,
+                                 "finetune_n": 10000}, **held) for s, d in enumerate(spread)]
+    return rows
 
 
-def test_the_section_4_6_verdict_from_the_rows():
-    assert mpp_verdict({a: _stat(v) for a, v in SECTION_4_6.items()}) == "reproduced"  # the paper's own
-    assert mpp_verdict({"scratch": _stat(0.78), "mpp": _stat(0.785), "supervised": _stat(0.84)}) == \
-        "partly reproduced"
-    assert mpp_verdict({"scratch": _stat(0.80), "mpp": _stat(0.80), "supervised": _stat(0.80)}).startswith("not shown")
-    assert mpp_verdict({"scratch": _stat(0.85), "mpp": _stat(0.80), "supervised": _stat(0.84)}) == "not reproduced"
-    assert mpp_verdict({"scratch": _stat(0.78)}) == "not yet run"
+KINDS = list(TABLE8)
+
+
+@pytest.mark.parametrize("means, helps", [
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.60), REPRODUCED),
+    (dict(none=0.50, learned=0.60, learned_2d=(0.53, WIDE), relative=(0.53, WIDE)), PARTLY),
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.45), NOT_REPRODUCED),  # one kind behind
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.502), NOT_REPRODUCED),  # one level within 1 point
+    (dict(none=0.50, learned=(0.53, WIDE), learned_2d=(0.53, WIDE), relative=(0.53, WIDE)), UNDECIDED),
+])
+def test_any_position_embedding_helps_reaches_every_outcome(means, helps):
+    rows = _kind_rows(means)
+    assert position_verdict(rows, "5shot", KINDS)[0] == helps
+    assert position_verdict(rows, "finetune_accuracy", KINDS)[0] == helps  # fine-tuned: the same rule
+
+
+@pytest.mark.parametrize("means, alike", [
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.605), REPRODUCED),  # 0.5 points: within the margin
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.65), NOT_REPRODUCED),  # 5 points apart
+    (dict(none=0.50, learned=0.60, learned_2d=0.60, relative=(0.60, WIDE)), UNDECIDED),  # too variable to tell
+])
+def test_which_kind_barely_matters_reaches_every_outcome(means, alike):
+    assert position_verdict(_kind_rows(means), "5shot", KINDS)[1] == alike
+
+
+def test_table_8_is_not_testable_when_the_pre_training_task_was_not_learned():
+    means = dict(none=0.50, learned=0.60, learned_2d=0.60, relative=0.60)
+    assert position_verdict(_kind_rows(means, held_out=0.099), "5shot", KINDS) == (NOT_TESTABLE, NOT_TESTABLE)
+    assert position_verdict(_kind_rows(means, held_out=0.10), "5shot", KINDS) == (REPRODUCED, REPRODUCED)
+    assert position_verdict(_kind_rows(means)[:4], "5shot", KINDS) == ("not yet run", "not yet run")
+    one_seed = [r for r in _kind_rows(means) if r["seed"] == 0]  # no seed variance to test against
+    assert position_verdict(one_seed, "5shot", KINDS) == (UNDECIDED, UNDECIDED)
+    text = pos_embed.answer(dict(config=_CONFIG, rows=_kind_rows(means, held_out=0.05)))
+    assert text.startswith("Table 8's claim: **not testable at this budget** (held-out 5.0%, the mean of 16 runs, "
+                           "below 10%: the pre-training task was not learned)")
+    assert "**reproduced**" not in text
+
+
+@pytest.mark.parametrize("means, order", [
+    (dict(scratch=0.50, mpp=0.55, supervised=0.60), REPRODUCED),
+    (dict(scratch=0.50, mpp=0.55, supervised=(0.57, WIDE)), PARTLY),  # supervised not told apart from mpp
+    (dict(scratch=(0.50, WIDE), mpp=0.55, supervised=0.60), PARTLY),  # mpp not told apart from scratch
+    (dict(scratch=0.60, mpp=0.55, supervised=0.65), NOT_REPRODUCED),  # mpp behind scratch
+    (dict(scratch=0.50, mpp=0.60, supervised=0.55), NOT_REPRODUCED),  # supervised behind mpp
+    (dict(scratch=0.50, mpp=(0.52, WIDE), supervised=(0.54, WIDE)), UNDECIDED),
+])
+def test_section_4_6_order_reaches_every_outcome(means, order):
+    assert mpp_verdict(_kind_rows(means)) == order
+
+
+def test_section_4_6_not_testable_one_seed_and_not_yet_run():
+    means = dict(scratch=0.50, mpp=0.55, supervised=0.60)
+    assert mpp_verdict(_kind_rows(means, held_out=0.05)) == NOT_TESTABLE  # the supervised arm's task not learned
+    assert mpp_verdict([r for r in _kind_rows(means) if r["seed"] == 0]) == UNDECIDED  # one seed an arm
+    assert mpp_verdict(_kind_rows(dict(scratch=0.5, mpp=0.6))) == "not yet run"
+    m = dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=_kind_rows(means, held_out=0.05), todo=0)
+    assert mpp.answer(m).startswith("Section 4.6's order (fine-tuned: supervised > masked patch prediction > "
+                                    "scratch): **not testable at this budget** (the supervised arm's held-out 5.0%, "
+                                    "the mean of 4 runs, below 10%: the pre-training task was not learned;")
+    assert mpp.claims(m, "mpp")[0][3].startswith("not testable at this budget (the supervised arm's held-out 5.0%")
 
 
 def _pos_embed_rows():
-    return [_row(k, s, **{"5shot": v + 0.01 * s, "probe_n": 10000, "finetune_accuracy": v, "finetune_n": 10000})
-            for s in (0, 1) for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
+    """2 seeds a kind, 0.2 points apart: "none" 10 points below the others, which are alike within 1 point."""
+    return [_row(k, s, **{"5shot": v + 0.002 * s, "probe_n": 10000, "finetune_accuracy": v + 0.002 * s,
+                          "finetune_n": 10000}) for s in (0, 1)
+            for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
 
 
 _CONFIG = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, batch_size=4, finetune_size=3,
@@ -140,17 +206,17 @@ _CONFIG = dict(model="m", fractal_size=10, fractal_classes=2, images_per_run=8, 
 def test_the_renderers_and_the_figure_read_seed_means():
     rows, config = _pos_embed_rows(), _CONFIG
     text = RENDERERS["pos_embed"][1](dict(config=config, rows=rows), {})
-    assert text.count("**reproduced**") == 2 and "8 runs" in text and "seeds 50.0-51.0" in text
+    assert text.count("**reproduced**") == 4 and "8 runs" in text and "seeds 50.0-50.2" in text
     half = RENDERERS["pos_embed"][1](dict(config=config, rows=rows[:3], todo=5), {})
     assert "**not yet run**" in half and "5 still to run" in half
     stats = arm_means(rows, "5shot", "probe_n")
-    assert stats["none"]["seeds"] == 2 and stats["none"]["mean"] == pytest.approx(0.505)
+    assert stats["none"]["seeds"] == 2 and stats["none"]["mean"] == pytest.approx(0.501)
     fig = ablation_figure({"paper": TABLE8, "ours": stats})
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(bars) == 8 and sum(t.showlegend for t in fig.data) == 5  # 4 arms and the seed range, once each
     assert bars[0].error_y.array is None and bars[4].error_y.array is not None
     spread = [t for t in fig.data if t.type == "scatter"]  # only the seed means have seeds to spread
-    assert len(spread) == 4 and list(spread[0].y) == [pytest.approx(0.50), pytest.approx(0.51)]
+    assert len(spread) == 4 and list(spread[0].y) == [pytest.approx(0.50), pytest.approx(0.502)]
 
 
 def test_the_long_profiles_answers_and_the_readme_claims_once_they_have_rows(tmp_path):
@@ -161,13 +227,13 @@ def test_the_long_profiles_answers_and_the_readme_claims_once_they_have_rows(tmp
     save_results(tmp_path / "pos_embed_long", r)
     block = render_readme_results(tmp_path)
     assert "| Any position embedding helps, which kind barely matters (Table 8) |" in block
-    assert "| reproduced; seed by seed: helps holds, kind holds |" in block
+    assert ("| 5-shot: helps reproduced, kind reproduced; fine-tuned: helps reproduced, kind reproduced |"
+            in block)
     text = pos_embed.answer(r)
-    assert text.count("**reproduced**") == 2  # the 5-shot probe and fine-tuning, from the rows' seed means
+    assert text.count("**reproduced**") == 4  # both halves on the 5-shot probe and on fine-tuning
+    assert "1-D Pos. Emb. minus 2-D Pos. Emb. +0.0 points (p 1.00), 90% interval [-0.4, +0.4]" in text
     names = ", ".join(f"{k} > No Pos. Emb." for k in ("1-D Pos. Emb.", "2-D Pos. Emb.", "Rel. Pos. Emb."))
-    assert (f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names} Read seed by seed on both "
-            "metrics (`position_seed_verdict`): \"any position embedding helps\" **holds**; \"which kind barely "
-            "matters\" **holds**.") in text
+    assert text.endswith(f"probability 0.33 at 2 seeds each): 5-shot {names}; fine-tuned {names}")  # description
     ft = [_row(a, 0, finetune_accuracy=v, finetune_n=10000) for a, v in (("scratch", 0.5), ("mpp", 0.6))]
     m = dict(config=dict(arms=list(SECTION_4_6), images_per_run=8), rows=ft, todo=1)
     assert mpp.answer(m).startswith("Section 4.6's order (fine-tuned: supervised > masked patch prediction > "
@@ -176,16 +242,28 @@ def test_the_long_profiles_answers_and_the_readme_claims_once_they_have_rows(tmp
     assert "| Masked patch prediction beats scratch, trails supervised pre-training (Section 4.6) |" in \
         render_readme_results(tmp_path)
     m["rows"] = ft + [_row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]
-    assert ("**not reproduced** (the means order them masked patch prediction > supervised > from scratch; masked "
-            "patch prediction minus scratch +10.0 points, the paper +2; supervised minus masked patch prediction "
-            "-5.0 points, the paper +4).") == mpp.answer(m).split("scratch): ", 1)[1]  # one seed each: no seed line
+    assert ("**undecided** (Welch's t over seeds: the means order them masked patch prediction > supervised > from "
+            "scratch; masked patch prediction minus scratch +10.0 points [one seed a side], the paper +2; supervised "
+            "minus masked patch prediction -5.0 points [one seed a side], the paper +4).") == \
+        mpp.answer(m).split("scratch): ", 1)[1]  # one seed each: no seed variance, no seed line
     save_results(tmp_path / "mpp_long", m)
-    assert "| masked patch prediction +10.0 points over scratch, supervised -5.0 over it | not reproduced |" in \
+    assert "| masked patch prediction +10.0 points over scratch, supervised -5.0 over it (1 seed) | undecided |" in \
         render_readme_results(tmp_path)
     m["rows"] = [_row(a, s, finetune_accuracy=v + 0.01 * s, finetune_n=10000) for s in (0, 1)
                  for a, v in (("scratch", 0.5), ("mpp", 0.6), ("supervised", 0.55))]
-    assert mpp.answer(m).endswith("at 2 seeds each): fine-tuned masked patch prediction > from scratch, supervised "
-                                  "> from scratch, masked patch prediction > supervised.")
+    text = mpp.answer(m)
+    assert "**not reproduced**" in text and "supervised minus masked patch prediction -5.0 points [95% interval" in text
+    assert text.endswith("at 2 seeds each): fine-tuned masked patch prediction > from scratch, supervised > from "
+                         "scratch, masked patch prediction > supervised.")
+
+
+def test_the_long_mpp_profile_adds_seeds_2_and_3_and_keeps_the_rows_run(capsys, tmp_path):
+    shutil.copy(FIGURES_DIR / "mpp_long.json", tmp_path)
+    main(["experiment", "mpp", "--profile", "long", "--plan", "--folder", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert all(f"done  {a}/s{s}" in out for a in mpp.ARMS for s in (0, 1))
+    assert all(f"to run {a}/s{s}" in out for a in mpp.ARMS for s in (2, 3))
+    assert "12 runs (6 done), 1,202,176 training images seen in all" in out
 
 
 def test_seed_order_separates_arms_only_when_no_seed_interleaves():
@@ -195,17 +273,3 @@ def test_seed_order_separates_arms_only_when_no_seed_interleaves():
     assert seed_order(rows, "acc", "a", "b") == 1 and seed_order(rows, "acc", "b", "a") == -1
     assert seed_order(rows, "acc", "a", "missing") == 0 and seed_order(rows, "other", "a", "b") == 0
     assert separation_chance(1, 1) == 1.0 and separation_chance(4, 4) == pytest.approx(2 / 70)
-
-
-def test_table_8_read_seed_by_seed_needs_both_metrics():
-    kinds = list(TABLE8)
-    rows = [_row(k, s, a=v + 0.01 * s, b=v + 0.01 * s) for s in (0, 1)
-            for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.6))]
-    assert position_seed_verdict(rows, ["a", "b"], kinds) == ("holds", "holds")
-    rows.append(_row("none", 2, a=0.7, b=0.4))  # "none" now interleaves with every kind on one metric only
-    assert position_seed_verdict(rows, ["a", "b"], kinds) == ("undecided", "holds")
-    apart = [_row(k, s, a=v + 0.01 * s, b=v + 0.01 * s) for s in (0, 1)
-             for k, v in (("none", 0.5), ("learned", 0.6), ("learned_2d", 0.6), ("relative", 0.8))]
-    assert position_seed_verdict(apart, ["a", "b"], kinds) == ("holds", "does not hold")  # relative above both
-    same = [_row(k, s, a=0.5 + 0.01 * s, b=0.5) for s in (0, 1) for k in kinds]
-    assert position_seed_verdict(same, ["a", "b"], kinds) == ("not shown", "holds")

@@ -97,7 +97,7 @@ from ..stats import (
     wilson_interval,
 )
 from ..train import pretrain_recipe, train
-from .protocol import MODELS, build_model, pretraining_data, probe_features, probe_metrics
+from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import StudyConfig, param
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "leads",
@@ -237,7 +237,6 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 # --- the verdicts of the design (module docstring), from the rows ------------------------------------------------
 
 METRIC = "10shot"  # the primary metric: Fig. 4's few-shot linear probe
-LEARNED = 0.10  # held-out accuracy on 100 categories below which the pre-training task was not learned
 EQUIVALENCE = 0.01  # the lead's slope per decade of data within +-1 point: "does not shrink"
 
 
