@@ -25,7 +25,7 @@ import torch
 
 import vitlib
 from vitlib.data import get_dataset
-from vitlib.results import save_results
+from vitlib.records import save_results
 from vitlib.train import pretrain_recipe, train
 
 MODEL, IMG, BATCH = "ViT-Ti/8", 32, 128

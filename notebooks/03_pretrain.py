@@ -43,7 +43,7 @@ import vitlib
 from vitlib import fractals, pretrain
 from vitlib.checkpoints import load_model
 from vitlib.plots import learning_curves
-from vitlib.results import figures_dir, save_figure
+from vitlib.records import figures_dir, save_figure
 from vitlib.train import lr_at
 
 # %% tags=["parameters"]

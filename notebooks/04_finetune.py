@@ -48,9 +48,11 @@ from vitlib import experiments
 from vitlib.analysis import position_embedding_grid
 from vitlib.data import get_dataset
 from vitlib.experiments import transfer
+from vitlib.experiments.protocol import vit_name
 from vitlib.finetune import load_pretrained, prepare_finetune
 from vitlib.plots import pos_embed_figure, transfer_figure
-from vitlib.results import render_section, save_figure, transfer_answer
+from vitlib.records import results_stem, save_figure
+from vitlib.results import render_section
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (seconds, CI), "full" (figures/transfer.json) or "gpu" (figures/transfer_gpu.json)
@@ -66,7 +68,7 @@ cfg = experiments.config("transfer", profile, **overrides)
 pretrained = load_pretrained(cfg.checkpoint)
 pre_res = pretrained.cfg.image_hw[0]
 img_size = cfg.ablation_resolution or 2 * pre_res  # the higher resolution of the ablation
-print(f"pre-trained model: {checkpoint or 'shipped'}, {transfer.vit_name(pretrained)} at {pre_res} px")
+print(f"pre-trained model: {checkpoint or 'shipped'}, {vit_name(pretrained)} at {pre_res} px")
 
 # %% [markdown]
 # ## The surgery
@@ -181,7 +183,7 @@ for r in rows:
     else:
         assert all(0 <= m[f"{k}shot"] <= 1 for k in cfg.shots)
 for arms in pairs.values():  # both arms of a comparison: the same images, the same budget
-    assert len({(r["n_train"], r["images_seen"], r["resolution"]) for r in arms}) == 1
+    assert len({(r["n_train"], r["images_seen"], r["img_size"]) for r in arms}) == 1
 if profile != "smoke" and out["todo"] == 0:
     for r in rows:
         if r["kind"] != "fewshot":  # every arm learns
@@ -199,8 +201,7 @@ if profile != "smoke" and out["todo"] == 0:
 summary = transfer.summary(rows)
 fig = transfer_figure(summary, title=f"04 · Does pre-training pay? The transfer study ({profile}, {len(rows)} of "
                                      f"{len(plan)} runs)", datasets=cfg.datasets)
-tag = "_gpu" if profile == "gpu" else ""
-save_figure(fig, out["path"].parent / f"transfer_curves{tag}", summary, png=profile != "smoke",
+save_figure(fig, out["path"].parent / results_stem("transfer_curves", profile), summary, png=profile != "smoke",
             command=f"papermill notebooks/04_finetune.ipynb out.ipynb -p profile {profile}")
 fig
 
@@ -213,7 +214,7 @@ fig
 table = pd.DataFrame(
     [dict(part="fine-tuning", dataset=c, arm=a, x=f"{p['n_train']:,} images", **p) for c, arms in
      summary["finetune"].items() for a, pts in arms.items() for p in pts]
-    + [dict(part="resolution ablation", dataset=p["corpus"], arm=a, x=f"{p['resolution']} px", **p)
+    + [dict(part="resolution ablation", arm=a, x=f"{p['resolution']} px", **p)
        for arms in summary["ablation"].values() for a, pts in arms.items() for p in pts]
     + [dict(part="few-shot", dataset=c, arm=a, x=f"{p['shots']}-shot", **p) for c, arms in
        summary["fewshot"].items() for a, pts in arms.items() for p in pts],
@@ -238,7 +239,7 @@ if out["todo"] == 0 and profile != "smoke":  # a complete study gives a complete
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-Markdown(transfer_answer({"rows": rows, "config": dataclasses.asdict(cfg)}))
+Markdown(transfer.answer({"rows": rows, "config": dataclasses.asdict(cfg)}))
 
 # %% [markdown]
 # ## The budget is the variable that changed

@@ -42,10 +42,11 @@ from IPython.display import Markdown
 
 from vitlib import experiments
 from vitlib.experiments import scaling
+from vitlib.experiments.protocol import MODELS, build_model
 from vitlib.flops import count_parameters, forward_flops
-from vitlib.model import create_model
 from vitlib.plots import scaling_figure
-from vitlib.results import render_section, save_figure
+from vitlib.records import results_stem, save_figure
+from vitlib.results import render_section
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (a 2x2 grid in seconds, CI), "full" (figures/scaling.json) or "gpu"
@@ -106,10 +107,9 @@ pd.Series({k: v for k, v in dataclasses.asdict(cfg).items()}, name=profile).to_f
 # %%
 models = {}
 for name in cfg.models:
-    arch, overrides = scaling.MODELS[name]
     with torch.device("meta"):  # shapes only: counting costs no memory
-        model = create_model(arch, img_size=cfg.img_size, num_classes=100, **overrides)
-    models[name] = dict(architecture=arch, parameters=count_parameters(model),
+        model = build_model(name, cfg.img_size, num_classes=100)
+    models[name] = dict(architecture=MODELS[name].create, parameters=count_parameters(model),
                         gflops_per_image=forward_flops(model, cfg.img_size) / 1e9)
 models = pd.DataFrame(models).T
 models
@@ -159,8 +159,8 @@ shot = f"{5 if 5 in cfg.shots else cfg.shots[0]}shot"
 data_curves, levels = scaling.curves(rows, shot), scaling.untrained(rows, shot)
 fig4 = scaling_figure(data_curves, "size", f"{shot[:-4]}-shot linear accuracy", untrained=levels,
                       title=f"05 · Fig. 3/4: transfer vs pre-training set size ({profile}; dotted: untrained)")
-folder, tag = out["path"].parent, "_gpu" if profile == "gpu" else ""  # where the study's results file is
-save_figure(fig4, folder / f"fig4_scaling_data{tag}", data_curves, png=profile != "smoke",
+folder = out["path"].parent  # where the study's results file is
+save_figure(fig4, folder / results_stem("fig4_scaling_data", profile), data_curves, png=profile != "smoke",
             command=f"papermill notebooks/05_scaling.ipynb out.ipynb -p profile {profile}")
 fig4
 
@@ -177,7 +177,7 @@ fig4
 # NBVAL_IGNORE_OUTPUT
 fig5 = scaling_figure(data_curves, "flops", f"{shot[:-4]}-shot linear accuracy", untrained=levels,
                       title=f"05 · Fig. 5: transfer vs pre-training compute ({profile}; dotted: untrained)")
-save_figure(fig5, folder / f"fig5_scaling_compute{tag}", data_curves, png=profile != "smoke",
+save_figure(fig5, folder / results_stem("fig5_scaling_compute", profile), data_curves, png=profile != "smoke",
             command=f"papermill notebooks/05_scaling.ipynb out.ipynb -p profile {profile}")
 fig5
 

@@ -54,19 +54,19 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
-from skimage import data as skdata
-
-import pandas as pd
 from IPython.display import Markdown
+from skimage import data as skdata
 
 import vitlib
 from vitlib import analysis, contrast, plots
 from vitlib.checkpoints import load_model
 from vitlib.data import get_dataset
 from vitlib.finetune import SHIPPED
-from vitlib.results import figures_dir, load_results, render_section, save_figure
+from vitlib.records import figures_dir, load_results, save_figure
+from vitlib.results import render_section
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke": seconds, figures to a temp dir; "full": writes figures/

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,8 +22,8 @@
 #    (Eq. 1), learned 2-D embeddings and 1-D relative attention, compared by the linear 5-shot probe. The
 #    paper's claim: *any position embedding helps, which kind barely matters*. The study is
 #    `vitlib.experiments.pos_embed`.
-# 2. **Section 4.6**: self-supervised pre-training by masked patch prediction (`vitlib.mpp`), against
-#    supervised pre-training with the same budget and against training from scratch, compared by
+# 2. **Section 4.6**: self-supervised pre-training by masked patch prediction (`vitlib.masked_patches`),
+#    against supervised pre-training with the same budget and against training from scratch, compared by
 #    fine-tuning. The paper: 79.9% on ImageNet for ViT-B/16, 2% above scratch, 4% below supervised. The
 #    question here: does the miniature order the three the same way? The study is `vitlib.experiments.mpp`.
 #
@@ -44,12 +49,14 @@ import torch
 from IPython.display import Markdown
 
 from vitlib import experiments
-from vitlib.experiments import mpp, pos_embed
-from vitlib.mpp import KEEP, MASK, RANDOM, SAME, colour_targets, colour_values, corruption_plan
+from vitlib.experiments import mpp, pos_embed, protocol
+from vitlib.masked_patches import KEEP, MASK, RANDOM, SAME, colour_targets, colour_values, corruption_plan
+from vitlib.paper import SECTION_4_6, SECTION_4_6_NAMES, TABLE8, TABLE8_NAMES
 from vitlib.patches import to_uint8
 from vitlib.plots import ablation_figure, image_row_figure
-from vitlib.results import (SECTION_4_6, SECTION_4_6_NAMES, TABLE8, TABLE8_NAMES, arm_means, render_section,
-                            save_figure)
+from vitlib.records import results_stem, save_figure
+from vitlib.results import render_section
+from vitlib.stats import arm_means
 
 pio.renderers.default = "plotly_mimetype"  # figures stored as JSON: they render in JupyterLab and repeat exactly
 
@@ -107,7 +114,7 @@ pd.DataFrame({name: {k: str(v) for k, v in dataclasses.asdict(cfg).items()} for 
 pe_cfg, mpp_cfg = configs["pos_embed"], configs["mpp"]
 shared = {f.name for f in dataclasses.fields(pe_cfg)} & {f.name for f in dataclasses.fields(mpp_cfg)}
 assert all(getattr(pe_cfg, f) == getattr(mpp_cfg, f) for f in shared - {"seeds"})  # one protocol
-assert pe_cfg.kinds == tuple(TABLE8) and set(mpp_cfg.arms) == set(SECTION_4_6)
+assert pe_cfg.embeddings == tuple(TABLE8) and set(mpp_cfg.arms) == set(SECTION_4_6)
 if profile != "smoke":
     assert len(pe_cfg.seeds) >= 2 and len(mpp_cfg.seeds) >= 2 and 5 in pe_cfg.shots
 
@@ -128,9 +135,9 @@ if profile != "smoke":
 
 # %%
 position_parameters = {}
-for kind in pe_cfg.kinds:
+for kind in pe_cfg.embeddings:
     with torch.device("meta"):  # shapes only
-        model = pos_embed.build_vit(pe_cfg, 100, pos_embed=kind)
+        model = protocol.build_vit(pe_cfg, 100, pos_embed=kind)
     position_parameters[TABLE8_NAMES[kind]] = sum(p.numel() for n, p in model.named_parameters()
                                                   if "pos_embed" in n or "rel_pos" in n)
 c = model.cfg
@@ -172,8 +179,8 @@ pe_panels = {"Table 8 (paper): ImageNet 5-shot": TABLE8,
              f"{shot[:-4]}-shot on {pe_cfg.probe_dataset}": arm_means(pe_rows, shot, "probe_n"),
              f"fine-tuned on {pe_cfg.probe_dataset}": arm_means(pe_rows, "finetune_accuracy", "finetune_n")}
 fig_pe = ablation_figure(pe_panels, TABLE8_NAMES, title=f"08 · Table 8: position embeddings ({profile})")
-folder, tag = pe_out["path"].parent, "" if profile in ("smoke", "full") else f"_{profile}"
-save_figure(fig_pe, folder / f"table8_pos_embed{tag}", pe_panels, png=profile != "smoke",
+folder = pe_out["path"].parent
+save_figure(fig_pe, folder / results_stem("table8_pos_embed", profile), pe_panels, png=profile != "smoke",
             command=f"papermill notebooks/08_ablations.ipynb out.ipynb -p profile {profile}")
 fig_pe
 
@@ -222,9 +229,9 @@ Markdown(render_section(pe_out["path"].stem, folder, figure=False))
 # - The pre-training task (the last column) agrees with fine-tuning: every seed of every kind with position
 #   information above every seed of "none", the kinds overlapping.
 #
-# So, by the seed-by-seed rule as written (both metrics; the verdict above computes it,
-# `vitlib.results.position_seed_verdict`): **which kind barely matters** holds (no two kinds with position
-# information separate on either metric); **any position embedding helps** is undecided: it
+# So, by the seed-by-seed rule as written (both metrics; the pairs whose seeds do not interleave are listed
+# under the verdict above, `vitlib.markdown.seed_by_seed`): **which kind barely matters** holds (no two kinds
+# with position information separate on either metric); **any position embedding helps** is undecided: it
 # holds after fine-tuning and on the pre-training task, seed by seed, but not on the 5-shot probe, Table 8's
 # own metric, whose seed-to-seed spread is too wide at this size (the paper's probe reads the features of a
 # far longer-trained model).
@@ -247,9 +254,9 @@ Markdown(render_section(pe_out["path"].stem, folder, figure=False))
 # $r \cdot 64 + g \cdot 8 + b$.
 
 # %%
-_, fractals = pos_embed.pretraining_corpus(mpp_cfg, 0)  # held-out fractals of the pre-training corpus
+_, fractals = protocol.pretraining_corpus(mpp_cfg, 0)  # held-out fractals of the pre-training corpus
 image = fractals[0][0]  # (3, H, W) in [-1, 1]
-P = pos_embed.build_vit(mpp_cfg, 0).patch_embed.patch_size
+P = protocol.build_vit(mpp_cfg, 0).patch_embed.patch_size
 gh, gw = image.shape[-2] // P, image.shape[-1] // P
 targets = colour_targets(image[None], P)  # (1, N): vitlib's target of every patch, in raster order
 r, c = divmod(int(targets.argmax()), gw)  # a lit patch: the one with the highest class
@@ -337,7 +344,7 @@ mpp_panels = {"Section 4.6 (paper): ImageNet fine-tuned": SECTION_4_6,
               f"{shot[:-4]}-shot on {mpp_cfg.probe_dataset}": arm_means(mpp_rows, shot, "probe_n")}
 fig_mpp = ablation_figure(mpp_panels, SECTION_4_6_NAMES,
                           title=f"08 · Section 4.6: masked patch prediction ({profile})")
-save_figure(fig_mpp, folder / f"section4_6_mpp{tag}", mpp_panels, png=profile != "smoke",
+save_figure(fig_mpp, folder / results_stem("section4_6_mpp", profile), mpp_panels, png=profile != "smoke",
             command=f"papermill notebooks/08_ablations.ipynb out.ipynb -p profile {profile}")
 fig_mpp
 

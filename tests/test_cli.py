@@ -204,7 +204,7 @@ def test_the_time_estimate_runs_train_at_the_runs_batch():
         rate, used = measure(model, data, TrainConfig(steps=10_000, batch_size=batch, warmup_steps=500, device="cpu",
                                                       compile=True, progress=True))
         assert used == measured and rate > 0
-    assert CPU_ESTIMATE_BATCH >= vitlib.pretrain.PROFILES["full"]["train"]["batch_size"]  # measured as it is
+    assert CPU_ESTIMATE_BATCH >= vitlib.pretrain.PROFILES["full"].train["batch_size"]  # measured as it is
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
     assert torch.equal(rng, torch.random.get_rng_state())  # and so is the random state
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from vitlib import create_model
-from vitlib.mpp import (
+from vitlib.masked_patches import (
     KEEP,
     MASK,
     RANDOM,

@@ -57,8 +57,8 @@ def test_finetune_figures():
     summary = {"finetune": {"a": {"pre-trained": [_point(n_train=10), _point(n_train=100)],
                                   "scratch": [_point(n_train=10)]}},
                "fewshot": {"a": {"pre-trained": [_point(shots=1), _point(shots=5)], "random": [_point(shots=1)]}},
-               "ablation": {"a/n100": {"pre-trained": [_point(corpus="a", size=100, resolution=32),
-                                                       _point(corpus="a", size=100, resolution=48)]}}}
+               "ablation": {"a/n100": {"pre-trained": [_point(dataset="a", size=100, resolution=32),
+                                                       _point(dataset="a", size=100, resolution=48)]}}}
     fig = transfer_figure(summary)
     assert [t.name for t in fig.data] == ["fine-tuned: pre-trained", "fine-tuned: scratch", "few-shot a: pre-trained",
                                           "few-shot a: random", "fine-tuned: pre-trained"]
@@ -70,7 +70,7 @@ def test_finetune_figures():
     assert not empty.data and "not yet run" in " ".join(a.text for a in empty.layout.annotations)
     partial = transfer_figure(summary, datasets=("a", "b"))  # the study's datasets: b has no rows yet
     assert [a.text for a in partial.layout.annotations][:2] == ["fine-tuned on a", "fine-tuned on b: not yet run"]
-    summary["long"] = {"a/n10": dict(corpus="a", size=10, factor=4, scratch_long=_point(), scratch=None,
+    summary["long"] = {"a/n10": dict(dataset="a", size=10, factor=4, scratch_long=_point(), scratch=None,
                                      pre_trained=None)}  # the convergence check: one marker at its size
     check = [t for t in transfer_figure(summary).data if t.name == "scratch, 4x the budget"]
     assert len(check) == 1 and list(check[0].x) == [10] and check[0].mode == "markers"

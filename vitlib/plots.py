@@ -124,8 +124,8 @@ def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | 
     rows). A part without rows is an empty panel that says so. The convergence check (summary["long"]: scratch
     trained longer at one size) is an open diamond in its dataset's panel."""
     ft, few, abl = summary["finetune"], summary["fewshot"], summary["ablation"]
-    corpora = list(datasets or ft) or ["fine-tuning"]
-    titles = [f"fine-tuned on {c}" + ("" if c in ft else ": not yet run") for c in corpora]
+    panels = list(datasets or ft) or ["fine-tuning"]
+    titles = [f"fine-tuned on {c}" + ("" if c in ft else ": not yet run") for c in panels]
     titles += ["linear few-shot" if few else "few-shot: not yet run",
                "resolution ablation" if abl else "resolution ablation: not yet run"]
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)
@@ -138,26 +138,27 @@ def transfer_figure(summary: dict, title: str = "", datasets: tuple[str, ...] | 
                                  text=text, hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>"), row=1, col=col)
         shown.add(name)
 
-    for col, corpus in enumerate(corpora, start=1):
-        for arm, points in ft.get(corpus, {}).items():
+    for col, dataset in enumerate(panels, start=1):
+        for arm, points in ft.get(dataset, {}).items():
             add(points, [p["n_train"] for p in points], f"fine-tuned: {arm}", arm, col)
         for check in summary.get("long", {}).values():  # the convergence check: scratch trained longer
-            if check["corpus"] == corpus and ft.get(corpus, {}).get("scratch"):
-                n = next((p["n_train"] for p in ft[corpus]["scratch"] if p.get("size") == check["size"]), check["size"])
+            if check["dataset"] == dataset and ft.get(dataset, {}).get("scratch"):
+                n = next((p["n_train"] for p in ft[dataset]["scratch"] if p.get("size") == check["size"]),
+                         check["size"])
                 add([check["scratch_long"]], [n], f"scratch, {check['factor']}x the budget", "scratch", col, "dot")
                 fig.data[-1].update(mode="markers", marker=dict(symbol="diamond-open", size=11))
         fig.update_xaxes(type="log", title_text="training images", row=1, col=col)
-    col = len(corpora) + 1
+    col = len(panels) + 1
     dashes = ["solid", "dash", "dot", "dashdot"]
-    for i, (corpus, arms) in enumerate(few.items()):
+    for i, (dataset, arms) in enumerate(few.items()):
         for arm, points in arms.items():
-            add(points, [p["shots"] for p in points], f"few-shot {corpus}: {arm}", arm, col, dashes[i % len(dashes)])
+            add(points, [p["shots"] for p in points], f"few-shot {dataset}: {arm}", arm, col, dashes[i % len(dashes)])
     fig.update_xaxes(type="log", title_text="shots per class", row=1, col=col)
     col += 1
     for arms in abl.values():
         for arm, points in arms.items():
             add(points, [f"{p['resolution']} px" for p in points], f"fine-tuned: {arm}", arm, col)
-            label = f"resolution ({points[0]['corpus']}, {points[0]['size']:,} images)"
+            label = f"resolution ({points[0]['dataset']}, {points[0]['size']:,} images)"
         fig.update_xaxes(type="category", title_text=label, row=1, col=col)
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", row=1, col=1)
     for c in range(2, len(titles) + 1):
@@ -207,7 +208,7 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
     return fig.update_layout(title=title, height=520, legend=dict(orientation="h", y=-0.22))
 
 
-# --- Notebook 08: the ablations (numbers from vitlib.results.arm_means) -------------------------------------------
+# --- Notebook 08: the ablations (numbers from vitlib.stats.arm_means) ---------------------------------------------
 
 
 def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):

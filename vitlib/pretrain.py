@@ -5,9 +5,9 @@ schedule (`vitlib.train.pretrain_recipe`) and an MLP head with one tanh hidden l
 pre-training head, `representation_size`). Here the corpus is vitlib.data's procedural `fractaldb`
 (design.md "Data without the internet"), at 32x32 with patch 4.
 
-One `spec(profile, **overrides)` describes a run (model name and overrides, dataset and options,
-TrainConfig); `run(spec, out_dir)` builds and trains it. Notebook 03 and `python -m vitlib pretrain`
-both go through these two functions.
+`PROFILES` sizes a run (a frozen `Profile` each: smoke, full); `spec(profile, **overrides)` describes one
+(model name and overrides, dataset and options, TrainConfig); `run(spec, out_dir)` builds and trains it.
+Notebook 03 and `python -m vitlib pretrain` both go through these two functions.
 
 Deviations from the paper: the data (fractals, not JFT), the scale (90,000 training images, not
 300M; batch 128, not 4096), a 6-block ViT-Ti and a warm-up of 250 steps, not 10k; all forced by a
@@ -16,7 +16,9 @@ Deviations from the paper: the data (fractals, not JFT), the scale (90,000 train
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +33,53 @@ from .model import create_model
 from .records import provenance
 from .train import pretrain_recipe, read_metrics, train
 
-__all__ = ["PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "median_throughput",
+__all__ = ["Profile", "PROFILES", "spec", "build", "run", "describe", "final_checkpoint", "median_throughput",
            "export_weights"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The size of a pre-training run: model, data and schedule (one instance per profile in PROFILES; `spec`
+    turns one into a run description, the CLI's flags override its fields)."""
+
+    model: str = "ViT-Ti/4"  # a vitlib.create_model name
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # config fields on top of the name's
+    dataset: str = "fractaldb"  # a vitlib.data name
+    img_size: int = 32  # input resolution H = W
+    in_chans: int = 3  # input channels C
+    data_options: dict[str, Any] = field(default_factory=dict)  # the dataset's options (get_dataset's keywords)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields on top of vitlib.train.pretrain_recipe
+
 
 # Run sizes. The full profile's 2,500 steps of 128 images see 320,000 images (about 3.6 epochs of 90,000; notebook
 # 03 gives the design's reasons); its run time and results are in the provenance of
 # vitlib/weights/vit_ti4_fractal32.json and figures/pretrain_fractal_vit.json.
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(model="ViT-Ti/4",  # shrunk below: CI executes this in seconds
-                  model_overrides=dict(hidden_size=64, num_layers=2, num_heads=2, mlp_size=128,
-                                       representation_size=64),
-                  dataset="fractaldb", img_size=32, in_chans=3,
-                  data_options=dict(num_classes=10, images_per_class=20),
-                  train=dict(steps=10, batch_size=32, warmup_steps=2, eval_every=5, log_every=2)),
-    "full": dict(model="ViT-Ti/4",  # D=192, k=3, D_mlp=768, P=4: an 8x8 grid at 32x32 (N=64); L=6, below
-                 model_overrides=dict(num_layers=6, representation_size=192),
-                 dataset="fractaldb", img_size=32, in_chans=3,
-                 data_options=dict(num_classes=100, images_per_class=1000),  # FractalDB-100's shape
-                 train=dict(steps=2500, batch_size=128, warmup_steps=250, grad_clip=1.0, eval_every=500,
-                            log_every=25, checkpoint_every=100)),  # 320,000 images seen
+PROFILES: dict[str, Profile] = {
+    # ViT-Ti/4 shrunk (D=64, L=2, k=2), 10 fractal categories of 20 images: CI executes it in seconds
+    "smoke": Profile(model_overrides=dict(hidden_size=64, num_layers=2, num_heads=2, mlp_size=128,
+                                          representation_size=64),
+                     data_options=dict(num_classes=10, images_per_class=20),
+                     train=dict(steps=10, batch_size=32, warmup_steps=2, eval_every=5, log_every=2)),
+    # ViT-Ti/4 (D=192, k=3, D_mlp=768, P=4: an 8x8 grid at 32x32, N=64) with L=6 blocks
+    "full": Profile(model_overrides=dict(num_layers=6, representation_size=192),
+                    data_options=dict(num_classes=100, images_per_class=1000),  # FractalDB-100's shape
+                    train=dict(steps=2500, batch_size=128, warmup_steps=250, grad_clip=1.0, eval_every=500,
+                               log_every=25, checkpoint_every=100)),  # 320,000 images seen
 }
 
 
 def spec(profile: str = "smoke", *, train_overrides: dict | None = None, **overrides: Any) -> dict[str, Any]:
-    """A run description: PROFILES[profile] with top-level `overrides` (model, dataset, img_size,
-    in_chans, model_overrides, data_options) and `train_overrides` (TrainConfig fields) applied."""
+    """A run description: PROFILES[profile]'s fields with `overrides` (model, dataset, img_size, in_chans,
+    model_overrides, data_options) in place of its own, and "train_config", the TrainConfig of its `train` with
+    `train_overrides` (TrainConfig fields) on top."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
-    base = PROFILES[profile]
+    base = dataclasses.asdict(PROFILES[profile])  # copies: a spec never shares a dict with PROFILES
+    train = base.pop("train")
     unknown = set(overrides) - set(base)
     if unknown:
         raise TypeError(f"unknown spec field(s) {sorted(unknown)}; known: {sorted(base)} and train_overrides")
-    s = {**base, **overrides}
-    s["train_config"] = pretrain_recipe(**{**base["train"], **(train_overrides or {})})
-    del s["train"]
-    return s
+    return {**base, **overrides, "train_config": pretrain_recipe(**{**train, **(train_overrides or {})})}
 
 
 def build(s: dict[str, Any]) -> tuple[nn.Module, Dataset, Dataset]:

@@ -7,10 +7,12 @@ Section 4.1 "Training & Fine-tuning" and Appendix B.1:
 - fine-tuning: SGD, momentum 0.9, global-norm gradient clipping at 1, cosine
   decay with a short warm-up, no weight decay, base LR 0.03 with 500 warm-up
   steps in the official code (`finetune_recipe`).
+Beyond the paper: `small_data_recipe`, for small ViTs trained on small datasets on a CPU (from scratch or from
+the shipped model); benchmarks/time_to_accuracy.py measures it, element by element.
 The trainer knows nothing of ViT: it takes an `nn.Module` mapping images
 (B, C, H, W) to logits (B, K) and a Dataset of (image, label). Another
 pre-training task plugs into the same loop as an `objective` (Section 4.6's
-masked patch prediction: vitlib.mpp).
+masked patch prediction: vitlib.masked_patches).
 
 Deviations from the paper (each is an option whose default is the paper's, except TF32):
 label smoothing and mixup (off by default; the paper uses neither), bf16
@@ -60,11 +62,12 @@ from .batches import DeviceBatches, batch_indices
 from .config import TrainConfig
 from .utils import eval_mode
 
-__all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "lr_at", "evaluate", "train", "make_loader",
-           "build_optimizer", "resolve_device", "resolve_precision", "native_bf16", "read_metrics",
+__all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "small_data_recipe", "lr_at", "evaluate", "train",
+           "make_loader", "build_optimizer", "resolve_device", "resolve_precision", "native_bf16", "read_metrics",
            "NonFiniteLossError", "Objective"]
 
 METRICS_FILE = "metrics.jsonl"
+SMALL_DATA_WARMUP = 0.05  # small_data_recipe's warm-up, as a share of the steps
 
 # A training objective other than classification: (net, images, labels) -> (loss, correct, count), the mean loss
 # of the batch and how many of its `count` predictions were right (`train`'s `objective`).
@@ -110,6 +113,48 @@ def finetune_recipe(**overrides: Any) -> TrainConfig:
     paper = dict(optimizer="sgd", lr=0.03, momentum=0.9, weight_decay=0.0, grad_clip=1.0, schedule="cosine",
                  warmup_steps=500, batch_size=512, steps=10_000)  # steps: Table 4's CIFAR-10 length
     return _recipe(paper, overrides)
+
+
+def small_data_recipe(**overrides: Any) -> TrainConfig:
+    """Beyond the paper: a recipe for small ViTs on small datasets on a CPU, from scratch or from the shipped model.
+
+    The paper pre-trains on 14M-300M images and fine-tunes; trained from scratch on tens of thousands of images, a
+    ViT lags a ResNet unless augmentation and regularization stand in for the data (Steiner et al. 2021, "How to
+    train your ViT?", AugReg). This recipe takes its elements from that literature:
+    - AdamW, lr 1e-3, betas (0.9, 0.999), decoupled weight decay 0.05 (AugReg's Adam with weight decay; Beyer
+      et al. 2022, "Better plain ViT baselines for ImageNet-1k", kept it);
+    - batch 128: Beyer et al. went from 4096 to 1024 and lost nothing; on two cores a smaller batch gives more
+      updates per second of wall time while keeping the cores busy (benchmarks/train_speed.py measures it);
+    - cosine decay after a linear warm-up of 5% of `steps` (Beyer et al.: cosine, a short warm-up);
+    - label smoothing 0.1 (Szegedy et al. 2016, as in DeiT and AugReg);
+    - gradient clipping at global norm 1 (Beyer et al.; the paper's fine-tuning recipe);
+    - precision "auto": bf16 autocast where the CPU or GPU multiplies bf16 natively, for speed
+      (benchmarks/precision_accuracy.py: accuracy kept);
+    - no mixup or CutMix (`mixup_alpha`, `cutmix_alpha` 0), and on the model no dropout or stochastic depth
+      (ViTConfig's defaults): Beyer et al. dropped dropout, and AugReg found that short schedules want less
+      regularization than long ones. Adding mixup or CutMix is an arm of the benchmark.
+    Augmentation belongs to the data, not the trainer: the recipe's is vitlib.data.get_dataset's training default
+    (a random resized crop of 35-100% of the area, and horizontal flips); `augment=False` turns it off. The
+    model-side options of the same papers are ViTConfig fields: `pool="gap"` (global average pooling); fixed 2-D
+    sin-cos position embeddings are not one of vitlib's.
+
+    Every element must earn its place in an ablation row of benchmarks/time_to_accuracy.py: the recipe with that
+    element removed, over seeds, at the same wall-clock budget; RESULTS.md's time-to-accuracy section says what
+    each one bought. `steps` is a placeholder: set it for your budget (the benchmark sizes it from a measured
+    throughput). Unless `warmup_steps` is given (None counts as not given), the warm-up is 5% of `steps`:
+
+    >>> r = small_data_recipe(steps=2000)
+    >>> r.optimizer, r.lr, r.weight_decay, r.batch_size, r.schedule, r.warmup_steps
+    ('adamw', 0.001, 0.05, 128, 'cosine', 100)
+    >>> r.label_smoothing, r.grad_clip, r.precision, r.mixup_alpha, small_data_recipe(warmup_steps=0).warmup_steps
+    (0.1, 1.0, 'auto', 0.0, 0)
+    """
+    recipe = dict(optimizer="adamw", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05, batch_size=128, steps=2000,
+                  schedule="cosine", grad_clip=1.0, label_smoothing=0.1, precision="auto")
+    kw = {**recipe, **overrides}
+    if overrides.get("warmup_steps") is None:
+        kw["warmup_steps"] = round(SMALL_DATA_WARMUP * kw["steps"])
+    return TrainConfig(**kw)
 
 
 def _recipe(paper: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
@@ -516,7 +561,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     stopping: a learning curve that has flattened).
     `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
     cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
-    (vitlib.mpp.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
+    (vitlib.masked_patches.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
     count. With an objective there is no val_set, mixup or label smoothing (they belong to classification).
     """
     device = _select_device(cfg.device)

@@ -38,6 +38,7 @@ from ..train import (
     pretrain_recipe,
     resolve_device,
     resolve_precision,
+    small_data_recipe,
     train,
 )
 from .errors import EXPECTED, UsageError, at_least, blame, device_or_auto
@@ -61,7 +62,7 @@ def add_commands(sub) -> None:
                                    "Under torchrun the same command runs with DistributedDataParallel. Before it "
                                    "starts it prints the images it will see and a time estimate from a couple of "
                                    "timed steps.")
-    p.add_argument("--profile", choices=["smoke", "full"], default="smoke",
+    p.add_argument("--profile", choices=list(pretrain.PROFILES), default="smoke",
                    help="sizes from vitlib.pretrain.PROFILES: smoke (seconds) or full (the shipped model; its run "
                         "time is in RESULTS.md)")
     p.add_argument("--export", metavar="PATH", help="at the end, also write the final weights without optimizer "
@@ -87,6 +88,11 @@ def add_commands(sub) -> None:
     p.add_argument("--img-size", type=at_least(1), required=True, help="input resolution H = W (higher than "
                    "pre-training: E_pos is 2D-interpolated, Section 3.2)")
     p.add_argument("--linear-probe", action="store_true", help="freeze the backbone, train only the new head")
+    p.add_argument("--recipe", choices=["finetune", "small-data"], default="finetune",
+                   help="finetune (default): the paper's fine-tuning recipe, at a batch of "
+                        f"{CPU_FINETUNE_BATCH}; small-data: vitlib.train.small_data_recipe, beyond the paper (AdamW, "
+                        f"weight decay, label smoothing, cosine; batch {small_data_recipe().batch_size}), for a small "
+                        "ViT on a small dataset")
     val_fraction = inspect.signature(get_dataset).parameters["val_fraction"].default
     p.add_argument("--val-fraction", type=float, default=val_fraction, help="the share of each class's training "
                    f"images held out for validation (default {val_fraction})")
@@ -300,15 +306,15 @@ def run_pretrain(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = pretrain.PROFILES[args.profile]
-    dataset = args.dataset or profile["dataset"]
+    dataset = args.dataset or profile.dataset
     if args.model:
         _check_model_name(args.model)
     top = {k: getattr(args, k) for k in ("model", "dataset", "img_size", "in_chans") if getattr(args, k) is not None}
-    opts = dict(profile["data_options"]) if dataset == profile["dataset"] else {}  # fractaldb's options
+    opts = dict(profile.data_options) if dataset == profile.dataset else {}  # fractaldb's options
     opts.update(_fractaldb_options(args, dataset))
     opts.update(_data_kw(args, dataset))
     top["data_options"] = opts
-    if args.model and args.model != profile["model"]:
+    if args.model and args.model != profile.model:
         top["model_overrides"] = {}  # the profile's shrinking applies to its own model only
     overrides = _train_overrides(args)
     if "steps" in overrides:
@@ -336,7 +342,8 @@ def run_finetune(args: argparse.Namespace) -> None:
     """`vitlib finetune`: a checkpoint with a new head at a new resolution (Section 3.2), then vitlib.train.train."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = finetune_recipe(**{"batch_size": CPU_FINETUNE_BATCH, **_train_overrides(args)})
+    cfg = (small_data_recipe(**_train_overrides(args)) if args.recipe == "small-data" else
+           finetune_recipe(**{"batch_size": CPU_FINETUNE_BATCH, **_train_overrides(args)}))
     with blame("--checkpoint"):
         pretrained = load_pretrained(args.checkpoint or "")
     kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed, val_fraction=args.val_fraction,

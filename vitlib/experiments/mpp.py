@@ -3,8 +3,8 @@
 The claim (paper.md, Section 4.6; Appendix B.1.2): masked patch prediction, a BERT-style self-supervision,
 "gives ViT-B/16 79.9% on ImageNet, 2% better than from scratch, 4% behind supervised" pre-training (on JFT).
 In miniature: is the order supervised > self-supervised > scratch the same, and by how much? The objective
-is vitlib.mpp (50% of the patch embeddings corrupted: 80% [mask], 10% another patch, 10% kept; each corrupted
-patch's 3-bit mean colour, 512 classes, predicted from its output token).
+is vitlib.masked_patches (50% of the patch embeddings corrupted: 80% [mask], 10% another patch, 10% kept; each
+corrupted patch's 3-bit mean colour, 512 classes, predicted from its output token).
 
 Design (full profile), fixed before the full run; the protocol is the pos_embed study's (its functions are
 reused: the same model, corpus, budget and evaluation), so that the supervised arm here is that study's
@@ -61,7 +61,7 @@ Notebook 08 draws the figure; RESULTS.md renders the table beside Section 4.6's 
 Deviations from the paper: the scale (ViT-Ti/4 L=4, 30,000 fractals and 32,768 images seen, not ViT-B/16 on
 JFT for 1M steps of 4,096); the recipe of the self-supervised arm (the supervised arm's, not Appendix B.1.2's
 Adam at 2e-4 with cosine decay: the arms then differ by their objective alone); fine-tuning on 2,000
-Fashion-MNIST images, not ImageNet; vitlib.mpp lists the choices the appendix leaves open.
+Fashion-MNIST images, not ImageNet; vitlib.masked_patches lists the choices the appendix leaves open.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ import torch
 
 from ..flops import count_parameters
 from ..markdown import acc_ci, runs_line, seed_by_seed, table
+from ..masked_patches import MaskedPatchPrediction, evaluate_mpp, mpp_objective
 from ..model import VisionTransformer
-from ..mpp import MaskedPatchPrediction, evaluate_mpp, mpp_objective
 from ..paper import SECTION_4_6, SECTION_4_6_NAMES
 from ..stats import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, UNDECIDED, arm_means, compare, seed_mean, welch
 from . import protocol

@@ -1,0 +1,326 @@
+"""Time to accuracy on Fashion-MNIST: how many minutes of a CPU a ViT needs to reach 85% and 90% test accuracy,
+from scratch and from the shipped model, beside the ResNet of the scaling study, and what each element of the
+small-data recipe (vitlib.train.small_data_recipe, beyond the paper) buys.
+
+Every run trains through the library's loop (`vitlib.train.train`) on the 60,000 training images for the same
+wall-clock budget: a few timed steps measure the run's images/s (`vitlib.cli.training.measure`), the schedule
+(its cosine included) is sized to fill `--budget-s` at that speed, and the test set (10,000 images) is evaluated
+at fixed steps along the way (`eval_steps`: evenly spaced, with log-spaced ones before the first). Each point
+records the images seen, the seconds of training so far (evaluations excluded) and the seconds the evaluation
+took, which are timed apart. Nothing is chosen on the test set: the curve is read, and its first crossing of 85%
+and 90% is the time to accuracy (as DAWNBench measures it).
+
+Arms (`--arms`; the default runs the first ten):
+    vit-scratch          (a) the ViT (`--vit`, `--layers`) from scratch, the small-data recipe
+    vit-shipped          (b) the shipped fractal model (vitlib/weights) with a new head, the same recipe: the same
+                         recipe as (a), so that the starting weights are the one difference
+    resnet               (c) the scaling study's BiT-R26x1 w32 (vitlib.experiments.protocol.MODELS), the same recipe
+    no-augmentation ... fp32   the ViT from scratch with one element of the recipe removed (ARMS says which)
+    flip-only, gap, mixup, cutmix   the recipe with one element changed or added, run when asked for by name
+    vit-shipped-paper-recipe   (b) with the paper's fine-tuning recipe (SGD 0.03, no weight decay) at --batch-size
+
+    python benchmarks/time_to_accuracy.py --out figures/time_to_accuracy.json
+    python benchmarks/time_to_accuracy.py --arms vit-scratch resnet --seeds 0 --budget-s 300 --out /tmp/t.json
+    python benchmarks/time_to_accuracy.py --smoke --out /tmp/t_smoke.json     # every arm, tiny: every code path
+
+Runs already in the results file (the same arm and seed) are not run again, so an interrupted benchmark continues
+where it stopped; a file made with another set-up (resolution, model, budget) is refused. The machine's load is
+recorded before and after each run: a time is only a time on a quiet machine. RESULTS.md renders the file
+(vitlib.results.render_time_to_accuracy).
+
+How long: each run is --budget-s of training, plus its evaluations (--evals + 3 passes over the test set), plus
+the set-up and the speed measurement (seconds); the default, ten arms x two seeds, is twenty runs, so at least
+twenty times --budget-s. Split it with --arms (the three arms first, the ablations after): the file collects them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+import vitlib
+from vitlib.cli.training import measure
+from vitlib.data import get_dataset, subset
+from vitlib.experiments.protocol import build_model, vit_name
+from vitlib.experiments.runner import load_rows
+from vitlib.finetune import load_pretrained, prepare_finetune
+from vitlib.flops import count_parameters
+from vitlib.records import machine_load, provenance, save_results
+from vitlib.results import TIME_TO_ACCURACY_GOAL
+from vitlib.train import TrainConfig, finetune_recipe, resolve_device, resolve_precision, small_data_recipe, train
+
+TARGETS = (0.85, 0.90)  # the test accuracies whose first crossing is timed
+BASELINE = "vit-scratch"  # the arm the ablations remove an element from
+RESNET = "BiT-R26x1 w32"  # the scaling study's ResNet
+GUARD = 1.25  # a run stops at its first evaluation past GUARD x the budget (a machine that slowed down)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: where its model starts and what it changes from the small-data recipe: TrainConfig fields
+    (`train`), vitlib.data.get_dataset options of the training set (`data`), ViTConfig fields (`model`). An
+    ablation names the `element` of the recipe it removes (`removes`) or adds (not `removes`)."""
+
+    start: str  # "scratch": a new ViT; "shipped": the shipped fractal model with a new head; "resnet"
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "small-data"  # or "finetune": the paper's fine-tuning recipe (Appendix B.1.1)
+    element: str | None = None
+    removes: bool = True
+
+
+ARMS: dict[str, Arm] = {
+    "vit-scratch": Arm("scratch"),
+    "vit-shipped": Arm("shipped"),
+    "resnet": Arm("resnet"),
+    "no-augmentation": Arm("scratch", data=dict(augment=False), element="augmentation (random resized crop, flips)"),
+    "no-label-smoothing": Arm("scratch", train=dict(label_smoothing=0.0), element="label smoothing 0.1"),
+    "no-weight-decay": Arm("scratch", train=dict(weight_decay=0.0), element="weight decay 0.05"),
+    "constant-lr": Arm("scratch", train=dict(schedule="constant"), element="cosine decay (constant LR instead)"),
+    "no-warmup": Arm("scratch", train=dict(warmup_steps=0), element="linear warm-up"),
+    "no-grad-clip": Arm("scratch", train=dict(grad_clip=None), element="gradient clipping at norm 1"),
+    "fp32": Arm("scratch", train=dict(precision="fp32"), element="precision 'auto' (bf16 where native)"),
+    # run when asked for by name
+    "flip-only": Arm("scratch", data=dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)),
+                     element="random resized crop (flips kept)"),
+    "gap": Arm("scratch", model=dict(pool="gap"), element="global average pooling (instead of the class token)",
+               removes=False),
+    "mixup": Arm("scratch", train=dict(mixup_alpha=0.2), element="mixup 0.2", removes=False),
+    "cutmix": Arm("scratch", train=dict(cutmix_alpha=1.0), element="CutMix 1.0", removes=False),
+    "vit-shipped-paper-recipe": Arm("shipped", recipe="finetune"),
+}
+DEFAULT_ARMS = list(ARMS)[:10]
+# --smoke: a tiny ViT and ResNet, a few hundred images, a few steps of a small batch, few evaluations
+SMOKE = dict(vit=dict(num_layers=1, hidden_size=32, num_heads=2, mlp_size=64), resnet="BiT-R w32 tiny",
+             n_train=256, n_test=128, batch_size=16, images=96, evals=3)
+
+
+class _Clocked(Dataset):
+    """The test set, noting when each pass over it begins (evaluation reads it in order, from index 0), so that the
+    evaluations are timed apart from the training around them."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data, self.started = data, 0.0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, indices: list[int]) -> list:
+        if indices[0] == 0:
+            self.started = time.perf_counter()
+        return self.data.__getitems__(indices)
+
+    def __getitem__(self, i: int):
+        return self.data[i]
+
+
+def planned_steps(budget_s: float, images_per_s: float, batch_size: int) -> int:
+    """The steps that fill `budget_s` seconds at `images_per_s` (at least one).
+
+    >>> planned_steps(1800, 150.0, 128), planned_steps(1, 10.0, 128)
+    (2109, 1)
+    """
+    return max(round(budget_s * images_per_s / batch_size), 1)
+
+
+def eval_steps(steps: int, regular: int) -> tuple[int, ...]:
+    """Where the test set is evaluated besides the end of the run: `regular` evenly spaced points (the last is the
+    end), and before the first of them three log-spaced ones (halving), so that the early curve has points too.
+
+    >>> eval_steps(1200, 6)
+    (25, 50, 100, 200, 400, 600, 800, 1000)
+    >>> eval_steps(6, 3)
+    (1, 2, 4)
+    """
+    first = steps / regular
+    points = {round(first * k) for k in range(1, regular)} | {round(first / 2**k) for k in range(1, 4)}
+    return tuple(sorted(p for p in points if 1 <= p < steps))
+
+
+def reached(points: list[dict], target: float) -> float | None:
+    """The training seconds of the first point at or above `target` test accuracy; None if none is."""
+    return next((p["train_seconds"] for p in points if p["test_accuracy"] >= target), None)
+
+
+def build(arm: Arm, args: argparse.Namespace, num_classes: int) -> tuple[torch.nn.Module, str, str]:
+    """(model, its name, its family) of an arm, initialised under the current torch seed."""
+    if arm.start == "resnet":
+        name = SMOKE["resnet"] if args.smoke else RESNET
+        return build_model(name, args.img_size, num_classes), name, "resnet"
+    if arm.start == "shipped":
+        model = prepare_finetune(load_pretrained(""), num_classes, img_size=args.img_size)
+        return model, f"{vit_name(model)} (shipped, fractal pre-training)", "vit"
+    shape = SMOKE["vit"] if args.smoke else dict(num_layers=args.layers)
+    model = vitlib.create_model(args.vit, img_size=args.img_size, num_classes=num_classes, **shape, **arm.model)
+    pool = " GAP" if model.cfg.pool == "gap" else ""
+    return model, vit_name(model) + pool + (" (smoke)" if args.smoke else ""), "vit"
+
+
+def recipe(arm: Arm, **fields: Any) -> TrainConfig:
+    """The arm's TrainConfig: its recipe with its changes and `fields` (steps, batch, seed, evaluations)."""
+    make = finetune_recipe if arm.recipe == "finetune" else small_data_recipe
+    return make(**{**fields, **arm.train})
+
+
+def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]) -> dict[str, Any]:
+    """One arm and seed: train for the budget, evaluating the test set along the way; the row of the results."""
+    arm = ARMS[name]
+    t_setup = time.perf_counter()
+    train_set = data[name] if arm.data else data["train"]  # an arm that changes the data has its own
+    torch.manual_seed(seed)
+    model, model_name, family = build(arm, args, data["num_classes"])
+    batch = args.batch_size
+    fields = dict(batch_size=batch, seed=seed, progress=False, device=args.device)
+    rate = None
+    if args.images is not None:
+        steps = max(args.images // batch, 1)
+    else:
+        rate, _ = measure(model, train_set, recipe(arm, steps=100, **fields))
+        steps = planned_steps(args.budget_s, rate, batch)
+    cfg = recipe(arm, steps=steps, eval_steps=eval_steps(steps, args.evals), log_every=max(steps // 50, 1),
+                 **fields)
+    test = _Clocked(data["test"])
+    points: list[dict] = []
+    clock = dict(evaluating=0.0)  # seconds spent evaluating so far
+    guard = args.budget_s * GUARD
+
+    def on_eval(step: int, res: dict[str, float]) -> bool:
+        now = time.perf_counter()
+        seconds = test.started - t0 - clock["evaluating"]
+        points.append(dict(step=step, images_seen=step * batch, train_seconds=round(seconds, 2),
+                           eval_seconds=round(now - test.started, 2), test_accuracy=res["accuracy"],
+                           test_loss=res["loss"], test_n=res["n"]))
+        clock["evaluating"] += now - test.started
+        return seconds > guard
+
+    load_before = machine_load()
+    setup_seconds = time.perf_counter() - t_setup
+    t0 = time.perf_counter()
+    train(model, train_set, cfg, val_set=test, on_eval=on_eval)
+    wall = time.perf_counter() - t0
+    load_after = machine_load()
+    made = provenance()
+    accs = [p["test_accuracy"] for p in points]
+    return dict(
+        key=f"{name}/seed{seed}", arm=name, seed=seed, start=arm.start, model=model_name, family=family,
+        params=count_parameters(model), img_size=args.img_size, recipe_name=arm.recipe,
+        recipe=json.loads(json.dumps(dataclasses.asdict(cfg))), data_options=dict(arm.data),
+        model_options=dict(arm.model), ablation=None if arm.element is None else
+        dict(of=BASELINE, element=arm.element, removes=arm.removes),
+        precision_used=resolve_precision(cfg.precision, resolve_device(cfg.device)), images_per_s_measured=rate,
+        planned_steps=steps, images_seen=points[-1]["images_seen"], points=points,
+        reached_s={f"{t:g}": reached(points, t) for t in TARGETS}, final_test_accuracy=accs[-1],
+        best_test_accuracy=max(accs), train_seconds=points[-1]["train_seconds"],
+        eval_seconds=round(clock["evaluating"], 2), wall_seconds=round(wall, 2),
+        setup_seconds=round(setup_seconds, 2), stopped_by_guard=points[-1]["step"] < steps,
+        load=dict(before=load_before, after=load_after, quiet=load_before["quiet"] and load_after["quiet"]),
+        date=made["date"], git_commit=made["git_commit"], device=made["device"])
+
+
+def summary(rows: list[dict]) -> dict[str, dict]:
+    """Per arm: its seeds, and for each target the training seconds at which each seed first reached it (None:
+    never), in seed order."""
+    out: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        arm = out.setdefault(row["arm"], dict(seeds=[], reached_s={f"{t:g}": [] for t in TARGETS}))
+        arm["seeds"].append(row["seed"])
+        for t, s in row["reached_s"].items():
+            arm["reached_s"].setdefault(t, []).append(s)
+    return out
+
+
+def load_data(args: argparse.Namespace, arms: list[str]) -> dict[str, Any]:
+    """The test set and the training sets the arms need: "train" with get_dataset's augmentation, and one per arm
+    that changes the data (all 60,000 training images: no validation split is carved, as nothing is chosen);
+    --smoke: a few hundred of each."""
+    kw = dict(in_chans=3, val_fraction=0.0)
+    test = get_dataset("fashion_mnist", "test", args.img_size, **kw)
+    out = dict(train=get_dataset("fashion_mnist", "train", args.img_size, **kw), test=test,
+               num_classes=test.num_classes)
+    out.update({name: get_dataset("fashion_mnist", "train", args.img_size, **kw, **ARMS[name].data)
+                for name in arms if ARMS[name].data})
+    if args.smoke:
+        out.update({k: subset(v, SMOKE["n_test" if k == "test" else "n_train"], seed=0) for k, v in out.items()
+                    if isinstance(v, Dataset)})
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags (--smoke sets the batch, the images per run and the evaluations of a tiny run)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, choices=list(ARMS), metavar="ARM",
+                    help=f"arms to run (default: {' '.join(DEFAULT_ARMS)}; also: "
+                         f"{' '.join(a for a in ARMS if a not in DEFAULT_ARMS)})")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (default 0 1)")
+    ap.add_argument("--budget-s", type=float, default=float(TIME_TO_ACCURACY_GOAL[1]),
+                    help="seconds of training per run, evaluations excluded: the schedule is sized to fill them at "
+                         f"the measured speed (default {TIME_TO_ACCURACY_GOAL[1]}); a run stops at its first "
+                         f"evaluation past {GUARD} x the budget")
+    ap.add_argument("--images", type=int, help="images per run instead: a fixed schedule, not sized by a measurement "
+                    "(the budget's stop still applies)")
+    ap.add_argument("--vit", default="ViT-Ti/4", help="the ViT of the scratch arms, a vitlib name (default ViT-Ti/4)")
+    ap.add_argument("--layers", type=int, default=6, help="its depth L (default 6, the shipped model's)")
+    ap.add_argument("--img-size", type=int, default=28, help="resolution H = W of every arm (default 28, "
+                    "Fashion-MNIST's own; the shipped model's E_pos is resampled to it)")
+    ap.add_argument("--batch-size", type=int, default=small_data_recipe().batch_size,
+                    help=f"batch size of every arm (default {small_data_recipe().batch_size}, the recipe's)")
+    ap.add_argument("--evals", type=int, default=10, help="evenly spaced test evaluations per run (default 10; "
+                    "three log-spaced ones come before the first)")
+    ap.add_argument("--device", default="auto", help="'auto' (default), 'cpu', 'cuda'")
+    ap.add_argument("--out", type=Path, default=Path("figures/time_to_accuracy.json"),
+                    help="results file (default figures/time_to_accuracy.json); runs already there are skipped")
+    ap.add_argument("--smoke", action="store_true", help="a tiny ViT and ResNet, a few hundred images, a few steps")
+    args = ap.parse_args(argv)
+    if args.evals < 1 or args.budget_s <= 0 or (args.images is not None and args.images < 1):
+        ap.error("--evals and --images must be >= 1, --budget-s > 0")
+    if args.smoke:
+        args.batch_size, args.evals = SMOKE["batch_size"], SMOKE["evals"]
+        args.images = args.images or SMOKE["images"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the arms and seeds missing from --out, rewriting the file after each; the rows of the file."""
+    args = parse_args(argv)
+    setup = dict(dataset="fashion_mnist", img_size=args.img_size, vit=args.vit, layers=args.layers,
+                 budget_s=args.budget_s, images=args.images, batch_size=args.batch_size, evals=args.evals,
+                 smoke=args.smoke)
+    out = args.out.with_suffix(".json")
+    rows = load_rows(out)
+    if rows:
+        old = json.loads(out.read_text())["results"]["setup"]
+        if old != setup:
+            sys.exit(f"time_to_accuracy: {out} holds runs of another set-up ({old}); this one is {setup}: pass "
+                     "another --out")
+    done = {r["key"] for r in rows}
+    todo = [(a, s) for s in args.seeds for a in args.arms if f"{a}/seed{s}" not in done]
+    print(f"time_to_accuracy: {len(todo)} runs to do, {len(args.seeds) * len(args.arms) - len(todo)} already in "
+          f"{out}", file=sys.stderr, flush=True)
+    data = load_data(args, args.arms) if todo else {}
+    command = " ".join(["python benchmarks/time_to_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    for arm, seed in todo:
+        row = run(arm, seed, args, data)
+        rows.append(row)
+        results = dict(setup=setup, targets=list(TARGETS), baseline=BASELINE,
+                       n_train=len(data["train"]), n_test=len(data["test"]), rows=rows, arms=summary(rows))
+        save_results(out, results, command, seconds=sum(r["wall_seconds"] + r["setup_seconds"] for r in rows))
+        times = ", ".join(f"{100 * float(t):.0f}% " + (f"at {s / 60:.1f} min" if s is not None else "never")
+                          for t, s in row["reached_s"].items())
+        print(f"{arm} seed {seed}: {row['model']}, {row['images_seen']:,} images in {row['train_seconds'] / 60:.1f} "
+              f"min (+{row['eval_seconds']:.0f} s evaluating): test accuracy {row['final_test_accuracy']:.4f} "
+              f"(best {row['best_test_accuracy']:.4f}); {times}; quiet {row['load']['quiet']}", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

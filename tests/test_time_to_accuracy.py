@@ -1,0 +1,172 @@
+"""The small-data recipe (beyond the paper) and benchmarks/time_to_accuracy.py: the recipe's values, the benchmark's
+smoke run end to end and resumed, its RESULTS.md section (a ViT that reached the goal and one that did not), and
+`vitlib finetune --recipe`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vitlib.cli.training
+from vitlib.cli import main as cli_main
+from vitlib.config import TrainConfig
+from vitlib.model import VisionTransformer
+from vitlib.records import save_results
+from vitlib.resnet import ResNet
+from vitlib.results import TIME_TO_ACCURACY_GOAL, render_section, render_time_to_accuracy
+from vitlib.train import finetune_recipe, lr_at, small_data_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tta(monkeypatch):
+    """benchmarks/time_to_accuracy.py as a module."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import time_to_accuracy
+
+    return time_to_accuracy
+
+
+def test_small_data_recipe_is_adamw_cosine_label_smoothing_with_a_five_percent_warmup():
+    r = small_data_recipe(steps=1000)
+    assert isinstance(r, TrainConfig)
+    assert (r.optimizer, r.lr, r.weight_decay, r.batch_size, r.schedule) == ("adamw", 1e-3, 0.05, 128, "cosine")
+    assert (r.label_smoothing, r.grad_clip, r.precision, r.mixup_alpha, r.cutmix_alpha) == (0.1, 1.0, "auto", 0, 0)
+    assert r.warmup_steps == 50 and lr_at(50, r) == pytest.approx(1e-3) and lr_at(999, r) < 1e-7
+    assert small_data_recipe(steps=1000, warmup_steps=None).warmup_steps == 50  # None counts as not given
+    assert small_data_recipe(steps=1000, warmup_steps=0).warmup_steps == 0  # given: kept
+    assert small_data_recipe(label_smoothing=0.0, seed=3).label_smoothing == 0.0
+    with pytest.raises(ValueError, match="label_smoothing"):
+        small_data_recipe(label_smoothing=1.5)
+
+
+def test_eval_steps_are_log_spaced_then_even_and_the_budget_sizes_the_schedule(tta):
+    assert tta.eval_steps(1200, 6) == (25, 50, 100, 200, 400, 600, 800, 1000)
+    assert tta.eval_steps(2, 10) == (1,)  # never the last step (the run evaluates there itself), never step 0
+    assert tta.planned_steps(1800, 128.0, 128) == 1800 and tta.planned_steps(0.1, 1.0, 128) == 1
+    points = [dict(train_seconds=s, test_accuracy=a) for s, a in ((10, 0.5), (20, 0.86), (30, 0.84), (40, 0.91))]
+    assert tta.reached(points, 0.85) == 20 and tta.reached(points, 0.90) == 40 and tta.reached(points, 0.95) is None
+
+
+def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys):
+    out = tmp_path / "tta.json"
+    argv = ["--smoke", "--arms", "vit-scratch", "no-label-smoothing", "--seeds", "0", "1", "--out", str(out)]
+    rows = tta.main(argv)
+    record = json.loads(out.read_text())
+    res, prov = record["results"], record["provenance"]
+    assert prov["command"].startswith("python benchmarks/time_to_accuracy.py --smoke") and "git_commit" in prov
+    assert [r["key"] for r in res["rows"]] == ["vit-scratch/seed0", "no-label-smoothing/seed0", "vit-scratch/seed1",
+                                                "no-label-smoothing/seed1"]
+    steps = tta.SMOKE["images"] // tta.SMOKE["batch_size"]
+    for r in rows:
+        pts = r["points"]
+        assert [p["step"] for p in pts] == [*tta.eval_steps(steps, tta.SMOKE["evals"]), steps]
+        assert all(p["images_seen"] == p["step"] * tta.SMOKE["batch_size"] for p in pts)
+        assert all(a["train_seconds"] <= b["train_seconds"] for a, b in zip(pts, pts[1:]))
+        assert all(p["eval_seconds"] >= 0 and p["test_n"] == tta.SMOKE["n_test"] for p in pts)
+        assert r["final_test_accuracy"] == pts[-1]["test_accuracy"] and r["images_seen"] == steps * 16
+        assert r["eval_seconds"] == pytest.approx(sum(p["eval_seconds"] for p in pts), abs=0.05)
+        assert set(r["reached_s"]) == {"0.85", "0.9"} and set(r["load"]) == {"before", "after", "quiet"}
+        assert r["recipe"]["label_smoothing"] == (0.0 if r["arm"] == "no-label-smoothing" else 0.1)
+        assert r["recipe"]["optimizer"] == "adamw" and r["family"] == "vit" and not r["stopped_by_guard"]
+    assert rows[1]["ablation"] == dict(of="vit-scratch", element="label smoothing 0.1", removes=True)
+    assert res["arms"]["vit-scratch"]["seeds"] == [0, 1] and len(res["arms"]["vit-scratch"]["reached_s"]["0.9"]) == 2
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4  # one line per finished run
+    before = out.read_text()
+    assert tta.main(argv) == rows  # resumed: every (arm, seed) is in the file
+    captured = capsys.readouterr()
+    assert captured.out == "" and "0 runs to do, 4 already" in captured.err and out.read_text() == before
+    with pytest.raises(SystemExit, match="another set-up"):
+        tta.main(argv + ["--img-size", "32"])
+
+
+def test_budget_sized_run_measures_its_speed_first(tta, tmp_path):
+    args = tta.parse_args(["--smoke", "--arms", "resnet", "--out", str(tmp_path / "t")])
+    args.images, args.budget_s = None, 0.5  # the budget, not a fixed schedule
+    row = tta.run("resnet", 0, args, tta.load_data(args, args.arms))
+    assert row["images_per_s_measured"] > 0 and row["family"] == "resnet"
+    assert row["planned_steps"] == tta.planned_steps(0.5, row["images_per_s_measured"], tta.SMOKE["batch_size"])
+    assert row["stopped_by_guard"] == (row["points"][-1]["step"] < row["planned_steps"])
+
+
+def test_arms_build_the_vit_the_shipped_model_and_the_scaling_studys_resnet(tta, tmp_path):
+    args = tta.parse_args(["--out", str(tmp_path / "t")])
+    vit, name, family = tta.build(tta.ARMS["vit-scratch"], args, 10)
+    shipped, shipped_name, _ = tta.build(tta.ARMS["vit-shipped"], args, 10)
+    resnet, resnet_name, resnet_family = tta.build(tta.ARMS["resnet"], args, 10)
+    assert isinstance(vit, VisionTransformer) and isinstance(shipped, VisionTransformer) and isinstance(resnet, ResNet)
+    assert (name, family, resnet_name, resnet_family) == ("ViT-Ti/4 L=6", "vit", "BiT-R26x1 w32", "resnet")
+    assert shipped.cfg == vit.cfg and shipped_name.startswith("ViT-Ti/4 L=6 (shipped")  # only the weights differ
+    assert vit.cfg.img_size == 28 and tta.build(tta.ARMS["gap"], args, 10)[0].cfg.pool == "gap"
+    assert tta.recipe(tta.ARMS["vit-shipped-paper-recipe"], steps=100) == finetune_recipe(steps=100)
+    assert tta.recipe(tta.ARMS["no-warmup"], steps=100).warmup_steps == 0
+    removed = [a for a in tta.DEFAULT_ARMS if tta.ARMS[a].element]
+    assert all(tta.ARMS[a].start == "scratch" and tta.ARMS[a].removes for a in removed) and len(removed) == 7
+
+
+# --- RESULTS.md ------------------------------------------------------------------------------------------------------
+
+def _row(arm: str, seed: int, curve: list[tuple[float, float]], family: str = "vit", start: str = "scratch",
+         ablation: dict | None = None) -> dict:
+    """A synthetic row: `curve` is [(train seconds, test accuracy)]."""
+    points = [dict(step=i + 1, images_seen=128 * (i + 1), train_seconds=s, eval_seconds=20.0, test_accuracy=a,
+                   test_n=10000) for i, (s, a) in enumerate(curve)]
+    first = {f"{t:g}": next((s for s, a in curve if a >= t), None) for t in (0.85, 0.9)}
+    return dict(key=f"{arm}/seed{seed}", arm=arm, seed=seed, start=start, family=family, model=f"{arm} model",
+                params=2_690_698, points=points, reached_s=first, final_test_accuracy=curve[-1][1],
+                best_test_accuracy=max(a for _, a in curve), images_seen=points[-1]["images_seen"],
+                train_seconds=curve[-1][0], ablation=ablation, load=dict(quiet=True))
+
+
+def _results(top: float) -> dict:
+    ab = dict(of="vit-scratch", element="label smoothing 0.1", removes=True)
+    rows = [_row("vit-scratch", 0, [(600, 0.80), (1200, 0.87), (1750, top)]),
+            _row("vit-scratch", 1, [(600, 0.81), (1200, 0.86), (1760, top - 0.002)]),
+            _row("no-label-smoothing", 0, [(600, 0.79), (1200, 0.84), (1750, 0.85)], ablation=ab),
+            _row("no-label-smoothing", 1, [(600, 0.78), (1200, 0.84), (1750, 0.852)], ablation=ab),
+            _row("resnet", 0, [(600, 0.88), (1200, 0.90), (1790, 0.92)], family="resnet", start="resnet")]
+    return dict(setup=dict(img_size=28, budget_s=1800.0, images=None), targets=[0.85, 0.9], baseline="vit-scratch",
+                n_train=60000, n_test=10000, rows=rows)
+
+
+def test_renderer_says_whether_a_vit_reached_the_goal():
+    goal = f"{100 * TIME_TO_ACCURACY_GOAL[0]:.1f}% Fashion-MNIST test accuracy within {TIME_TO_ACCURACY_GOAL[1]:,} s"
+    yes = render_time_to_accuracy(_results(0.91), {})
+    assert f"**A ViT reached {goal} of training**: `vit-scratch` seed 0 after 29.2 min, `vit-scratch` seed 1 " \
+           "after 29.3 min." in yes
+    no = render_time_to_accuracy(_results(0.88), {})
+    assert f"**No ViT reached {goal} of training**: the highest by then, from scratch 88.0% (`vit-scratch` seed 0, " \
+           "after 29.2 min)." in no
+    assert "The ResNet at the same time: 92.0% (1 seed)." in no
+    # the minutes to each target per seed, and what label smoothing bought over two seeds a side (Welch)
+    assert "| `vit-scratch` | vit-scratch model (2.69M) | 0, 1 | 87.9% [87.8%, 88.0%] |" in no
+    assert "| 20.0, 20.0 | never, never |" in no and "| `resnet` | resnet model (2.69M) | 0 | 92.0% |" in no
+    assert "| `vit-scratch` | - | 80.5% | 80.5% | 86.5% | 86.5% | 87.9% |" in no  # the curve, by fifths of the budget
+    line = next(ln for ln in no.splitlines() if ln.startswith("| label smoothing 0.1"))
+    assert "| yes | 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in line
+    assert line.endswith("| helped |")
+    one_seed = _results(0.88)
+    one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
+    assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
+
+
+def test_renderer_is_results_mds_section_for_the_file(tmp_path):
+    save_results(tmp_path / "time_to_accuracy", _results(0.91), "python benchmarks/time_to_accuracy.py")
+    text = render_section("time_to_accuracy", tmp_path)
+    assert text.startswith("## A ViT on a CPU: time to accuracy on Fashion-MNIST")
+    assert "**A ViT reached" in text and "Made by `python benchmarks/time_to_accuracy.py`" in text
+
+
+def test_finetune_recipe_flag_picks_the_small_data_recipe(monkeypatch):
+    seen = []
+    monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
+    base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50", "--no-estimate"]
+    cli_main(base)
+    cli_main(base + ["--recipe", "small-data"])
+    cli_main(base + ["--recipe", "small-data", "--batch-size", "64", "--label-smoothing", "0"])
+    assert seen[0] == finetune_recipe(steps=50, batch_size=vitlib.cli.training.CPU_FINETUNE_BATCH)  # the default
+    assert seen[1] == small_data_recipe(steps=50)
+    assert seen[2] == small_data_recipe(steps=50, batch_size=64, label_smoothing=0.0)
+    with pytest.raises(SystemExit):
+        cli_main(base + ["--recipe", "paper"])
