@@ -63,7 +63,7 @@ def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_
     v1 = json.loads((records.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
     now = json.loads((records.FIGURES_DIR / "finetune_results.json").read_text())["results"]
     text = results.budget_comparison()
-    assert "too small a budget" in text and "shipped now" in text
+    assert "first shipped" in text and "shipped now" in text
     assert f"{v1['data']['images_seen']:,}" in text  # pre-training budgets, from the model records
     assert f"{json.loads(results.SHIPPED_JSON.read_text())['extra']['data']['images_seen']:,}" in text
     for ft in (v1["runs"]["finetune_results"]["results"], now):  # the same protocol, each model's own run
@@ -71,6 +71,21 @@ def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_
     d = v1["runs"]["fig7_inside_vit"]["results"]  # Fig. 7 of the first model, kept from its run
     t = depth_trend(d["mean_attention_distance_px"], d["uniform_attention_px"])
     assert f"{t['answer']}: Spearman {t['spearman']:+.2f}" in text
+
+
+def test_budget_comparison_names_every_difference_and_decides_nothing_from_one_run():
+    """More than the budget changed between the two models: the text names each design row that differs, read from
+    the files, and every accuracy comparison (one run an arm) is undecided."""
+    v1 = json.loads((records.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
+    now = json.loads(results.SHIPPED_JSON.read_text())["config"]
+    text = results.budget_comparison()
+    assert v1["config"]["patch_size"] != now["patch_size"] and v1["config"]["num_layers"] != now["num_layers"]
+    assert ("the models differ in pre-training images seen, patch size P, depth L, fractal categories and "
+            "pre-training corpus (images)") in text
+    assert f"| patch size P | {v1['config']['patch_size']} | {now['patch_size']} |" in text
+    cells = [line for line in text.splitlines() if "pre-trained vs" in line]
+    assert len(cells) == 2 and all(line.count("one run each: undecided") == 2 for line in cells)
+    assert "variable that changed" not in results.render_section("shipped_model_v1_too_small_budget")
 
 
 def test_the_studies_results_files_are_named_once():
@@ -82,19 +97,20 @@ def test_the_studies_results_files_are_named_once():
 def test_readme_block_and_transfer_section_say_what_has_not_run(tmp_path):
     for stem in ("shipped_model_v1_too_small_budget", "finetune_results"):
         shutil.copy(records.FIGURES_DIR / f"{stem}.json", tmp_path)
-    rows = [dict(key=f"fewshot/{arm}/a/s0", kind="fewshot", arm=arm, dataset="a", size=10, seed=0, n_train=10,
-                 resolution=None, img_size=32, load=dict(quiet=True), metrics={"1shot": acc, "test_n": 1000})
-            for arm, acc in (("pre-trained", 0.6), ("random", 0.3))]
-    config = dataclasses.asdict(transfer.Config(datasets=("a",), sizes=(10,), seeds=(0,), shots=(1,),
+    rows = [dict(key=f"fewshot/{arm}/a/s{seed}", kind="fewshot", arm=arm, dataset="a", size=10, seed=seed,
+                 n_train=10, resolution=None, img_size=32, load=dict(quiet=True),
+                 metrics={"1shot": acc + 0.01 * seed, "test_n": 1000})
+            for seed in (0, 1) for arm, acc in (("pre-trained", 0.6), ("random", 0.3))]
+    config = dataclasses.asdict(transfer.Config(datasets=("a",), sizes=(10,), seeds=(0, 1), shots=(1,),
                                                 ablation_dataset="a", ablation_size=10))
     records.save_results(tmp_path / "transfer", dict(study="transfer", profile="full", config=config, rows=rows,
                                                      todo=4))
     block = results.render_readme_results(tmp_path)
-    assert "| pre-trained ahead in 1 of 1 | reproduced so far |" in block  # few-shot: one comparison of one
+    assert "| pre-trained ahead over seeds in 1 of 1 | reproduced |" in block  # few-shot: its one comparison
     assert "| planned: 1, none run yet | not yet run |" in block  # fine-tuning
     lines = results.budget_comparison(tmp_path).splitlines()  # the first model's Fig. 7, not the shipped one's: "-"
     assert any(line.startswith("| E_pos similarity") and line.endswith(" | - |") for line in lines)
     section = results.render_section("transfer", tmp_path, figure=False)
-    assert "Does pre-training pay here? yes so far" in section and "2 runs (2 on a quiet machine); 4 still" in section
+    assert "Does pre-training pay here? yes so far" in section and "4 runs (4 on a quiet machine); 4 still" in section
     assert "fine-tuned, pre-trained against scratch (Section 3.2): **not yet run**" in section
-    assert "**reproduced**" in section and "| `a` | pre-trained | 60.0%" in section
+    assert "**reproduced**" in section and "| `a` | pre-trained | 60.5%" in section

@@ -1,5 +1,6 @@
 """Markdown building blocks of RESULTS.md and the README: percentages, tables, accuracies with their intervals,
-the words of a comparison, the provenance line, and the seed-by-seed sentence of the ablations.
+the words of a comparison and the difference of two arms over seeds, the provenance line, and the seed-by-seed
+sentence of the ablations.
 
 Deviations from the paper: none (nothing here is in the paper).
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stats import fewest_seeds, seed_order, separation_chance
+from .stats import fewest_seeds, seed_order, separation_chance, welch
 
-__all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "runs_line", "shot_metric", "seed_by_seed"]
+__all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "difference", "reading", "compared", "runs_line",
+           "shot_metric", "seed_by_seed"]
 
 # compare()'s answer in words, a against b (Welch's t over seeds, vitlib.stats.compare); "not told apart" is not
 # "the same" (that is vitlib.stats.equivalent's question)
@@ -45,6 +47,45 @@ def acc_ci(s: dict[str, Any] | None) -> str:
         return "-"
     spread = f"; seeds {100 * s['low']:.1f}-{100 * s['high']:.1f}" if s["seeds"] > 1 else ""
     return f"{100 * s['mean']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}{spread}]"
+
+
+def difference(a: list[float], b: list[float]) -> str:
+    """The mean of seeds a minus the mean of seeds b, its 95% interval and p (Welch's t, vitlib.stats.welch), in
+    points; without seed variance (an arm with one seed, or no spread) it says so.
+
+    >>> difference([0.60, 0.62, 0.61], [0.50, 0.52, 0.51])
+    '+10.0 points [95% interval +7.7, +12.3; p < 0.01]'
+    >>> difference([0.60], [0.50, 0.52])
+    '+9.0 points (one seed: undecided)'
+    """
+    w = welch(a, b)
+    if w["p"] is None:
+        return f"{100 * w['diff']:+.1f} points ({'one seed' if min(len(a), len(b)) < 2 else 'no spread'}: undecided)"
+    p = "p < 0.01" if w["p"] < 0.01 else f"p {w['p']:.2f}"
+    return f"{100 * w['diff']:+.1f} points [95% interval {100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}; {p}]"
+
+
+def reading(side: int | None, seeds: int, margin: float) -> str:
+    """A comparison in words (vitlib.experiments.protocol.side: +1, -1, 0 level, None), `seeds` the fewer of the two
+    arms' seeds.
+
+    >>> reading(1, 3, 0.02), reading(0, 3, 0.02), reading(None, 3, 0.02), reading(None, 1, 0.02)
+    ('ahead', 'level within 2 points', 'not told apart over seeds', 'one seed: undecided')
+    """
+    if side is None:
+        return "one seed: undecided" if seeds < 2 else VERSUS[0]
+    return {1: "ahead", -1: "behind", 0: f"level within {100 * margin:.0f} points"}[side]
+
+
+def compared(side: int | None, a: list[float], b: list[float], margin: float) -> str:
+    """'ahead, +10.0 points [95% interval ...; p ...]': a comparison's `reading` and its `difference`, seeds a
+    against seeds b (the difference alone when it says "one seed: undecided").
+
+    >>> compared(None, [0.60], [0.50, 0.52], 0.02)
+    '+9.0 points (one seed: undecided)'
+    """
+    diff = difference(a, b)
+    return diff if diff.endswith(": undecided)") else f"{reading(side, min(len(a), len(b)), margin)}, {diff}"
 
 
 def runs_line(rows: list[dict], r: dict) -> str:

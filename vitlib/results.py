@@ -24,7 +24,7 @@ from .experiments import STUDIES
 from .finetune import SHIPPED
 from .markdown import made_by, pct, table
 from .records import FIGURES_DIR, ROOT, load_results
-from .stats import wilson_interval
+from .stats import ALPHA, group, welch, wilson_interval
 from .utils import atomic_write
 
 __all__ = ["RENDERERS", "budget_comparison", "render_section", "render_results_md", "write_results_md",
@@ -81,9 +81,11 @@ def _finetune_protocol_section(r: dict, p: dict) -> str:
     pairs = [(ft[f"pre-trained@{x}"]["test_accuracy"], ft[f"scratch@{x}"]["test_accuracy"]) for x in res
              if f"pre-trained@{x}" in ft]
     if pairs:
-        verdict = ("helped at every resolution" if all(a > b for a, b in pairs) else
-                   "hurt at every resolution" if all(a < b for a, b in pairs) else "helped at some resolutions only")
-        text += f"\n\nAgainst the same architecture from scratch, pre-training {verdict}."
+        above = ("above scratch at every resolution" if all(a > b for a, b in pairs) else
+                 "below scratch at every resolution" if all(a < b for a, b in pairs) else
+                 "above scratch at some resolutions only")
+        text += (f"\n\nThe pre-trained model is {above}, one run each: undecided (no seed variance to test "
+                 "against; the transfer study asks the same over seeds).")
     seconds = [v["seconds"] for v in ft.values() if v.get("seconds") is not None]
     if seconds:
         text += "\n\nSeconds per fine-tuning run: " + ", ".join(f"{s:.0f}" for s in seconds) + "."
@@ -186,25 +188,29 @@ def _data_throughput_section(r: dict, p: dict) -> str:
     return text + ("\n\n" + r["notes"] if r.get("notes") else "")
 
 
-def _one_seed(acc: float, n: int) -> dict[str, Any]:
-    """One run's accuracy on n test images as a point with its 95% Wilson interval (the shape `compare` reads;
-    one seed, so `compare` cannot tell it apart from anything)."""
-    return dict(mean=acc, ci95=wilson_interval(round(acc * n), n), values=[acc])
-
-
 def _versus(a: float, b: float, n: int) -> str:
-    pa, pb = _one_seed(a, n), _one_seed(b, n)
-    word = "one run each, seed variance unknown: undecided"
-    return (f"{pct(a)} [{100 * pa['ci95'][0]:.1f}, {100 * pa['ci95'][1]:.1f}] vs {pct(b)} "
-            f"[{100 * pb['ci95'][0]:.1f}, {100 * pb['ci95'][1]:.1f}]: {word}")
+    """'a% [95% interval] vs b% [...]: one run each: undecided': two single runs on n test images. The Wilson
+    intervals hold the test images' sampling only; with one run an arm there is no seed variance to test against."""
+    ca, cb = wilson_interval(round(a * n), n), wilson_interval(round(b * n), n)
+    return (f"{pct(a)} [{100 * ca[0]:.1f}, {100 * ca[1]:.1f}] vs {pct(b)} [{100 * cb[0]:.1f}, {100 * cb[1]:.1f}]: "
+            "one run each: undecided")
 
 
-def _model_column(pretrain: dict, seconds: float | None, quiet: bool | None,
+# The rows of `budget_comparison` that describe a model's design and pre-training: where the columns differ in more
+# than one of them, no difference in the other rows can be put down to one of them alone.
+DESIGN = ("pre-training images seen", "patch size P", "depth L", "fractal categories", "pre-training corpus (images)")
+
+
+def _model_column(pretrain: dict, config: dict, seconds: float | None, quiet: bool | None,
                   runs: dict[str, dict | None]) -> dict[str, str]:
-    """One model's column of `budget_comparison`: {measure: text}, '-' where its results file is missing."""
+    """One model's column of `budget_comparison`: {measure: text}, '-' where its results file is missing;
+    `config` is the model's ViTConfig as a dict."""
     data, val = pretrain["data"], pretrain.get("final_val") or {}
     col = {"pre-training images seen": f"{data['images_seen']:,}",
-           "fractal categories x images": f"{data['num_classes']} x {data['images_per_class']:,}",
+           "patch size P": str(config["patch_size"]),
+           "depth L": str(config["num_layers"]),
+           "fractal categories": str(data["num_classes"]),
+           "pre-training corpus (images)": f"{data['num_classes'] * data['images_per_class']:,}",
            "pre-training validation accuracy (chance)": f"{pct(val.get('accuracy', math.nan))} "
                                                          f"({pct(1 / data['num_classes'])})",
            "pre-training wall time": "-" if seconds is None else f"{seconds / 60:.0f} min"
@@ -236,8 +242,10 @@ def _model_column(pretrain: dict, seconds: float | None, quiet: bool | None,
 
 
 def budget_comparison(folder: str | os.PathLike = FIGURES_DIR) -> str:
-    """The first shipped model ("too small a budget") beside the one shipped now, measure by measure, so that the
-    pre-training budget reads as the variable that changed: pre-training (the model JSONs), fine-tuning and
+    """The first shipped model (its results file: "too small a budget") beside the one shipped now, measure by
+    measure. Not a budget ablation: the two differ in every DESIGN row that the table shows apart (the text names
+    them), so no difference below those rows can be put down to the budget alone; each accuracy is one run, so
+    every comparison is undecided. The measures: pre-training (the model JSONs), fine-tuning and
     few-shot under notebook 04's earlier one-seed protocol (folder/finetune_results.json; the first model's copy in
     folder/shipped_model_v1_too_small_budget.json), and Section 4.5's measures (folder/fig7_inside_vit.json,
     folder/fig6_attention_rollout.json). Accuracies carry 95% Wilson intervals; the attention trend is
@@ -245,8 +253,8 @@ def budget_comparison(folder: str | os.PathLike = FIGURES_DIR) -> str:
     folder = Path(folder)
     v1 = load_results("shipped_model_v1_too_small_budget", folder)
     old = v1["results"]
-    columns = {f"{old['model']} L={old['config']['num_layers']}: too small a budget": _model_column(
-        old, v1["provenance"].get("seconds"), v1["provenance"].get("machine_quiet"),
+    columns = {f"{old['model']} L={old['config']['num_layers']}: first shipped": _model_column(
+        old, old["config"], v1["provenance"].get("seconds"), v1["provenance"].get("machine_quiet"),
         {k: x["results"] for k, x in old.get("runs", {}).items()})}
     shipped = json.loads(SHIPPED_JSON.read_text()) if SHIPPED_JSON.exists() else None
     if shipped is not None:
@@ -258,23 +266,35 @@ def budget_comparison(folder: str | os.PathLike = FIGURES_DIR) -> str:
                 runs[stem] = found
         name = f"{shipped['extra']['spec']['model']} L={shipped['config']['num_layers']}: shipped now"
         made = shipped["extra"].get("provenance", {})
-        columns[name] = _model_column(shipped["extra"], made.get("seconds"), made.get("machine_quiet"), runs)
+        columns[name] = _model_column(shipped["extra"], shipped["config"], made.get("seconds"),
+                                      made.get("machine_quiet"), runs)
     measures = list(dict.fromkeys(m for col in columns.values() for m in col))
+    differ = [m for m in DESIGN if len({col.get(m) for col in columns.values()}) > 1]
     ft = old.get("runs", {}).get("finetune_results", {}).get("results")
     note = (f"Fine-tuning and few-shot: `{ft['dataset']}`, {ft['n_train']:,} training and {ft['n_test']:,} test "
             f"images, {ft['steps']} SGD steps of {ft['batch_size']}, at {ft['pretrain_resolution']} px, one seed "
             "(notebook 04's earlier protocol, the same for both models; the transfer study below replaced it). "
             if ft else "")
+    confounded = (f"Not a budget ablation: the models differ in {_and(differ)}, so no difference in the rows below "
+                  "those can be put down to the pre-training budget alone. " if len(differ) > 1 else "")
     return (table(["measure"] + list(columns), [[m] + [col.get(m, "-") for col in columns.values()]
                                                  for m in measures])
-            + "\n\n" + note + "Brackets: 95% intervals (Wilson for accuracies; bootstrap over heads for the attention "
-            f"trend, whose \"grows\" needs a rise of at least {MIN_RISE:.0%} of uniform attention's distance).")
+            + "\n\n" + confounded + note + "Each accuracy is one run: with no seed variance to test against, every "
+            "comparison is undecided. Brackets: 95% intervals (Wilson for accuracies, the test images' sampling only; "
+            "bootstrap over heads for the attention trend, whose \"grows\" needs a rise of at least "
+            f"{MIN_RISE:.0%} of uniform attention's distance).")
+
+
+def _and(words: list[str]) -> str:
+    """'a, b and c'."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def _budget_section(r: dict, p: dict) -> str:
-    """The first shipped model ("too small a budget") beside the one shipped now: the budget is what changed."""
-    return ("The row \"too small a budget\": the first shipped model, kept beside the one shipped now so that the "
-            f"pre-training budget reads as the variable that changed. Its weights: {r['weights']}; its runs after "
+    """The first shipped model beside the one shipped now (`budget_comparison`): more than the budget changed."""
+    return ("The column \"first shipped\": the first shipped model, kept beside the one shipped now. More than the "
+            "pre-training budget changed between them (the table's design rows), so the comparison shows where the "
+            f"project started, not what the budget alone does. Its weights: {r['weights']}; its runs after "
             "pre-training (fine-tuning, Fig. 6, Fig. 7) are kept in this file under `runs`, each with its provenance."
             "\n\n" + budget_comparison())
 
@@ -306,12 +326,128 @@ def _precision_section(r: dict, p: dict) -> str:
     return text
 
 
+# The goal of benchmarks/time_to_accuracy.py, a ViT that works on a laptop CPU: this Fashion-MNIST test accuracy
+# within this many seconds of training on a quiet 2-core CPU; the benchmark's default budget.
+TIME_TO_ACCURACY_GOAL = (0.90, 1800)
+
+
+def _at_most(points: list[dict], seconds: float) -> dict | None:
+    """The last point of a test curve at or before `seconds` of training; None before the first."""
+    return next((q for q in reversed(points) if q["train_seconds"] <= seconds), None)
+
+
+def _mean_range(values: list[float]) -> str:
+    """'mean% [lowest, highest]' of seeds' accuracies, the mean alone for one seed."""
+    mean = sum(values) / len(values)
+    return pct(mean) + (f" [{pct(min(values))}, {pct(max(values))}]" if len(values) > 1 else "")
+
+
+def _bought(with_: list[float], without: list[float]) -> list[str]:
+    """The cells 'with minus without [95% CI], p' and the verdict of an element, Welch's t over seeds."""
+    w = welch(with_, without)
+    if w["p"] is None:
+        return [f"{100 * w['diff']:+.1f} points", "fewer than 2 seeds a side: undecided"]
+    verdict = ("not told apart over seeds" if w["p"] >= ALPHA else "helped" if w["diff"] > 0 else "hurt")
+    return [f"{100 * w['diff']:+.1f} points [{100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}], p = {w['p']:.2g}",
+            verdict]
+
+
+def render_time_to_accuracy(r: dict, p: dict) -> str:
+    """figures/time_to_accuracy.json (benchmarks/time_to_accuracy.py): per arm the test accuracy at the end of the
+    budget, the best point of its test curve, the minutes each seed needed to reach each target, the curve itself
+    at fractions of the budget; what each element of the small-data recipe bought (Welch over seeds); and whether
+    a ViT reached TIME_TO_ACCURACY_GOAL, with the ResNet at the same budget beside it."""
+    rows, setup = r["rows"], r["setup"]
+    if not rows:
+        return "No runs yet."
+    targets = [f"{t:g}" for t in r["targets"]]
+    arms = group(sorted(rows, key=lambda x: x["seed"]), "arm")
+    budget = setup["budget_s"]
+    quiet = sum(bool(x["load"]["quiet"]) for x in rows)
+    text = (f"Fashion-MNIST at {setup['img_size']} px: {r['n_train']:,} training images, test accuracy on "
+            f"{r['n_test']:,} test images along each run; " +
+            (f"{setup['images']:,} images per run" if setup.get("images") else
+             f"each run's schedule sized to fill {budget / 60:.0f} minutes of training at its measured speed") +
+            " (minutes below: training only; the evaluations were timed apart). Arms other than the ResNet are "
+            f"ViTs; the ablations are `{r['baseline']}` with one element of the recipe (vitlib.train."
+            f"small_data_recipe, beyond the paper) removed or added. {len(rows)} runs, {quiet} on a quiet machine.")
+    head = (["arm", "model (parameters)", "seeds", "test accuracy at the end", "best point of the test curve"]
+            + [f"minutes to {100 * float(t):.0f}%, per seed" for t in targets]
+            + ["images seen (mean)", "minutes of training (mean)"])
+    body = []
+    for (arm,), g in arms.items():
+        times = [", ".join("never" if x["reached_s"].get(t) is None else f"{x['reached_s'][t] / 60:.1f}" for x in g)
+                 for t in targets]
+        body.append([f"`{arm}`", f"{g[0]['model']} ({g[0]['params'] / 1e6:.2f}M)", ", ".join(str(x["seed"]) for x in g),
+                     _mean_range([x["final_test_accuracy"] for x in g]),
+                     _mean_range([x["best_test_accuracy"] for x in g])] + times
+                    + [f"{sum(x['images_seen'] for x in g) / len(g):,.0f}",
+                       f"{sum(x['train_seconds'] for x in g) / len(g) / 60:.1f}"])
+    text += "\n\n" + table(head, body)
+    span = max(x["train_seconds"] for x in rows) if setup.get("images") else budget  # a fixed schedule: its length
+    marks = [span * k / 6 for k in range(1, 7)]
+    curve = []
+    for (arm,), g in arms.items():
+        cells = []
+        for m in marks:
+            seen = [q["test_accuracy"] for q in (_at_most(x["points"], m) for x in g) if q is not None]
+            cells.append(pct(sum(seen) / len(seen)) if seen else "-")
+        curve.append([f"`{arm}`"] + cells)
+    text += ("\n\nThe curves: mean test accuracy over seeds at the last evaluation by each time.\n\n"
+             + table(["arm"] + [f"by {m / 60:.3g} min" for m in marks], curve))
+    base = arms.get((r["baseline"],))
+    ablations = [(arm, g) for (arm,), g in arms.items() if g[0].get("ablation")]
+    if base and ablations:
+        base_acc = [x["final_test_accuracy"] for x in base]
+        lines = []
+        for arm, g in ablations:
+            ab, acc = g[0]["ablation"], [x["final_test_accuracy"] for x in g]
+            with_, without = (base_acc, acc) if ab["removes"] else (acc, base_acc)
+            lines.append([ab["element"], f"`{arm}`", "yes" if ab["removes"] else "no: the arm adds it",
+                          _mean_range(with_), _mean_range(without)] + _bought(with_, without))
+        text += (f"\n\nWhat each element bought: test accuracy at the end of the same budget with and without it "
+                 f"(`{r['baseline']}` against the arm), Welch's t over seeds (95% interval; verdict at p < "
+                 f"{ALPHA}).\n\n"
+                 + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict"],
+                         lines))
+    return text + "\n\n" + _goal_sentence(rows)
+
+
+def _goal_sentence(rows: list[dict]) -> str:
+    """Did a ViT reach TIME_TO_ACCURACY_GOAL? Yes with who and when, or how far the ViTs got by then; the ResNet
+    at the same time beside it."""
+    acc, seconds = TIME_TO_ACCURACY_GOAL
+    goal = f"{pct(acc)} Fashion-MNIST test accuracy within {seconds:,} s of training"
+    vits = [x for x in rows if x["family"] == "vit"]
+    hits = [(x["reached_s"].get(f"{acc:g}"), x) for x in vits]
+    hits = sorted(((s, x) for s, x in hits if s is not None and s <= seconds), key=lambda h: h[0])
+    if hits:
+        text = f"**A ViT reached {goal}**: " + ", ".join(
+            f"`{x['arm']}` seed {x['seed']} after {s / 60:.1f} min"
+            + ("" if x["load"]["quiet"] else " (machine not quiet)") for s, x in hits) + "."
+    else:
+        best: dict[str, tuple[float, float, dict]] = {}  # start ("scratch", "shipped") -> its highest point by then
+        for x in vits:
+            for q in x["points"]:
+                if q["train_seconds"] <= seconds and q["test_accuracy"] > best.get(x["start"], (-1.0,))[0]:
+                    best[x["start"]] = (q["test_accuracy"], q["train_seconds"], x)
+        text = f"**No ViT reached {goal}**" + (": the highest by then, " + "; ".join(
+            f"{'from scratch' if start == 'scratch' else 'from the shipped model'} {pct(a)} (`{x['arm']}` seed "
+            f"{x['seed']}, after {s / 60:.1f} min)" for start, (a, s, x) in sorted(best.items()))
+            + "." if best else ": no ViT run has a test point within that time.")
+    resnet = [q for x in rows if x["family"] == "resnet" if (q := _at_most(x["points"], seconds)) is not None]
+    if resnet:
+        text += (f" The ResNet at the same time: {_mean_range([q['test_accuracy'] for q in resnet])} "
+                 f"({len(resnet)} seed{'s' * (len(resnet) > 1)}).")
+    return text
+
+
 # --- RESULTS.md -----------------------------------------------------------------------------------------------------
 
 _OWN: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "pretrain_fractal_vit": ("Pre-training on FractalDB-style fractals (notebook 03)", _pretraining_section),
-    "shipped_model_v1_too_small_budget": ("The pre-training budget: first shipped model against today's",
-                                          _budget_section),
+    "shipped_model_v1_too_small_budget": ("The first shipped model against today's: budget, patch size, depth, "
+                                          "categories and corpus size all differ", _budget_section),
     "finetune_results": ("Fine-tuning, the earlier one-seed protocol (notebook 04 before the transfer study)",
                          _finetune_protocol_section),
     "fig6_attention_rollout": ("Fig. 6: attention rollout (notebook 06)", _fig6_section),
@@ -329,6 +465,8 @@ _OWN: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "train_speed_compiled": ("Training speed with torch.compile (`benchmarks/train_speed.py`, its command below)",
                              _train_speed_section),
     "precision_accuracy": ("Does bf16 keep accuracy? (`benchmarks/precision_accuracy.py`)", _precision_section),
+    "time_to_accuracy": ("A ViT on a CPU: time to accuracy on Fashion-MNIST (`benchmarks/time_to_accuracy.py`)",
+                         render_time_to_accuracy),
 }
 # RESULTS.md's order: the sections above, then the studies' files (full profile, figures, other profiles); a file
 # not named here follows, alphabetically

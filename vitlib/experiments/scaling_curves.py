@@ -64,7 +64,10 @@ The design (written before the first row of `full`, from the pilot):
   (`--limit 1`); the long rows carry their machine load.
 
 Budget in images seen: full at most 2^20 a run, 19 runs (18 + CutMix), at most 19.9M images, about 19 hours
-on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu at most 2^24 a run.
+on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu 27 runs of at most 2^24 (16.8M)
+images, about 450M in all: estimated, not measured, at about 30,000 images/s for these 28 px models on one
+current data-centre GPU with the data on the device, about 10 minutes a run with its probes, 4-5 hours in all,
+in parts of `--limit 3` (about half an hour each).
 Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes).
 """
 
