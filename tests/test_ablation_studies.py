@@ -243,8 +243,8 @@ def test_the_long_profiles_answers_and_the_readme_claims_once_they_have_rows(tmp
         render_readme_results(tmp_path)
     m["rows"] = ft + [_row("supervised", 0, finetune_accuracy=0.55, finetune_n=10000)]
     assert ("**undecided** (Welch's t over seeds: the means order them masked patch prediction > supervised > from "
-            "scratch; masked patch prediction minus scratch +10.0 points [one seed a side], the paper +2; supervised "
-            "minus masked patch prediction -5.0 points [one seed a side], the paper +4).") == \
+            "scratch; masked patch prediction minus scratch +10.0 points (one seed: undecided), the paper +2; "
+            "supervised minus masked patch prediction -5.0 points (one seed: undecided), the paper +4).") == \
         mpp.answer(m).split("scratch): ", 1)[1]  # one seed each: no seed variance, no seed line
     save_results(tmp_path / "mpp_long", m)
     assert "| masked patch prediction +10.0 points over scratch, supervised -5.0 over it (1 seed) | undecided |" in \

@@ -139,7 +139,7 @@ def _shrunk(argv: list[str], tmp: Path, written: list[str]) -> list[str]:
                 assert steps, f"`vitlib {shlex.join(argv)}`: the command that writes {stem.parent} has not run"
                 stem = steps[-1].with_suffix("")
             out[i + 1] = str(stem)
-    if _exits_early(argv):
+    if _exits_early(argv) or "--list" in argv:  # a listing is instant: it runs as the README writes it
         return out
     return out + SMALL[_command(argv)] if SMALL[_command(argv)] is not None else [_command(argv), "--help"]
 

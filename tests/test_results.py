@@ -114,3 +114,12 @@ def test_readme_block_and_transfer_section_say_what_has_not_run(tmp_path):
     assert "Does pre-training pay here? yes so far" in section and "4 runs (4 on a quiet machine); 4 still" in section
     assert "fine-tuned, pre-trained against scratch (Section 3.2): **not yet run**" in section
     assert "**reproduced**" in section and "| `a` | pre-trained | 60.5%" in section
+
+
+def test_readme_claims_take_the_headline_study_once_its_file_exists(tmp_path):
+    """Fig. 3-5's rows come from scaling_curves.json when it exists, else from the first sweep (scaling.json)."""
+    shutil.copy(records.FIGURES_DIR / "scaling.json", tmp_path)
+    assert "`scaling`" in results.claims_table(tmp_path) and "`scaling_curves`" not in results.claims_table(tmp_path)
+    shutil.copy(records.FIGURES_DIR / "scaling_curves_pilot.json", tmp_path / "scaling_curves.json")
+    table = results.claims_table(tmp_path)
+    assert "`scaling_curves`" in table and "(`scaling`)" not in table and "every run to its plateau" in table

@@ -1,6 +1,6 @@
 """Markdown building blocks of RESULTS.md and the README: percentages, tables, accuracies with their intervals,
-the words of a comparison and the difference of two arms over seeds, the provenance line, and the seed-by-seed
-sentence of the ablations.
+the words of a comparison and of a verdict, the difference of two arms over seeds, the provenance line, and the
+seed-by-seed sentence of the ablations. The decisions they put in words are vitlib.stats's.
 
 Deviations from the paper: none (nothing here is in the paper).
 """
@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stats import fewest_seeds, seed_order, separation_chance, welch
+from .stats import (
+    NOT_REPRODUCED,
+    PARTLY,
+    REPRODUCED,
+    UNDECIDED,
+    fewest_seeds,
+    seed_order,
+    separation_chance,
+    side,
+    welch,
+)
 
-__all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "difference", "reading", "compared", "runs_line",
-           "shot_metric", "seed_by_seed"]
+__all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "ANSWERS", "difference", "reading", "compared",
+           "runs_line", "shot_metric", "seed_by_seed"]
 
 # compare()'s answer in words, a against b (Welch's t over seeds, vitlib.stats.compare); "not told apart" is not
 # "the same" (that is vitlib.stats.equivalent's question)
 VERSUS = {1: "ahead", -1: "behind", 0: "not told apart over seeds"}
+# a claim's verdict (vitlib.stats.VERDICTS) as the answer to a question ("does pre-training pay here?")
+ANSWERS = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no", UNDECIDED: "undecided"}
 
 
 def pct(x: float) -> str:
@@ -49,12 +61,14 @@ def acc_ci(s: dict[str, Any] | None) -> str:
     return f"{100 * s['mean']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}{spread}]"
 
 
-def difference(a: list[float], b: list[float]) -> str:
-    """The mean of seeds a minus the mean of seeds b, its 95% interval and p (Welch's t, vitlib.stats.welch), in
-    points; without seed variance (an arm with one seed, or no spread) it says so.
+def difference(a: list[float], b: list[float], interval: bool = True) -> str:
+    """The mean of seeds a minus the mean of seeds b, its 95% interval (unless `interval` is False) and p (Welch's t,
+    vitlib.stats.welch), in points; without seed variance (an arm with one seed, or no spread) it says so.
 
     >>> difference([0.60, 0.62, 0.61], [0.50, 0.52, 0.51])
     '+10.0 points [95% interval +7.7, +12.3; p < 0.01]'
+    >>> difference([0.60, 0.65, 0.61], [0.60, 0.62, 0.59], interval=False)
+    '+1.7 points (p 0.41)'
     >>> difference([0.60], [0.50, 0.52])
     '+9.0 points (one seed: undecided)'
     """
@@ -62,30 +76,36 @@ def difference(a: list[float], b: list[float]) -> str:
     if w["p"] is None:
         return f"{100 * w['diff']:+.1f} points ({'one seed' if min(len(a), len(b)) < 2 else 'no spread'}: undecided)"
     p = "p < 0.01" if w["p"] < 0.01 else f"p {w['p']:.2f}"
+    if not interval:
+        return f"{100 * w['diff']:+.1f} points ({p})"
     return f"{100 * w['diff']:+.1f} points [95% interval {100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}; {p}]"
 
 
-def reading(side: int | None, seeds: int, margin: float) -> str:
-    """A comparison in words (vitlib.experiments.protocol.side: +1, -1, 0 level, None), `seeds` the fewer of the two
-    arms' seeds.
+def reading(sd: int | None, seeds: int, margin: float) -> str:
+    """A comparison's vitlib.stats.side `sd` in words (+1, -1, 0 level, None), `seeds` the fewer of the two arms'
+    seeds.
 
     >>> reading(1, 3, 0.02), reading(0, 3, 0.02), reading(None, 3, 0.02), reading(None, 1, 0.02)
     ('ahead', 'level within 2 points', 'not told apart over seeds', 'one seed: undecided')
     """
-    if side is None:
+    if sd is None:
         return "one seed: undecided" if seeds < 2 else VERSUS[0]
-    return {1: "ahead", -1: "behind", 0: f"level within {100 * margin:.0f} points"}[side]
+    return {1: "ahead", -1: "behind", 0: f"level within {100 * margin:.0f} points"}[sd]
 
 
-def compared(side: int | None, a: list[float], b: list[float], margin: float) -> str:
-    """'ahead, +10.0 points [95% interval ...; p ...]': a comparison's `reading` and its `difference`, seeds a
-    against seeds b (the difference alone when it says "one seed: undecided").
+def compared(a: list[float], b: list[float], margin: float) -> str:
+    """'ahead, +10.0 points [95% interval ...; p ...]': seeds a against seeds b, the `reading` of their
+    vitlib.stats.side and their `difference` (the difference alone when it says "one seed: undecided").
 
-    >>> compared(None, [0.60], [0.50, 0.52], 0.02)
+    >>> compared([0.60, 0.62, 0.61], [0.50, 0.52, 0.51], 0.02)
+    'ahead, +10.0 points [95% interval +7.7, +12.3; p < 0.01]'
+    >>> compared([0.60], [0.50, 0.52], 0.02)
     '+9.0 points (one seed: undecided)'
     """
     diff = difference(a, b)
-    return diff if diff.endswith(": undecided)") else f"{reading(side, min(len(a), len(b)), margin)}, {diff}"
+    if diff.endswith(": undecided)"):
+        return diff
+    return f"{reading(side(a, b, margin), min(len(a), len(b)), margin)}, {diff}"
 
 
 def runs_line(rows: list[dict], r: dict) -> str:

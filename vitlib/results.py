@@ -523,15 +523,21 @@ README_BEGIN = "<!-- results: written by `python -m vitlib results` from figures
 README_END = "<!-- end of results -->"
 # shown when their PNG exists
 README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig4_scaling_data", "fig7_inside_vit")
-# (study, results file) whose claims the README's table gives: the longest profile each study completed
-README_CLAIMS = (("transfer", "transfer"), ("scaling", "scaling"), ("pos_embed", "pos_embed_long"), ("mpp", "mpp_long"))
+# The README's claims table: per claim group, (study, results file) choices, the first whose file exists. Fig. 3-5
+# come from the headline study (every run to its plateau); until its file exists, from the first, compute-starved
+# sweep (study `scaling`, also in RESULTS.md).
+README_CLAIMS = ((("transfer", "transfer"),), (("scaling_curves", "scaling_curves"), ("scaling", "scaling")),
+                 (("pos_embed", "pos_embed_long"),), (("mpp", "mpp_long"),))
 
 
 def claims_table(folder: str | os.PathLike = FIGURES_DIR) -> str:
     """The README's table: one row per claim of the paper that a study tests (`claims` in its module), from the
-    results files of README_CLAIMS that exist: the claim, the paper's figure, ours, the verdict, where to read."""
+    first existing results file of each README_CLAIMS group: the claim, the paper's figure, ours, the verdict,
+    where to read."""
     folder = Path(folder)
-    rows = [row for name, stem in README_CLAIMS if (folder / f"{stem}.json").exists()
+    chosen = [next(((name, stem) for name, stem in group if (folder / f"{stem}.json").exists()), None)
+              for group in README_CLAIMS]
+    rows = [row for name, stem in filter(None, chosen)
             for row in STUDIES[name].claims(load_results(stem, folder)["results"], stem)]
     return table(["claim (paper)", "the paper", "here", "verdict", "read more"], rows) if rows else ""
 

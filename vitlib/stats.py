@@ -3,11 +3,16 @@
 Every verdict of vitlib.experiments reads its numbers through these functions, so that a rule is written once:
 - `wilson_interval`: the 95% interval of one run's accuracy on n test images (Wilson, 1927);
 - `seed_mean`, `arm_means`: runs that differ only by seed, summarised (mean, interval, lowest and highest seed,
-  the seeds' values);
+  the seeds' values); `group`: rows by the values of some keys; `fewest_seeds`: the rows of the thinnest arm;
 - `welch`: the difference of two arms over their seeds, Welch's t (unequal variances): the difference, its 95%
   interval and p. Assumes the seeds of an arm are independent draws whose mean is roughly normal; it needs at
   least 2 seeds a side (fewer: "undecided"). `compare` turns it into ahead / behind / not told apart;
 - `equivalent`: two one-sided tests (TOST) against a margin stated before the run, for "no difference" claims;
+- `side`: two arms over their seeds in one word: level (`equivalent` within a margin), else ahead / behind
+  (`compare`), else undecided;
+- `claim_verdict`: a claim's verdict from its comparisons, each going the paper's way, against it or undecided;
+  `ahead_verdict` for a claim "a ahead of b" (level counts against it) and `alike_verdict` for a claim of no
+  difference, both from `side`s;
 - `seed_order`, `separation_chance`: does every seed of one arm lie above every seed of another, and how often
   would two arms that do not differ show that by chance?
 - `bootstrap`: a percentile interval of any statistic of seed groups, resampling seeds within each group;
@@ -28,9 +33,9 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "welch", "compare", "equivalent", "group",
-           "arm_means", "seed_order", "separation_chance", "fewest_seeds", "bootstrap", "power_law",
-           "fit_power_law"]
+__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "welch", "compare", "equivalent", "side",
+           "claim_verdict", "ahead_verdict", "alike_verdict", "group", "arm_means", "seed_order", "separation_chance",
+           "fewest_seeds", "bootstrap", "power_law", "fit_power_law"]
 
 # the verdict of a claim, in every study: the design reached the claim's regime and the rows say...
 REPRODUCED, PARTLY, NOT_REPRODUCED, UNDECIDED, NOT_TESTABLE = (
@@ -125,6 +130,65 @@ def equivalent(a: Sequence[float], b: Sequence[float], margin: float) -> dict[st
     p = float(max(lower["p"], upper["p"]))
     half = float((r["ci95"][1] - r["diff"]) / scipy_stats.t.ppf(0.975, r["df"]) * scipy_stats.t.ppf(0.95, r["df"]))
     return dict(diff=r["diff"], ci90=(r["diff"] - half, r["diff"] + half), p=p, equivalent=p < ALPHA)
+
+
+def side(a: Sequence[float], b: Sequence[float], margin: float) -> int | None:
+    """Arm a against arm b, each a list of its seeds' accuracies: 0 when they are level (`equivalent` within
+    `margin`; a real difference smaller than the margin counts as none), else +1 ahead / -1 behind (`compare`:
+    Welch's t, two-sided p < ALPHA), None when not told apart or an arm has fewer than 2 seeds (undecided).
+
+    >>> side([0.60, 0.62, 0.61], [0.50, 0.52, 0.51], 0.02), side([0.50, 0.51, 0.50], [0.505, 0.50, 0.51], 0.02)
+    (1, 0)
+    >>> side([0.50, 0.52, 0.51], [0.60, 0.62, 0.61], 0.02)
+    -1
+    >>> side([0.60], [0.50], 0.02) is None, side([0.60, 0.45, 0.52], [0.50, 0.58, 0.47], 0.02) is None
+    (True, True)
+    """
+    if equivalent(a, b, margin)["equivalent"]:
+        return 0
+    return compare(dict(values=a), dict(values=b)) or None
+
+
+def claim_verdict(findings: Sequence[int | None]) -> str:
+    """A claim's verdict (VERDICTS) from its comparisons, each +1 (goes the paper's way at p < ALPHA), -1 (goes
+    against it: significantly, or level where the paper claims a difference) or None (undecided; 0, `compare`'s
+    "not told apart", counts the same): reproduced (every one +1), not reproduced (any -1), partly reproduced (some
+    +1), else undecided. "Not testable at this budget" is the design's to say, before any comparison.
+
+    >>> claim_verdict([1, 1]), claim_verdict([1, None]), claim_verdict([1, -1]), claim_verdict([None, 0])
+    ('reproduced', 'partly reproduced', 'not reproduced', 'undecided')
+    """
+    if -1 in findings:
+        return NOT_REPRODUCED
+    if findings and all(f == 1 for f in findings):
+        return REPRODUCED
+    return PARTLY if 1 in findings else UNDECIDED
+
+
+def ahead_verdict(sides: Sequence[int | None]) -> str:
+    """The verdict of a claim "a ahead of b" from its comparisons' `side`s: `claim_verdict` with level (0) counted
+    against the claim, which is of a difference: reproduced (every one ahead), partly reproduced (some ahead, none
+    behind or level), not reproduced (one behind or level), else undecided.
+
+    >>> ahead_verdict([1, 1]), ahead_verdict([1, None]), ahead_verdict([1, 0]), ahead_verdict([1, -1])
+    ('reproduced', 'partly reproduced', 'not reproduced', 'not reproduced')
+    >>> ahead_verdict([None, None])
+    'undecided'
+    """
+    return claim_verdict([-1 if s == 0 else s for s in sides])
+
+
+def alike_verdict(sides: Sequence[int | None]) -> str:
+    """The verdict of a claim of no difference from the `side` of every pair it compares: reproduced (every pair
+    level within the margin), not reproduced (a pair told apart, either way), else undecided. No "partly": a claim
+    that some pairs are alike is not the claim.
+
+    >>> alike_verdict([0, 0, 0]), alike_verdict([0, -1, None]), alike_verdict([0, 1]), alike_verdict([0, None, 0])
+    ('reproduced', 'not reproduced', 'not reproduced', 'undecided')
+    """
+    if all(s == 0 for s in sides):
+        return REPRODUCED
+    return NOT_REPRODUCED if any(s in (1, -1) for s in sides) else UNDECIDED
 
 
 def group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:

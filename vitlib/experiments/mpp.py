@@ -72,11 +72,11 @@ from typing import Any
 import torch
 
 from ..flops import count_parameters
-from ..markdown import acc_ci, runs_line, seed_by_seed, table
+from ..markdown import acc_ci, difference, runs_line, seed_by_seed, table
 from ..masked_patches import MaskedPatchPrediction, evaluate_mpp, mpp_objective
 from ..model import VisionTransformer
 from ..paper import SECTION_4_6, SECTION_4_6_NAMES
-from ..stats import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, UNDECIDED, arm_means, compare, seed_mean, welch
+from ..stats import NOT_TESTABLE, arm_means, claim_verdict, compare, seed_mean
 from . import protocol
 from .protocol import Protocol, planned_images
 from .runner import param, profile_sections, scheduled_images
@@ -155,27 +155,16 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
 
 def mpp_verdict(rows: list[dict]) -> str:
     """Section 4.6's order on the rows' fine-tuned accuracy, supervised > mpp > scratch, each gap by Welch's t over
-    seeds (vitlib.stats.compare): reproduced (both gaps the paper's way), partly reproduced (one, the other not told
-    apart), not reproduced (either against it), undecided (neither told apart); not testable at this budget when the
-    supervised arm did not learn its pre-training task (`protocol.why_not_testable`); "not yet run" while an arm has
-    no rows."""
+    seeds (vitlib.stats.compare), the two by vitlib.stats.claim_verdict: reproduced (both gaps the paper's way),
+    partly reproduced (one, the other not told apart), not reproduced (either against it), undecided (neither told
+    apart); not testable at this budget when the supervised arm did not learn its pre-training task
+    (`protocol.why_not_testable`); "not yet run" while an arm has no rows."""
     ft = arm_means(rows, "finetune_accuracy", "finetune_n")
     if any(a not in ft for a in SECTION_4_6):
         return "not yet run"
     if protocol.why_not_testable(rows):
         return NOT_TESTABLE
-    gaps = compare(ft["mpp"], ft["scratch"]), compare(ft["supervised"], ft["mpp"])
-    if -1 in gaps:
-        return NOT_REPRODUCED
-    return {2: REPRODUCED, 1: PARTLY, 0: UNDECIDED}[sum(gaps)]
-
-
-def _gap(a: dict[str, Any], b: dict[str, Any], paper: int) -> str:
-    """'+13.2 points [95% interval +1.1, +25.3; p 0.04], the paper +2': arm a minus arm b over seeds, Welch's t."""
-    w = welch(a["values"], b["values"])
-    spread = ("one seed a side" if w["p"] is None else
-              f"95% interval {100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}; p {w['p']:.2f}")
-    return f"{100 * w['diff']:+.1f} points [{spread}], the paper {paper:+d}"
+    return claim_verdict([compare(ft["mpp"], ft["scratch"]), compare(ft["supervised"], ft["mpp"])])
 
 
 # --- how it renders -------------------------------------------------------------------------------------------------
@@ -194,8 +183,8 @@ def answer(r: dict) -> str:
         order = " > ".join(SECTION_4_6_NAMES[a] for a in sorted(arms, key=lambda a: -ft[a]["mean"]))
         text += ((f" (the supervised arm's {why}; the rows all the same: " if why else " (Welch's t over seeds: ")
                  + f"the means order them {order}; masked patch prediction minus scratch "
-                 f"{_gap(ft['mpp'], ft['scratch'], 2)}; supervised minus masked patch prediction "
-                 f"{_gap(ft['supervised'], ft['mpp'], 4)})")
+                 f"{difference(ft['mpp']['values'], ft['scratch']['values'])}, the paper +2; supervised minus masked "
+                 f"patch prediction {difference(ft['supervised']['values'], ft['mpp']['values'])}, the paper +4)")
     return text + "." + seed_by_seed(rows, {"fine-tuned": "finetune_accuracy"}, arms, SECTION_4_6_NAMES)
 
 

@@ -107,15 +107,15 @@ from typing import Any
 import torch
 
 from ..flops import count_parameters
-from ..markdown import acc_ci, pct, runs_line, seed_by_seed, shot_metric, table
+from ..markdown import acc_ci, difference, pct, runs_line, seed_by_seed, shot_metric, table
 from ..paper import TABLE8, TABLE8_NAMES
-from ..stats import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, UNDECIDED, arm_means, compare, equivalent, welch
+from ..stats import NOT_TESTABLE, ahead_verdict, alike_verdict, arm_means, equivalent, side
 from . import protocol
 from .protocol import Protocol, planned_images
 from .runner import param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "EMBEDDINGS", "Config", "PROFILES", "expand", "run_row", "planned_images", "MARGIN",
-           "helps_verdict", "alike_verdict", "position_verdict", "answer", "render", "claims", "RESULTS"]
+           "position_verdict", "answer", "render", "claims", "RESULTS"]
 
 NAME = "pos_embed"
 EMBEDDINGS = ("none", "learned", "learned_2d", "relative")  # Table 8's rows, in its order (ViTConfig.pos_embed)
@@ -183,39 +183,6 @@ def _stats(r: dict) -> tuple[list[dict], list[str], list[str], dict[str, dict[st
     return rows, kinds, shots, stats
 
 
-def _side(a: dict[str, Any], b: dict[str, Any]) -> int | None:
-    """Kind a against kind b over their seeds (`seed_mean`s): 0 when equivalent within MARGIN (two one-sided
-    tests; a real difference smaller than the margin counts as none), else +1 ahead / -1 behind (Welch's t, p <
-    ALPHA), None when not told apart."""
-    if equivalent(a["values"], b["values"], MARGIN)["equivalent"]:
-        return 0
-    return compare(a, b) or None
-
-
-def helps_verdict(sides: list[int | None]) -> str:
-    """"Any position embedding helps" from each kind's `_side` against "none": reproduced (every kind ahead), partly
-    (some ahead, none behind or level), not reproduced (one behind, or level within MARGIN), else undecided.
-
-    >>> helps_verdict([1, 1, 1]), helps_verdict([1, None, None]), helps_verdict([1, 1, 0]), helps_verdict([None] * 3)
-    ('reproduced', 'partly reproduced', 'not reproduced', 'undecided')
-    """
-    if -1 in sides or 0 in sides:
-        return NOT_REPRODUCED
-    return REPRODUCED if all(s == 1 for s in sides) else PARTLY if 1 in sides else UNDECIDED
-
-
-def alike_verdict(pairs: list[int | None]) -> str:
-    """"Which kind barely matters" from the `_side` of every pair of kinds with position information: reproduced
-    (every pair equivalent within MARGIN), not reproduced (a pair told apart), else undecided.
-
-    >>> alike_verdict([0, 0, 0]), alike_verdict([0, -1, None]), alike_verdict([0, None, 0])
-    ('reproduced', 'not reproduced', 'undecided')
-    """
-    if all(s == 0 for s in pairs):
-        return REPRODUCED
-    return NOT_REPRODUCED if any(s in (1, -1) for s in pairs) else UNDECIDED
-
-
 def _pairs(kinds: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(kinds) for b in kinds[i + 1:]]
 
@@ -230,29 +197,23 @@ def position_verdict(rows: list[dict], metric: str, kinds: list[str]) -> tuple[s
         return "not yet run", "not yet run"
     if protocol.why_not_testable(rows):
         return NOT_TESTABLE, NOT_TESTABLE
-    return (helps_verdict([_side(stats[k], stats["none"]) for k in others]),
-            alike_verdict([_side(stats[a], stats[b]) for a, b in _pairs(others)]))
-
-
-def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """'+2.0 points (p 0.39)': kind a minus kind b over seeds, Welch's t."""
-    w = welch(a["values"], b["values"])
-    p = "one seed a side" if w["p"] is None else "p < 0.01" if w["p"] < 0.01 else f"p {w['p']:.2f}"
-    return f"{100 * w['diff']:+.1f} points ({p})"
+    seeds = {k: stats[k]["values"] for k in kinds}
+    return (ahead_verdict([side(seeds[k], seeds["none"], MARGIN) for k in others]),
+            alike_verdict([side(seeds[a], seeds[b], MARGIN) for a, b in _pairs(others)]))
 
 
 def _reasons(stats: dict[str, dict[str, Any]], kinds: list[str]) -> tuple[str, str]:
     """The numbers behind each half of `position_verdict`: each kind against "none" (Welch's t); each pair of kinds
     with position information, its 90% interval against the margin (two one-sided tests)."""
-    name = TABLE8_NAMES.get
+    name, seeds = TABLE8_NAMES.get, {k: stats[k]["values"] for k in kinds}
     others = [k for k in kinds if k != "none"]
-    helps = "against no position embedding: " + ", ".join(f"{name(k, k)} {_gap(stats[k], stats['none'])}"
-                                                          for k in others)
+    helps = "against no position embedding: " + ", ".join(
+        f"{name(k, k)} {difference(seeds[k], seeds['none'], interval=False)}" for k in others)
     pairs = []
     for a, b in _pairs(others):
-        ci = equivalent(stats[a]["values"], stats[b]["values"], MARGIN)["ci90"]
+        ci = equivalent(seeds[a], seeds[b], MARGIN)["ci90"]
         inside = f"90% interval [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "no interval"
-        pairs.append(f"{name(a, a)} minus {name(b, b)} {_gap(stats[a], stats[b])}, {inside}")
+        pairs.append(f"{name(a, a)} minus {name(b, b)} {difference(seeds[a], seeds[b], interval=False)}, {inside}")
     return helps, (f"alike needs the 90% interval inside {100 * MARGIN:.0f} point either way: " + "; ".join(pairs))
 
 

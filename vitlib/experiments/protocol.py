@@ -1,6 +1,7 @@
 """What the studies share: the model table, the pre-training corpora, the schedule, pre-training, the few-shot
 probe (Fig. 4's protocol), fine-tuning (Section 3.2's) and the fixed test sets; and the ablations' protocol
-(`Protocol`), which the pos_embed and mpp studies both run. Studies import from here and never from each other.
+(`Protocol`), which the pos_embed and mpp studies both run. Studies import from here and never from each other;
+their comparisons and verdicts come from vitlib.stats (`side`, `claim_verdict`), their words from vitlib.markdown.
 
     MODELS              a study's model name -> how vitlib.create_model builds it, and its family
     pretraining_data    (train, held-out val) of a pre-training corpus at a size
@@ -8,7 +9,6 @@ probe (Fig. 4's protocol), fine-tuning (Section 3.2's) and the fixed test sets; 
     finetune_run        fine-tune a prepared model with Appendix B.1.1's recipe, then test it once
     Protocol, pretrain, transfer_metrics   the ablations' protocol: pre-train, then probe and fine-tune
     LEARNED, why_not_testable   the ablations' threshold: below it the pre-training task was not learned
-    side, claim_verdict         two arms over their seeds, and a claim's verdict from its comparisons
 
 Deviations from the paper: the scale (Ti-sized models at 28-32 px, thousands of images); see each study.
 """
@@ -26,14 +26,14 @@ from ..data import get_dataset, sample_per_class, subset
 from ..fewshot import extract_features, few_shot_accuracy
 from ..finetune import finetune_and_evaluate, new_head
 from ..model import VisionTransformer, create_model
-from ..stats import NOT_REPRODUCED, PARTLY, REPRODUCED, UNDECIDED, compare, equivalent, wilson_interval
+from ..stats import wilson_interval
 from ..train import Objective, evaluate, finetune_recipe, pretrain_recipe, train
 from .runner import StudyConfig, param, scheduled_images, training_flops
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "vit_name", "pretraining_data", "probe_features", "probe_metrics",
            "fixed_test_set", "finetune_run", "Protocol", "shared_fields", "PROTOCOL_PROFILES", "planned_images",
            "build_vit", "pretraining_corpus", "pretrain", "held_out_accuracy", "LEARNED", "why_not_testable",
-           "side", "claim_verdict", "transfer_metrics"]
+           "transfer_metrics"]
 
 
 @dataclass(frozen=True)
@@ -255,38 +255,6 @@ def why_not_testable(rows: list[dict]) -> str | None:
         return None
     return (f"held-out {100 * mean:.1f}%, the mean of {len(accs)} runs, below {100 * LEARNED:.0f}%: the pre-training "
             "task was not learned")
-
-
-def side(a: list[float], b: list[float], margin: float) -> int | None:
-    """Arm a against arm b, each a list of its seeds' accuracies: 0 when they are level (equivalent within `margin`,
-    two one-sided tests, vitlib.stats.equivalent; a real difference smaller than the margin counts as none), else +1
-    ahead / -1 behind (Welch's t, two-sided p < ALPHA, vitlib.stats.compare), None when not told apart or an arm
-    has fewer than 2 seeds (undecided).
-
-    >>> side([0.60, 0.62, 0.61], [0.50, 0.52, 0.51], 0.02), side([0.50, 0.51, 0.50], [0.505, 0.50, 0.51], 0.02)
-    (1, 0)
-    >>> side([0.60], [0.50], 0.02) is None, side([0.60, 0.45, 0.52], [0.50, 0.58, 0.47], 0.02) is None
-    (True, True)
-    """
-    if equivalent(a, b, margin)["equivalent"]:
-        return 0
-    return compare(dict(values=a), dict(values=b)) or None
-
-
-def claim_verdict(findings: list[int | None]) -> str:
-    """A claim's verdict (vitlib.stats.VERDICTS) from its comparisons, each +1 (goes the paper's way at p < ALPHA),
-    -1 (goes against it: significantly, or level where the paper claims a difference) or None (undecided):
-    reproduced (every one +1), not reproduced (any -1), partly reproduced (some +1), else undecided. "Not testable
-    at this budget" is the design's to say, before any comparison.
-
-    >>> claim_verdict([1, 1]), claim_verdict([1, None]), claim_verdict([1, -1]), claim_verdict([None, None])
-    ('reproduced', 'partly reproduced', 'not reproduced', 'undecided')
-    """
-    if -1 in findings:
-        return NOT_REPRODUCED
-    if findings and all(f == 1 for f in findings):
-        return REPRODUCED
-    return PARTLY if 1 in findings else UNDECIDED
 
 
 def transfer_metrics(model: VisionTransformer, cfg: Any, seed: int, cache: dict) -> dict[str, Any]:

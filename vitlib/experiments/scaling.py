@@ -44,12 +44,12 @@ figures. Added at the same time: each model probed once untrained (8 rows of sec
 pre-trained features have to beat.
 What would count (`verdicts`; the rules as they stand were written after the first results, see below why), on
 the few-shot probe nearest 5 shots (markdown.shot_metric), per pre-training corpus. A comparison is two arms over
-their seeds (vitlib.experiments.protocol.side): ahead or behind when Welch's t gives p < 0.05 (two-sided; it takes
-each seed's accuracy as an independent, roughly normal draw and needs 2 seeds an arm, else "one seed:
-undecided"); level when two one-sided tests put the difference within MARGIN = 2 points of the probe (its 90%
-interval inside 2 points either way); otherwise not told apart, which is not "level". Why 2 points: about the
-seed-to-seed spread of one model at the seeded sizes, and a small fraction of the ResNet's lead the claim says
-closes. Each family is represented by its best model at a size (by mean). Verdicts (vitlib.stats.VERDICTS):
+their seeds (vitlib.stats.side): ahead or behind when Welch's t gives p < 0.05 (two-sided; it takes each seed's
+accuracy as an independent, roughly normal draw and needs 2 seeds an arm, else "one seed: undecided"); level when
+two one-sided tests put the difference within MARGIN = 2 points of the probe (its 90% interval inside 2 points
+either way); otherwise not told apart, which is not "level". Why 2 points: about the seed-to-seed spread of one
+model at the seeded sizes, and a small fraction of the ResNet's lead the claim says closes. Each family is
+represented by its best model at a size (by mean). Verdicts (vitlib.stats.VERDICTS):
 - not testable at this budget, Fig. 3/4 and Fig. 5: the ViTs' best held-out accuracy on the pre-training task
   (the best validation state of every ViT run on the corpus) below `learned_threshold`: 10% (protocol.LEARNED;
   chance is 1% with the fractal corpus's 100 categories), or twice chance where that is higher (20% for
@@ -104,9 +104,20 @@ import torch
 
 from ..flops import count_parameters
 from ..markdown import acc_ci, compared, difference, pct, reading, runs_line, shot_metric, table
-from ..stats import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, UNDECIDED, group, seed_mean, wilson_interval
+from ..stats import (
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    PARTLY,
+    REPRODUCED,
+    UNDECIDED,
+    claim_verdict,
+    group,
+    seed_mean,
+    side,
+    wilson_interval,
+)
 from ..train import pretrain_recipe, train
-from .protocol import LEARNED, MODELS, build_model, claim_verdict, pretraining_data, probe_features, probe_metrics, side
+from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import StudyConfig, param, profile_sections, scheduled_images, training_flops
 
 __all__ = ["NAME", "PROBE", "MARGIN", "Config", "PROFILES", "expand", "run_row", "planned_images", "curves",
@@ -305,8 +316,7 @@ def _not_learned(g: dict[tuple, list[dict]], vits: list[str], categories: int) -
 
 def _versus(a: dict[str, Any], b: dict[str, Any]) -> tuple[int | None, str]:
     """(`side`, 'ahead, +25.1 points [95% interval ...; p ...]') of seed means a against b."""
-    sd = side(a["values"], b["values"], MARGIN)
-    return sd, compared(sd, a["values"], b["values"], MARGIN)
+    return side(a["values"], b["values"], MARGIN), compared(a["values"], b["values"], MARGIN)
 
 
 def verdicts(corpus: str, g: dict[tuple, list[dict]], models: list[str], sizes: list[int], shot: str,

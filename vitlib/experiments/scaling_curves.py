@@ -280,11 +280,20 @@ def why_not_testable(rows: list[dict]) -> str | None:
     return None
 
 
-def _slope(lead: dict[int, list[float]]) -> float:
-    """Least-squares slope of the lead against log10(size), over every seed's value."""
+def _line(lead: dict[int, list[float]]) -> np.ndarray:
+    """Least-squares line (slope, intercept) of the lead against log10(size), over every seed's value."""
     x = np.concatenate([[np.log10(size)] * len(v) for size, v in lead.items()])
-    y = np.concatenate([v for v in lead.values()])
-    return float(np.polyfit(x, y, 1)[0])
+    return np.polyfit(x, np.concatenate(list(lead.values())), 1)
+
+
+def _slope(lead: dict[int, list[float]]) -> float:
+    return float(_line(lead)[0])
+
+
+def _zero(lead: dict[int, list[float]]) -> float:
+    """log10(size) where the fitted lead reaches 0 (inf when the line does not fall)."""
+    slope, intercept = _line(lead)
+    return -intercept / slope if slope < 0 else float("inf")
 
 
 def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
@@ -303,11 +312,8 @@ def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     ci = bootstrap(lead, _slope)
     out.update(test=test, slope=slope, ci95=ci)
     if ci is not None and ci[1] < 0 and slope < 0:
-        line = lambda g: np.polyfit(np.concatenate([[np.log10(k)] * len(v) for k, v in g.items()]),  # noqa: E731
-                                    np.concatenate(list(g.values())), 1)
-        a, b = line(lead)[1], slope
-        out["crossover"] = 10 ** (-a / b)
-        cross = bootstrap(lead, lambda g: -line(g)[1] / line(g)[0] if line(g)[0] < 0 else float("inf"))
+        out["crossover"] = 10 ** _zero(lead)
+        cross = bootstrap(lead, _zero)
         out["crossover_ci95"] = None if cross is None else (10 ** cross[0], 10 ** min(cross[1], 300))
     if test["p"] is not None and test["p"] < ALPHA and ci is not None and ci[1] < 0:
         return dict(out, verdict=REPRODUCED, why="the lead shrinks: smaller at the largest size (Welch, one-sided) "

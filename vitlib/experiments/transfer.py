@@ -38,15 +38,15 @@ seed-to-seed spread. `summary(rows)` averages the seeds (what vitlib.plots.trans
 tabulates) and `verdict(summary, cfg)` answers "does pre-training pay here?" part by part, saying which parts have
 not run yet.
 What would count (`verdict`, `gap_verdict`; the rules as they stand were written after the first results, see
-below why). A comparison is two arms over their seeds (vitlib.experiments.protocol.side): ahead or behind when
-Welch's t gives p < 0.05 (two-sided; it takes each seed's accuracy as an independent, roughly normal draw and
-needs 2 seeds an arm, else "one seed: undecided"); level when two one-sided tests put the difference within
-MARGIN = 2 points (its 90% interval inside 2 points either way); otherwise not told apart, which is not "level".
-Why 2 points: about the seed-to-seed spread of one arm in this design, and a small fraction of the gap between
-pre-trained and scratch that the claims are about; the scaling study uses the same margin. Each claim's verdict
-(vitlib.stats.VERDICTS, by protocol.claim_verdict): reproduced when every comparison goes the claim's way at
-p < 0.05, partly reproduced when some do and none goes against it, not reproduced when one goes against it
-(behind, or level where the claim is a difference), undecided otherwise:
+below why). A comparison is two arms over their seeds (vitlib.stats.side): ahead or behind when Welch's t gives
+p < 0.05 (two-sided; it takes each seed's accuracy as an independent, roughly normal draw and needs 2 seeds an
+arm, else "one seed: undecided"); level when two one-sided tests put the difference within MARGIN = 2 points (its
+90% interval inside 2 points either way); otherwise not told apart, which is not "level". Why 2 points: about the
+seed-to-seed spread of one arm in this design, and a small fraction of the gap between pre-trained and scratch
+that the claims are about; the scaling study uses the same margin. Each claim's verdict (vitlib.stats.VERDICTS, by
+vitlib.stats.claim_verdict): reproduced when every comparison goes the claim's way at p < 0.05, partly reproduced
+when some do and none goes against it, not reproduced when one goes against it (behind, or level where the claim
+is a difference), undecided otherwise:
 - fine-tuning (Section 3.2): the pre-trained model ahead of scratch at each dataset and training-set size, labelled
   with the images used (`n_train`: mnist5k's "10,000" row used its 3,600);
 - few-shot (Section 4.1): pre-trained features ahead of random-init ones at each dataset and shot count;
@@ -101,11 +101,11 @@ from ..data import get_dataset, sample_per_class, subset
 from ..fewshot import extract_features, few_shot_accuracy
 from ..finetune import load_pretrained, prepare_finetune
 from ..flops import count_parameters
-from ..markdown import acc_ci, compared, difference, pct, reading, runs_line, table
+from ..markdown import ANSWERS, acc_ci, compared, difference, pct, reading, runs_line, table
 from ..model import VisionTransformer
-from ..stats import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, UNDECIDED, seed_mean, wilson_interval
+from ..stats import NOT_TESTABLE, ahead_verdict, claim_verdict, seed_mean, side, wilson_interval
 from ..train import resolve_device
-from .protocol import claim_verdict, finetune_run, fixed_test_set, side, vit_name
+from .protocol import finetune_run, fixed_test_set, vit_name
 from .runner import StudyConfig, param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "MARGIN", "NATIVE_PX", "Config", "PROFILES", "Row", "expand", "run_row", "planned_images",
@@ -114,7 +114,6 @@ __all__ = ["NAME", "MARGIN", "NATIVE_PX", "Config", "PROFILES", "Row", "expand",
 NAME = "transfer"
 MARGIN = 0.02  # two arms "level": within 2 points over seeds (two one-sided tests); the docstring says why
 NATIVE_PX = {"fashion_mnist": 28, "mnist5k": 28}  # the downstream datasets' own resolution (vitlib.data)
-ANSWERS = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no", UNDECIDED: "undecided"}  # "does it pay?"
 
 
 @dataclass(frozen=True)
@@ -336,12 +335,12 @@ def _word(sd: int | None, a: dict, b: dict) -> str:
 
 def _versus(a: dict, b: dict) -> str:
     """'ahead, +14.5 points [95% interval ...; p ...]': point a against point b over seeds."""
-    return compared(side(a["values"], b["values"], MARGIN), a["values"], b["values"], MARGIN)
+    return compared(a["values"], b["values"], MARGIN)
 
 
 def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seeds: int, what: str) -> dict[str, Any]:
     """The verdict on comparisons (label, a, b) of a claim "a ahead of b": each a `side` over seeds (margin MARGIN;
-    level counts against a claim of a difference), the claim's verdict by protocol.claim_verdict. `planned`: the
+    level counts against a claim of a difference), the claim's verdict by vitlib.stats.ahead_verdict. `planned`: the
     comparisons the design makes; `seeds`: the seeds each point should average. Missing comparisons and points with
     fewer seeds make the verdict one "so far"."""
     ran = [(label, side(a["values"], b["values"], MARGIN), a, b) for label, a, b in cells
@@ -349,7 +348,7 @@ def _judge(cells: list[tuple[str, dict | None, dict | None]], planned: int, seed
     sides = [sd for _, sd, _, _ in ran]
     short = sum(min(a["seeds"], b["seeds"]) < seeds for _, _, a, b in ran)
     complete = len(ran) == planned and not short
-    word = claim_verdict([-1 if sd == 0 else sd for sd in sides]) if ran else "not yet run"
+    word = ahead_verdict(sides) if ran else "not yet run"
     word += "" if complete or not ran else " so far"
     missing = [f"{planned - len(ran)} of {planned} comparisons not yet run"] if len(ran) < planned else []
     missing += [f"{short} with fewer than {seeds} seeds"] if short else []
@@ -443,12 +442,12 @@ def verdict(s: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
 
 
 def _answer(out: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]:
-    """"Does pre-training pay here?": the fine-tuning and few-shot comparisons together by protocol.claim_verdict,
+    """"Does pre-training pay here?": the fine-tuning and few-shot comparisons together by vitlib.stats.ahead_verdict,
     then what the convergence check adds, and that one pre-training run underlies every comparison."""
     both = [out["fine-tuning"]] + ([out["few-shot"]] if out["few-shot"].get("ran") is not None else [])
     sides = [sd for p in both for sd in p["sides"]]
     planned, complete = sum(p["planned"] for p in both), all(p["complete"] for p in both)
-    word = ANSWERS[claim_verdict([-1 if sd == 0 else sd for sd in sides])] if sides else "not yet run"
+    word = ANSWERS[ahead_verdict(sides)] if sides else "not yet run"
     word += "" if complete or not sides else " so far"
     long, caveat = out["scratch, longer"], ""
     if sides and long.get("ran"):
@@ -473,7 +472,7 @@ def gap_verdict(s: dict[str, Any], cfg: Config) -> dict[str, Any]:
     """The design's expectation, "the gap shrinks with size" (not a claim of the paper), from `summary(rows)`: per
     dataset the gap, pre-trained minus scratch seed by seed (a seed draws both arms' training subset and data
     order), at the largest size against the smallest (`side`, margin MARGIN): smaller, as expected (+1); larger, or
-    level, not (-1); else undecided; over the datasets by protocol.claim_verdict. dict(verdict, text)."""
+    level, not (-1); else undecided; over the datasets by vitlib.stats.claim_verdict. dict(verdict, text)."""
     if len(set(cfg.sizes)) < 2:
         return dict(verdict="not in this profile's design", text="one training-set size")
     findings, lines = [], []
