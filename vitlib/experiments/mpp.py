@@ -46,7 +46,8 @@ task was learned there. The first rule's verdicts stay in the history of RESULTS
 
 Budget in images seen: full 207,872 (2 seeds x (2 pre-trained arms x (32,768 + 12,800) + 12,800 scratch));
 estimated, not measured: about 17 minutes on a quiet 2-core CPU in fp32; smoke 3 tiny runs (seconds); gpu
-262,144 pre-training and 51,200 fine-tuning images per run, 100,000 fractals, 5 seeds; long (the pos_embed
+262,144 pre-training and 51,200 fine-tuning images per run, 100,000 fractals, 5 seeds (15 runs, 3.4M images,
+estimated, not measured, at about 30,000 images/s on one current data-centre GPU: about 8 minutes); long (the pos_embed
 study's long profile and its reasons: 131,072 images in 4,096 steps of 32 on 100,000 fractals, written
 after the full run showed neither pre-training task learned) 601,088 images at 2 seeds, about 55 minutes.
 Seeds 2 and 3 of the long profile, written after its seeds 0 and 1 had run and before these two: the long

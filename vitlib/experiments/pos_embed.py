@@ -63,7 +63,9 @@ rules' verdicts stay in the history of RESULTS.md.
 Budget in images seen: full 364,544 (8 runs of 32,768 pre-training + 12,800 fine-tuning images); estimated,
 not measured: about 30 minutes on a quiet 2-core CPU in fp32 (~250 images/s for this model, plus feature
 extraction and tests); smoke 4 tiny runs (seconds); gpu 262,144 pre-training and 51,200 fine-tuning images
-per run, 100,000 fractals, 5 seeds.
+per run, 100,000 fractals, 5 seeds: 20 runs, 6.3M images, estimated (not measured) at about 30,000 images/s
+on one current data-centre GPU with the data on the device plus rendering the fractals and about 10 s a run
+for start-up and features: about 10 minutes.
 
 The long profile, written after the full run and before its own (figures/pos_embed_long.json; the full
 profile's rows stay as they were run): the full run's pre-training task stayed a few times above chance on

@@ -84,7 +84,9 @@ Budget in images seen: full 1,179,648 (72 runs of 16,384: 4 models x 2 corpora x
 and sizes, plus 8 untrained probes; about 2.5 hours of quiet 2-core CPU in fp32, in parts; each row's
 measured time is in its provenance in figures/scaling.json);
 smoke 2 tiny models x 2 sizes of Fashion-MNIST (under a minute); gpu 262,144 images per run, 5 seeds at the
-two smallest sizes.
+two smallest sizes: 112 runs, 27M images, estimated (not measured) at about 30,000 images/s on one current
+data-centre GPU with the data on the device plus about 10 s a run for start-up and probes: about 35 minutes,
+in parts of `--limit 40`.
 
 Command: `python -m vitlib experiment scaling --profile full` (resumable; `--limit N` runs N more rows).
 Figures: vitlib.plots.scaling_figure (Fig. 3/4: few-shot accuracy vs pre-training set size per model;

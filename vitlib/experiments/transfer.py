@@ -76,7 +76,9 @@ images used. The first rules' verdicts stay in the history of RESULTS.md.
 Budget in images seen: full 537,600 fine-tuning images (42 runs of 12,800) + 153,600 for the convergence
 check (3 runs of 51,200) plus feature extraction
 (estimated, not measured: about two hours on a quiet 2-core CPU in fp32); smoke a few hundred (under a
-minute); gpu 5 seeds, 51,200 images per run.
+minute); gpu 5 seeds, 51,200 images per run: 115 runs, 5.6M images, estimated (not measured) at about
+30,000 images/s on one current data-centre GPU with the data on the device plus about 10 s a run for start-up
+and features: about 25 minutes, in parts of `--limit 40`.
 
 Expected: pre-training helps most at the small sizes and on fashion_mnist; the gap shrinks with size (read by
 `gap_verdict` since the rules changed, see What would count).
