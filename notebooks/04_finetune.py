@@ -16,6 +16,15 @@
 # %% [markdown]
 # # 04 · Fine-tuning a pre-trained ViT: Section 3.2
 #
+# **What this page shows.** With its defaults (`profile="full"`, `limit=0`) the study's figure, table and verdicts
+# are drawn, without training, from the committed results of the full `transfer` study, `figures/transfer.json`;
+# the earlier one-seed protocol and the first shipped model from `figures/finetune_results.json` and
+# `figures/shipped_model_v1_too_small_budget.json`; the command-line fine-tune from `figures/cli_finetune.json`.
+# Only the surgery below runs (no training); the page executes in seconds. To run a part again:
+# `papermill notebooks/04_finetune.ipynb out.ipynb -p limit 1` (one more row of the study, if any is missing),
+# `-p limit -1` (every missing row), or `-p profile smoke -p limit -1` (the quick version, a minute, in a
+# temporary folder).
+#
 # Reproduces, in miniature, the transfer recipe of Section 3.2 and Appendix B.1.1 and asks the question the paper
 # answers at scale: **does pre-training pay?** The surgery first: remove the pre-training head, attach a
 # zero-initialised D x K head, and fine-tune at a *higher resolution* than pre-training with the position
@@ -26,14 +35,13 @@
 # accuracy carries a 95% interval, and the answer is computed from the rows.
 #
 # - Run time: `smoke` under a minute (the study's smoke profile, a handful of tiny runs); `full` is the study's
-#   budget in images seen (printed below; its run time is an estimate until the rows are there, then each row's
-#   measured wall time is in `figures/transfer.json`). The study is resumable: the notebook runs only the rows
-#   missing from the file, so once the study has run it redraws everything in seconds. `-p limit 0` draws the
-#   rows already in the file without running any.
+#   budget in images seen (printed below; each row's measured wall time is in `figures/transfer.json`). The study
+#   is resumable: with `limit` other than 0 the notebook runs only the rows missing from the file; with
+#   `limit=0` (the default) it draws the rows already in the file without running any.
 # - Expected: the surgery leaves a zero head (uniform predictions, loss = ln K) and an unchanged embedding at the
 #   old resolution. Whether pre-training pays, at which sizes, and whether the higher resolution helps, is what
 #   the rows say: the answer is stated with its intervals, whatever it is, and parts not yet run say so.
-# - Command: `papermill notebooks/04_finetune.ipynb out.ipynb -p profile full` (the same study from the shell:
+# - Command: `papermill notebooks/04_finetune.ipynb out.ipynb -p limit -1` (the same study from the shell:
 #   `python -m vitlib experiment transfer --profile full`; `--limit N` runs N more rows and stops).
 
 # %%
@@ -49,14 +57,16 @@ from vitlib.analysis import position_embedding_grid
 from vitlib.data import get_dataset
 from vitlib.experiments import transfer
 from vitlib.experiments.protocol import vit_name
+from vitlib.experiments.runner import load_rows, study_path
 from vitlib.finetune import load_pretrained, prepare_finetune
 from vitlib.plots import pos_embed_figure, transfer_figure
 from vitlib.records import results_stem, save_figure
 from vitlib.results import render_section
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke" (seconds, CI), "full" (figures/transfer.json) or "gpu" (figures/transfer_gpu.json)
-limit = -1  # study rows to run before drawing: -1 every missing row, 0 none (draw the file as it is), N at most N
+profile = "full"  # "smoke" (seconds, CI), "full" (draws figures/transfer.json) or "gpu" (figures/transfer_gpu.json)
+limit = 0  # study rows to run before drawing: 0 draws the committed results file only (seconds),
+           # -1 runs every missing row, N at most N more
 checkpoint = ""  # empty: the shipped model; else a vitlib checkpoint, an official .npz or a timm weights file
 folder = ""  # where the study's results file goes; empty: the profile's (figures/ for full and gpu, a temp folder)
 
@@ -132,12 +142,13 @@ assert torch.allclose(corners, before[:: before.shape[0] - 1, :: before.shape[1]
 # - **Few-shot probe**: frozen features, the closed-form least squares of Section 4.1, pre-trained against
 #   random-init features.
 #
-# **What counts as "pre-training pays"**: the pre-trained arm above the scratch arm beyond the 95% intervals
-# (Wilson, at the test-set size, on the mean over seeds). **Reproduced** where that holds at every dataset and
-# size (and every shot count for the probe), **partly** where it holds at some, **not reproduced** where it
-# holds at none and pre-training is behind somewhere, **not shown** where every difference is within the
-# intervals. A part whose rows are missing is **not yet run**, and a part with some rows missing is a verdict
-# "so far".
+# **What counts as "pre-training pays"**: the rules are written once, in the docstring of
+# `vitlib.experiments.transfer`, and the verdicts below apply them; rendered from there (`transfer.rules()`),
+# with why they were revised after the first results. A part whose rows are missing is "not yet run", and a part
+# with some rows missing gets a verdict "so far".
+
+# %%
+Markdown(transfer.rules())
 
 # %%
 plan = transfer.expand(cfg)
@@ -154,23 +165,30 @@ assert {s["arm"] for s in plan if s["kind"] == "finetune"} == {"pre-trained", "s
 
 # %% [markdown]
 # ## The runs
-# `experiments.run` runs the rows missing from the results file (smoke: a temporary folder; full:
-# `figures/transfer.json`), at most `limit` of them, and appends each as it finishes; a row already there is
-# never run again.
+# The study's results file (smoke: a temporary folder; full: `figures/transfer.json`) holds one row per run.
+# With `limit` other than 0, `experiments.run` first runs the rows missing from it, at most `limit` of them, and
+# appends each as it finishes; a row already there is never run again. With `limit=0` the rows are only read.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-out = experiments.run("transfer", profile, folder=folder or None, limit=None if limit < 0 else limit, log=print,
-                      **overrides)
-planned = {s["key"] for s in plan}
-rows = [r for r in out["rows"] if r["key"] in planned]
-print(f"{len(rows)} of {len(plan)} runs in {out['path']}; {out['todo']} still to run; "
-      f"{sum(r['wall_s'] for r in rows) / 60:.0f} min of measured run time")
+path = study_path("transfer", profile, folder or None).with_suffix(".json")
+if limit != 0:
+    experiments.run("transfer", profile, folder=path.parent, limit=None if limit < 0 else limit, log=print,
+                    **overrides)
 
 # %%
-assert len(rows) + out["todo"] == len(plan)
+planned = {s["key"] for s in plan}
+rows = [r for r in load_rows(path) if r["key"] in planned]
+todo = len(planned - {r["key"] for r in rows})
+make = f"`python -m vitlib experiment transfer --profile {profile}` (or this notebook with `-p limit -1`)"
+print(f"{len(rows)} of {len(plan)} runs in {path.parent.name}/{path.name}; {todo} still to run; "
+      f"{sum(r['wall_s'] for r in rows) / 60:.0f} min of measured run time" if path.exists() else
+      f"no results file {path.parent.name}/{path.name} for the {profile} profile: {make} makes it")
+
+# %%
+assert len(rows) + todo == len(plan)
 if limit < 0:
-    assert out["todo"] == 0
+    assert todo == 0
 pairs = {}
 for r in rows:
     m = r["metrics"]
@@ -184,7 +202,7 @@ for r in rows:
         assert all(0 <= m[f"{k}shot"] <= 1 for k in cfg.shots)
 for arms in pairs.values():  # both arms of a comparison: the same images, the same budget
     assert len({(r["n_train"], r["images_seen"], r["img_size"]) for r in arms}) == 1
-if profile != "smoke" and out["todo"] == 0:
+if profile != "smoke" and todo == 0:
     for r in rows:
         if r["kind"] != "fewshot":  # every arm learns
             assert r["metrics"]["train_loss_last"] < r["metrics"]["train_loss_first"], r["key"]
@@ -197,12 +215,12 @@ if profile != "smoke" and out["todo"] == 0:
 # that says so.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 summary = transfer.summary(rows)
 fig = transfer_figure(summary, title=f"04 · Does pre-training pay? The transfer study ({profile}, {len(rows)} of "
                                      f"{len(plan)} runs)", datasets=cfg.datasets)
-save_figure(fig, out["path"].parent / results_stem("transfer_curves", profile), summary, png=profile != "smoke",
-            command=f"papermill notebooks/04_finetune.ipynb out.ipynb -p profile {profile}")
+if limit != 0:  # rows may have been added: the figure's files follow (limit 0 leaves the committed ones alone)
+    save_figure(fig, path.parent / results_stem("transfer_curves", profile), summary, png=profile != "smoke",
+                command=f"papermill notebooks/04_finetune.ipynb out.ipynb -p profile {profile} -p limit -1")
 fig
 
 # %% [markdown]
@@ -210,7 +228,6 @@ fig
 # Every comparison of the study: the mean over seeds, its 95% interval, the lowest and highest seed.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 table = pd.DataFrame(
     [dict(part="fine-tuning", dataset=c, arm=a, x=f"{p['n_train']:,} images", **p) for c, arms in
      summary["finetune"].items() for a, pts in arms.items() for p in pts]
@@ -223,35 +240,44 @@ table.round(4)
 
 # %% [markdown]
 # ## Does pre-training pay here?
-# Computed from the rows (`vitlib.experiments.transfer.verdict`): each comparison is the pre-trained arm against
-# the other beyond the 95% intervals. The same text is in RESULTS.md and the README.
+# Computed from the rows (`vitlib.experiments.transfer.verdict`) by the rules rendered above: each comparison is
+# the pre-trained arm against the other over seeds. The same text is in RESULTS.md and the README.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 verdict = transfer.verdict(summary, cfg)
 for part, v in verdict.items():
     print(f"{part}: {v['verdict']}. {v['text']}")
 
 # %%
 assert set(verdict) == {"fine-tuning", "few-shot", "higher resolution", "scratch, longer", "answer"}
-if out["todo"] == 0 and profile != "smoke":  # a complete study gives a complete answer, whatever it is
+if todo == 0 and profile != "smoke":  # a complete study gives a complete answer, whatever it is
     assert not any(v["verdict"].endswith("so far") or v["verdict"] == "not yet run" for v in verdict.values())
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 Markdown(transfer.answer({"rows": rows, "config": dataclasses.asdict(cfg)}))
 
 # %% [markdown]
-# ## The budget is the variable that changed
+# ## Where the project started: the first shipped model and the earlier protocol
 # An earlier version of this notebook fine-tuned once per arm (one seed, one training-set size, tens of steps);
-# the study above replaced it. Its last full run on the shipped model stays in `figures/finetune_results.json`
-# (RESULTS.md renders it as the earlier protocol), and the same protocol's run on the first shipped model, whose
-# pre-training budget was too small, is kept in `figures/shipped_model_v1_too_small_budget.json`. Side by side,
-# rendered from those files:
+# the study above replaced it. Its last full run on the shipped model stays in `figures/finetune_results.json`,
+# and the same protocol's run on the first shipped model in `figures/shipped_model_v1_too_small_budget.json`.
+# The two models differ in more than one way; `vitlib.results.budget_comparison` sets them side by side and
+# names every difference. Both rendered from those files, as in RESULTS.md:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 Markdown(render_section("shipped_model_v1_too_small_budget", figure=False))
+
+# %%
+Markdown(render_section("finetune_results", figure=False))
+
+# %% [markdown]
+# ## The same recipe from the shell
+# Outside the study, `python -m vitlib finetune` fine-tunes the shipped model with Appendix B.1.1's recipe
+# (`vitlib.train.finetune_recipe`, with a CPU batch) and `python -m vitlib evaluate` scores the result once on the
+# test split. The README's example and its committed result (the commands are in the provenance line):
+
+# %%
+Markdown(render_section("cli_finetune", figure=False))
 
 # %% [markdown]
 # ## Against the paper
@@ -261,5 +287,5 @@ Markdown(render_section("shipped_model_v1_too_small_budget", figure=False))
 # in RESULTS.md (the full profile's is `figures/transfer.json`).
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-Markdown(render_section(out["path"].stem, out["path"].parent, figure=False))
+Markdown(render_section(path.stem, path.parent, figure=False) if path.exists() else
+         f"No results file `{path.parent.name}/{path.name}` for the {profile} profile: {make} makes it.")

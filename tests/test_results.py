@@ -59,6 +59,15 @@ def test_readme_results_block_is_up_to_date():
     assert block == f"\n{results.render_readme_results()}\n"
 
 
+def test_pretraining_section_names_the_shipped_model_only_for_the_run_it_ends():
+    """figures/pretrain_fractal_vit.json is the run the shipped weights end; a smoke run of notebook 03 is not."""
+    r = json.loads((records.FIGURES_DIR / "pretrain_fractal_vit.json").read_text())["results"]
+    assert "The shipped model" in results.RENDERERS["pretrain_fractal_vit"][1](r, {})
+    name = next(iter(r["histories"]))
+    smoke = dict(histories={name: {"train": r["histories"][name]["train"], "val": []}}, specs=r["specs"])
+    assert "The shipped model" not in results.RENDERERS["pretrain_fractal_vit"][1](smoke, {})
+
+
 def test_budget_comparison_puts_the_first_model_beside_the_shipped_one_from_the_files():
     v1 = json.loads((records.FIGURES_DIR / "shipped_model_v1_too_small_budget.json").read_text())["results"]
     now = json.loads((records.FIGURES_DIR / "finetune_results.json").read_text())["results"]

@@ -52,8 +52,9 @@ def _pretraining_section(r: dict, p: dict) -> str:
                    f"{pct(1 / data['num_classes'])}), validation loss {last_val.get('loss', float('nan')):.2f}; "
                    f"training accuracy of the last steps {pct(last_train.get('accuracy', float('nan')))}.")
     shipped = SHIPPED_JSON if SHIPPED_JSON.exists() else None
-    if shipped is not None:
-        extra = json.loads(shipped.read_text())["extra"]
+    extra = json.loads(shipped.read_text())["extra"] if shipped is not None else {}
+    if any(r["specs"][name] == extra.get("spec") and h["val"][-1:] == [extra.get("final_val")]
+           for name, h in r["histories"].items()):  # the run the shipped model ends (not a smoke run, say)
         sp = extra.get("provenance", {})
         out.append(f"The shipped model (`vitlib/weights/{shipped.stem}`) is this run's final weights: made by "
                    f"`{sp.get('command', '?')}` in {sp.get('seconds', float('nan')):.0f} s "

@@ -111,7 +111,7 @@ from .protocol import finetune_run, fixed_test_set, vit_name
 from .runner import StudyConfig, param, profile_sections, scheduled_images
 
 __all__ = ["NAME", "MARGIN", "NATIVE_PX", "Config", "PROFILES", "Row", "expand", "run_row", "planned_images",
-           "summary", "verdict", "gap_verdict", "config_from_results", "answer", "render", "claims", "RESULTS"]
+           "summary", "verdict", "gap_verdict", "config_from_results", "rules", "answer", "render", "claims", "RESULTS"]
 
 NAME = "transfer"
 MARGIN = 0.02  # two arms "level": within 2 points over seeds (two one-sided tests); the docstring says why
@@ -506,6 +506,23 @@ def gap_verdict(s: dict[str, Any], cfg: Config) -> dict[str, Any]:
 def _at(points: list[dict], field: str, value: Any) -> dict | None:
     """The point of a summary curve whose `field` is `value` (None when that run is missing)."""
     return next((q for q in points if q[field] == value), None)
+
+
+def rules() -> str:
+    """The rules `verdict`, `gap_verdict` and `answer` apply, as Markdown: this module docstring's "What would count"
+    paragraphs, the one place they are written (notebook 04 renders them).
+
+    >>> rules().startswith("What would count") and "MARGIN" in rules()
+    True
+    """
+    if not __doc__:  # python -OO drops docstrings
+        return "What would count: see the docstring of vitlib.experiments.transfer."
+    lines, out = ("What would count" + __doc__.split("\nWhat would count", 1)[1].split("\n\n", 1)[0]).splitlines(), []
+    for before, line in zip([""] + lines, lines):
+        if before.startswith(("- ", "  ")) and not line.startswith(("- ", "  ")):
+            out.append("")  # a paragraph after a list, not its last item's continuation
+        out.append(line)
+    return "\n".join(out)
 
 
 def answer(r: dict) -> str:
