@@ -75,6 +75,13 @@ def test_limit_runs_part_of_a_study_and_rows_of_an_earlier_design_stay(tmp_path)
     assert [r["key"] for r in out["rows"]] == ["run/s0", "run/s1", "run/s5"]  # nothing is ever dropped
 
 
+def test_a_negative_limit_runs_every_missing_row_and_zero_none(tmp_path):
+    study, calls = _fake_study()
+    assert runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet, limit=0)["todo"] == 3
+    out = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet, limit=-1)
+    assert calls == ["run/s0", "run/s1", "run/s2"] and out["todo"] == 0
+
+
 def test_rows_carry_wall_time_load_and_provenance(tmp_path):
     study, _ = _fake_study()
     runner.run_study(study, _FakeConfig(seeds=(0,)), "smoke", tmp_path / "fake", command="cmd", log=_quiet)

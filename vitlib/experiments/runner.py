@@ -115,11 +115,13 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
               log: Callable[[str], None] | None = None, limit: int | None = None) -> dict[str, Any]:
     """Run the rows of `study.expand(cfg)` missing from PATH.json, appending each to the file as it finishes.
 
-    limit: run at most this many new rows (a part of a long study). Returns the results written
+    limit: run at most this many new rows (a part of a long study); None or a negative number: every missing
+    row (the notebooks' `limit=-1`). Returns the results written
     ({"study", "profile", "config", "rows", "todo"}); "todo" counts the rows still missing.
     Under torchrun every rank trains each row (DDP) and rank 0 alone logs and writes the file.
     """
     writer = int(os.environ.get("RANK", 0)) == 0
+    limit = None if limit is not None and limit < 0 else limit
     log = log or (lambda line: print(line, file=sys.stderr, flush=True) if writer else None)
     path = Path(path).with_suffix("")
     rows = load_rows(path)
