@@ -114,3 +114,15 @@ def test_the_pilot_renders_with_its_one_seed_undecided():
     text = sc.render(r, {})
     assert "| ViT-Ti/4 L=4 | 100,000 | 1 |" in text and f"**{UNDECIDED}**" in text
     assert sc.leads(r["rows"])[1000][0] > sc.leads(r["rows"])[100000][0] > 0  # the trend the design asks about
+
+
+def test_verdicts_wait_until_every_run_of_the_design_is_in():
+    """A file with part of its design reads 'in progress', never a verdict from whichever sizes have run."""
+    record = json.loads((FIGURES_DIR / "scaling_curves_pilot.json").read_text())["results"]
+    assert sc.in_progress(record) is None  # the pilot is complete
+    part = dict(record, rows=record["rows"][:2])
+    assert sc.in_progress(part) == f"2 of {len(record['rows'])} runs of the design so far"
+    text = sc.render(part, {})
+    assert f"**{sc.IN_PROGRESS}** (2 of" in text and "Fig. 5, ViT the better deal" not in text
+    assert all(row[3].startswith(sc.IN_PROGRESS) for row in sc.claims(part, "scaling_curves"))
+    assert not any(row[3].startswith(sc.IN_PROGRESS) for row in sc.claims(record, "scaling_curves_pilot"))

@@ -82,7 +82,7 @@ import numpy as np
 import torch
 
 from ..analysis import attention_maps, grid_distances, mean_attention_distance
-from ..config import vit_config
+from ..config import config_from_dict, vit_config
 from ..flops import count_parameters, forward_flops
 from ..markdown import acc_ci, pct, table
 from ..model import VisionTransformer
@@ -104,7 +104,8 @@ from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_feat
 from .runner import StudyConfig, param
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "leads",
-           "why_not_testable", "lead_verdict", "compute_verdict", "locality", "locality_verdict", "render", "RESULTS"]
+           "why_not_testable", "in_progress", "lead_verdict", "compute_verdict", "locality", "locality_verdict",
+           "render", "RESULTS"]
 
 NAME = "scaling_curves"
 
@@ -420,6 +421,17 @@ def locality_verdict(rows: list[dict], cfg: dict) -> dict[str, Any]:
     return dict(loc, verdicts=verdicts, local=local, rise=rise)
 
 
+IN_PROGRESS = "in progress"
+
+
+def in_progress(r: dict) -> str | None:
+    """None when every run of the results file's design is in it, else "N of M runs of the design so far": the
+    verdicts wait for the whole design (read early, the largest size would be whichever has run)."""
+    planned = {s["key"] for s in expand(config_from_dict(Config, r["config"]))}
+    done = len(planned & {x["key"] for x in r["rows"]})
+    return None if done == len(planned) else f"{done} of {len(planned)} runs of the design so far"
+
+
 def render(r: dict, p: dict) -> str:
     """figures/scaling_curves*.json: each (model, size) at its best checkpoint over seeds, the ResNet's lead by
     size, and the verdicts of the design (Fig. 3/4, Fig. 5, Fig. 7 right)."""
@@ -442,6 +454,9 @@ def render(r: dict, p: dict) -> str:
     slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
         "" if lv["ci95"] is None else f" [{100 * lv['ci95'][0]:+.1f}, {100 * lv['ci95'][1]:+.1f}]")
     cross = "" if not lv.get("crossover") else f"; the fitted lead reaches 0 at about {lv['crossover']:.2g} fractals"
+    waiting = in_progress(r)
+    if waiting:
+        return text + f"\n\nThe verdicts (Fig. 3/4, Fig. 5, Fig. 7 right): **{IN_PROGRESS}** ({waiting})."
     text += (f"\n\nFig. 3/4, the ResNet's lead shrinks as the data grow: **{lv['verdict']}** ({lv['why']}"
              f"{slope}{cross}).")
     ratio = "" if cv["ratio"] is None else f"; FLOP ratio ResNet / ViT {cv['ratio']:.2f}" + (
@@ -457,6 +472,9 @@ def render(r: dict, p: dict) -> str:
 def claims(r: dict, stem: str) -> list[list[str]]:
     """The README's claims-table rows of this study."""
     lv, cv = lead_verdict(r["rows"]), compute_verdict(r["rows"])
+    waiting = in_progress(r)
+    if waiting:
+        lv, cv = dict(lv, verdict=f"{IN_PROGRESS}: {waiting}"), dict(cv, verdict=f"{IN_PROGRESS}: {waiting}")
     lead = ", ".join(f"{100 * np.mean(v):+.1f} at {n:,}" for n, v in lv["lead"].items())
     return [["The ResNet's lead shrinks as pre-training data grow (Fig. 3/4), every run to its plateau",
              "crossover at 30M-90M images", f"ResNet lead, 10-shot points: {lead}", lv["verdict"],
