@@ -144,3 +144,18 @@ def test_explorer_reacts_to_controls_and_clicks():
 def test_explorer_without_class_token():
     box = attention_explorer(torch.rand(1, 3, 16, 16), random_attention(B=1, cls=False), (4, 4), 4)
     assert box.controls["cls"].disabled
+
+
+def test_headline_figures_draw_every_run_and_every_layer():
+    """run_curves_figure: two panels per run; locality_figure: one line per ViT run and layer, ResNets left out."""
+    import json
+
+    from vitlib.plots import locality_figure, run_curves_figure
+    from vitlib.records import FIGURES_DIR
+    rows = json.loads((FIGURES_DIR / "scaling_curves_pilot.json").read_text())["results"]["rows"]
+    curves = run_curves_figure(rows)
+    assert len(curves.data) == 2 * len(rows) and curves.layout.xaxis.type == "log"
+    assert [p["10shot"] for p in rows[0]["points"]] == list(curves.data[1].y)
+    vits = [r for r in rows if r["points"][0].get("attention_distance") is not None]
+    layers = len(vits[0]["points"][0]["attention_distance"])
+    assert 0 < len(vits) < len(rows) and len(locality_figure(rows).data) == layers * len(vits)

@@ -6,6 +6,7 @@
     plot_fig6, plot_fig7, plot_attention_distance,
     rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
+    run_curves_figure, locality_figure                        notebook 05: the headline's runs, Fig. 7 right
     ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
 
 Figures are saved with their results and provenance by `vitlib.records.save_figure`.
@@ -29,7 +30,8 @@ from .patches import mosaic, to_uint8
 
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
            "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
-           "plot_fig7", "rollout_overlay", "scaling_figure", "ablation_figure"]
+           "plot_fig7", "rollout_overlay", "scaling_figure", "run_curves_figure", "locality_figure",
+           "ablation_figure"]
 
 
 # --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
@@ -209,6 +211,54 @@ def scaling_figure(curves: dict, x: str = "size", metric_name: str = "5-shot lin
 
 
 # --- Notebook 08: the ablations (numbers from vitlib.stats.arm_means) ---------------------------------------------
+
+
+_DASHES = ("dot", "dash", "solid", "longdash")
+
+
+def run_curves_figure(rows: list[dict], metric: str = "10shot", title: str = ""):
+    """Plotly figure: held-out pre-training accuracy and `metric` against images seen (log axis) at every
+    checkpoint of each run (rows of vitlib.experiments.scaling_curves), one colour per model, one dash per
+    corpus size, the seeds as separate lines."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out pre-training accuracy", f"{metric} probe"))
+    models = sorted({r["model"] + ("+CutMix" if r.get("cutmix") else "") for r in rows})
+    sizes = sorted({r["size"] for r in rows})
+    for r in rows:
+        model = r["model"] + ("+CutMix" if r.get("cutmix") else "")
+        colour = px.colors.qualitative.D3[models.index(model) % 10]
+        name = f"{model}, {r['size']:,} fractals"
+        x = [p["images_seen"] for p in r["points"]]
+        for col, key in ((1, "val_accuracy"), (2, metric)):
+            fig.add_scatter(x=x, y=[p[key] for p in r["points"]], mode="lines+markers", name=name, legendgroup=name,
+                            line=dict(color=colour, dash=_DASHES[sizes.index(r["size"]) % len(_DASHES)]),
+                            showlegend=col == 1 and r["seed"] == min(x["seed"] for x in rows), row=1, col=col)
+    fig.update_xaxes(type="log", title_text="images seen")
+    fig.update_layout(width=950, height=400, template="plotly_white", title=title)
+    return fig
+
+
+def locality_figure(rows: list[dict], title: str = ""):
+    """Plotly figure (Fig. 7 right along training): each layer's mean attention distance, averaged over its
+    heads, against images seen for the ViT runs (rows whose checkpoints carry `attention_distance`, (layers,
+    heads)); one colour per layer, one panel per corpus size, CutMix runs dashed."""
+    vits = [r for r in rows if r["points"] and r["points"][0].get("attention_distance") is not None]
+    sizes = sorted({r["size"] for r in vits})
+    fig = make_subplots(rows=1, cols=max(len(sizes), 1), shared_yaxes=True,
+                        subplot_titles=[f"{n:,} fractals" for n in sizes])
+    for r in vits:
+        d = np.array([p["attention_distance"] for p in r["points"]])  # (checkpoints, layers, heads)
+        x = [p["images_seen"] for p in r["points"]]
+        for layer in range(d.shape[1]):
+            name = f"layer {layer + 1}" + (" + CutMix" if r.get("cutmix") else "")
+            fig.add_scatter(x=x, y=d[:, layer].mean(-1), mode="lines", name=name, legendgroup=name,
+                            line=dict(color=px.colors.sequential.Viridis[layer * 9 // max(d.shape[1] - 1, 1)],
+                                      dash="dash" if r.get("cutmix") else "solid"),
+                            showlegend=r["size"] == sizes[0] and r["seed"] == min(v["seed"] for v in vits)
+                            or bool(r.get("cutmix")), row=1, col=sizes.index(r["size"]) + 1)
+    fig.update_xaxes(type="log", title_text="images seen")
+    fig.update_yaxes(title_text="mean attention distance (pixels)", col=1)
+    fig.update_layout(width=950, height=380, template="plotly_white", title=title)
+    return fig
 
 
 def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_title: str = "accuracy"):

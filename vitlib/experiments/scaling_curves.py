@@ -140,7 +140,7 @@ class Config(StudyConfig):
 PROFILES: dict[str, Config] = {
     "smoke": Config(models=("ViT-tiny/8 L=1", "BiT-R w32 tiny"), sizes=(200,), fractal_classes=10,
                     images_per_run=256, min_images=64, first_checkpoint=32, warmup_images=32, batch_size=16,
-                    n_val=40, shots=(1, 5), probe_pool=50, probe_test=50, distance_images=8, img_size=32),
+                    n_val=40, shots=(5, 10), probe_pool=100, probe_test=50, distance_images=8, img_size=32),
     # the learning curves that size the design: both candidate models at the smallest and largest size
     "pilot": Config(),
     "full": Config(sizes=(1000, 10000, 100000), seeds=(0, 1, 2), images_per_run=2**20, cutmix_seeds=(0,)),
