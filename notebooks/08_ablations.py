@@ -56,7 +56,7 @@ from vitlib.masked_patches import KEEP, MASK, RANDOM, SAME, colour_targets, colo
 from vitlib.paper import SECTION_4_6, SECTION_4_6_NAMES, TABLE8, TABLE8_NAMES
 from vitlib.patches import to_uint8
 from vitlib.plots import ablation_figure, image_row_figure
-from vitlib.records import results_stem, save_figure
+from vitlib.records import results_stem, save_figure, shown_path
 from vitlib.results import render_section
 from vitlib import stats
 from vitlib.stats import arm_means
@@ -167,7 +167,7 @@ assert position_parameters == {"No Pos. Emb.": 0, "1-D Pos. Emb.": (N + 1) * D, 
 # NBVAL_IGNORE_OUTPUT
 pe_out = experiments.run("pos_embed", profile, limit=limit, log=print)
 pe_rows = [r for r in pe_out["rows"] if r["key"] in {s["key"] for s in pos_embed.expand(pe_cfg)}]
-print(f"{len(pe_rows)} of {len(pos_embed.expand(pe_cfg))} runs in {pe_out['path']}; {pe_out['todo']} still to run")
+print(f"{len(pe_rows)} of {len(pos_embed.expand(pe_cfg))} runs in {shown_path(pe_out['path'])}; {pe_out['todo']} still to run")
 
 # %%
 assert len(pe_rows) + pe_out["todo"] == len(pos_embed.expand(pe_cfg)) and (pe_out["todo"] == 0 or limit is not None and limit >= 0)
@@ -289,7 +289,7 @@ assert int((plan != KEEP).sum()) == round(0.5 * gh * gw)
 # NBVAL_IGNORE_OUTPUT
 mpp_out = experiments.run("mpp", profile, limit=limit, log=print)
 mpp_rows = [r for r in mpp_out["rows"] if r["key"] in {s["key"] for s in mpp.expand(mpp_cfg)}]
-print(f"{len(mpp_rows)} of {len(mpp.expand(mpp_cfg))} runs in {mpp_out['path']}; {mpp_out['todo']} still to run")
+print(f"{len(mpp_rows)} of {len(mpp.expand(mpp_cfg))} runs in {shown_path(mpp_out['path'])}; {mpp_out['todo']} still to run")
 
 # %%
 assert len(mpp_rows) + mpp_out["todo"] == len(mpp.expand(mpp_cfg)) and (mpp_out["todo"] == 0 or limit is not None and limit >= 0)

@@ -27,11 +27,22 @@ import torch
 
 from .utils import atomic_write
 
-__all__ = ["ROOT", "FIGURES_DIR", "figures_dir", "results_stem", "machine_load", "provenance", "save_results",
-           "save_figure", "load_results"]
+__all__ = ["ROOT", "FIGURES_DIR", "shown_path", "figures_dir", "results_stem", "machine_load", "provenance",
+           "save_results", "save_figure", "load_results"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = ROOT / "figures"  # the reproduced figures and the results they came from
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """`path` as a reader of a log or a notebook should see it: relative to the repository when inside it (the
+    same in every clone), else as given.
+
+    >>> shown_path(FIGURES_DIR / "scaling.json"), shown_path("/tmp/x.json")
+    ('figures/scaling.json', '/tmp/x.json')
+    """
+    path = Path(path)
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
 
 def figures_dir(profile: str) -> Path:

@@ -35,7 +35,7 @@ from typing import Any
 from torch import nn
 
 from ..flops import forward_flops
-from ..records import FIGURES_DIR, figures_dir, machine_load, provenance, results_stem, save_results
+from ..records import FIGURES_DIR, figures_dir, machine_load, provenance, results_stem, save_results, shown_path
 
 __all__ = ["param", "check_config", "StudyConfig", "profile_sections", "scheduled_images", "study_path",
            "training_flops", "load_rows", "run_study"]
@@ -131,7 +131,8 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
     if len(set(keys)) != len(keys):
         raise ValueError(f"{study.NAME}: two runs share a key; keys must be unique")
     todo = [s for s in specs if s["key"] not in done]
-    log(f"{study.NAME} ({profile}): {len(specs)} runs, {len(specs) - len(todo)} already in {path}.json, "
+    log(f"{study.NAME} ({profile}): {len(specs)} runs, {len(specs) - len(todo)} already in "
+        f"{shown_path(path.with_suffix('.json'))}, "
         f"{len(todo)} to run" + (f" (this part: {limit})" if limit is not None and limit < len(todo) else ""))
     results = dict(study=study.NAME, profile=profile, config=_jsonable(dataclasses.asdict(cfg)), rows=rows)
     cache: dict[Any, Any] = {}
