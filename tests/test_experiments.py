@@ -272,7 +272,23 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     assert f"| {bit} | 45.0% [" in text and f"| {vit} | - |" in text  # the untrained column
     answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
     assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
-    assert f"at 100 images against its own untrained features: {bit} +25.0 points (one seed: undecided)." in answer
+    assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in answer
+
+
+def test_scaling_probes_each_model_untrained_with_every_seed_and_compares_over_seeds():
+    cfg = scaling.PROFILES["full"]
+    specs = scaling.expand(cfg)
+    for seed in cfg.seeds:  # the same seeds as the trained runs, each seed's reference right after its grid
+        base = [s for s in specs if s["kind"] == "untrained" and s["seed"] == seed]
+        assert {(s["model"], s["corpus"]) for s in base} == {(m, c) for m in cfg.models for c in cfg.corpora}
+    vit, bit = "ViT-Ti/4 L=4", "BiT-R26x1 w32"
+    rows = [_scaling_row(m, 10, s, a) for m, s, a in ((vit, 0, 0.30), (vit, 1, 0.32), (bit, 0, 0.60), (bit, 1, 0.62))]
+    rows += [_scaling_row(vit, 100, 0, 0.35), _scaling_row(bit, 100, 0, 0.65)]
+    rows += [_scaling_row(m, 0, s, a, 0, "untrained") for m, s, a in ((vit, 0, 0.40), (vit, 1, 0.41), (bit, 0, 0.50),
+                                                                        (bit, 1, 0.52))]
+    answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
+    assert f"at 10 images: {vit} -9.5 points [95% interval" in answer  # two seeds a side: Welch's t
+    assert f"at 100 images: {vit} -5.5 points (one seed: undecided)" in answer
 
 
 def test_the_scaling_pilot_says_which_run_learned_its_task():
