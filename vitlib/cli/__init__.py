@@ -3,6 +3,7 @@
     pretrain, finetune, evaluate   vitlib.cli.training: the functions the notebooks call
     experiment                     vitlib.cli.experiment: the studies of vitlib.experiments
     bench, results                 here: vitlib.bench's table; RESULTS.md and the README from figures/*.json
+    site                           here: vitlib.site, the notebooks and RESULTS.md as a static HTML site
 
 Expected failures (a bad value, an unknown name, a missing file or dataset, a checkpoint for another model, a
 non-finite loss) print one line, `vitlib <command>: error: ...`, that names the flag to change, and exit with
@@ -15,6 +16,7 @@ import argparse
 import os
 import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -50,6 +52,14 @@ def run_results(args: argparse.Namespace) -> None:
     print(write_readme_results())
 
 
+def run_site(args: argparse.Namespace) -> None:
+    """`vitlib site`: the committed notebooks and RESULTS.md as a static HTML site that works offline."""
+    from ..site import SITE_DIR, build_site  # imported here: nbconvert, plotly and MathJax are the site extra
+
+    pages = build_site(args.out or SITE_DIR)
+    print(f"{len(pages)} pages; open {pages[0]}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (the tests parse the README's commands with it)."""
     parser = Parser(prog="vitlib", description="Pre-train, fine-tune, evaluate and time Vision Transformers "
@@ -70,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="write RESULTS.md and the README's results block from figures/*.json "
                                        "(numbers, figures, provenance)")
     p.set_defaults(func=run_results)
+    p = sub.add_parser("site", help="the committed notebooks (not executed) and RESULTS.md as a static HTML site "
+                                    "that works offline")
+    p.add_argument("--out", type=Path, help="the folder to write (default: site/ in the checkout)")
+    p.set_defaults(func=run_site)
     training.add_commands(sub)
     experiment.add_command(sub)
     for p in sub.choices.values():
