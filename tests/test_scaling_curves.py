@@ -4,10 +4,12 @@ synthetic rows, and the renderer on the pilot's real rows."""
 import json
 
 import numpy as np
+import pytest
 
+from vitlib.config import config_to_dict
 from vitlib.experiments import scaling_curves as sc
 from vitlib.records import FIGURES_DIR
-from vitlib.stats import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, UNDECIDED
+from vitlib.stats import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, UNDECIDED, mean_interval, power_law
 
 VIT, RESNET = "ViT-Ti/4 L=4", "BiT-R26x1 w32"
 CFG = dict(img_size=28)
@@ -126,3 +128,107 @@ def test_verdicts_wait_until_every_run_of_the_design_is_in():
     assert f"**{sc.IN_PROGRESS}** (2 of" in text and "Fig. 5, ViT the better deal" not in text
     assert all(row[3].startswith(sc.IN_PROGRESS) for row in sc.claims(part, "scaling_curves"))
     assert not any(row[3].startswith(sc.IN_PROGRESS) for row in sc.claims(record, "scaling_curves_pilot"))
+
+
+LAW = dict(a=40.0, b=0.5, c=0.1, d=1000.0)  # E = a (images + d)^(-b) + c
+IMAGES = [2 ** (10 + i) for i in range(len(FLOPS))]  # the checkpoints' images seen: FLOPS / 1e9
+
+
+def _law_rows(offsets, noise=0.0, model=VIT, size=100000):
+    """One run per seed whose 10-shot error follows LAW against images seen, shifted by the seed's offset, with
+    Gaussian noise of sd `noise` at each checkpoint."""
+    rng, rows = np.random.default_rng(0), []
+    for seed, offset in enumerate(offsets):
+        error = power_law(IMAGES, **LAW) + offset + noise * rng.standard_normal(len(IMAGES))
+        rows.append(_row(model, size, seed, float(1 - error[-1]), curve=1 - error))
+    return rows
+
+
+def _truth(axis):
+    """LAW on an axis: against FLOPs (1e9 an image) a is scaled by 1e9^b and d by 1e9."""
+    scale = 1.0 if axis == "images seen" else 1e9
+    return dict(LAW, a=LAW["a"] * scale ** LAW["b"], d=LAW["d"] * scale)
+
+
+def test_power_law_fit_recovers_a_known_law_against_images_and_flops():
+    fitted = sc.fits(_law_rows([0.0, 0.0]))
+    assert [(f["model"], f["axis"]) for f in fitted] == [(VIT, "images seen"), (VIT, "training FLOPs")]
+    for f in fitted:
+        fit, truth = f["fit"], _truth(f["axis"])
+        assert fit["b"] == pytest.approx(truth["b"], abs=0.01) and fit["c"] == pytest.approx(truth["c"], abs=0.005)
+        assert fit["a"] == pytest.approx(truth["a"], rel=0.05) and fit["d"] == pytest.approx(truth["d"], rel=0.1)
+        assert f["rms"] < 1e-4 and f["bounds"] == [] and f["note"] is None
+
+
+def test_the_bootstrap_interval_over_noisy_seeds_contains_the_truth():
+    fitted = sc.fits(_law_rows([-0.01, -0.004, 0.004, 0.01], noise=0.003))
+    for f in fitted:
+        truth = _truth(f["axis"])
+        for k in "abc":
+            low, high = f["ci95"][k]
+            assert low < truth[k] < high, (f["axis"], k, low, high)
+    c_images, c_flops = (f["ci95"]["c"] for f in fitted)
+    assert c_images == pytest.approx(c_flops, abs=1e-6)  # FLOPs are images times a constant: the same floor
+
+
+def test_one_seed_gives_no_interval_and_the_pilot_renders_its_fits():
+    r = json.loads((FIGURES_DIR / "scaling_curves_pilot.json").read_text())["results"]
+    fitted = sc.fits(r["rows"])
+    assert {f["model"] for f in fitted} == {VIT, RESNET} and {f["size"] for f in fitted} == {100000}
+    assert all(f["ci95"] is None and f["note"] == "one seed: no interval" for f in fitted)
+    text = sc.render(r, {})
+    assert "| ViT-Ti/4 L=4 | training FLOPs | 1 | 10 |" in text and "one seed: no interval" in text
+    assert "crossover not read (one seed: no interval for the slope)" in text
+
+
+def test_a_fit_that_fails_is_a_message_in_the_table_never_a_crash(monkeypatch):
+    short = [dict(row, points=row["points"][:3]) for row in _law_rows([0.0])]
+    assert sc.fits(short)[0]["note"].startswith("no fit: a saturating power law has 4 parameters")
+
+    def no_convergence(x, error):
+        raise RuntimeError("Optimal parameters not found: the maximum number of function evaluations is exceeded.")
+
+    monkeypatch.setattr(sc, "fit_power_law", no_convergence)
+    fitted = sc.fits(_law_rows([0.0, 0.01]))
+    assert all(f["fit"] is None and f["note"].startswith("did not converge: Optimal") for f in fitted)
+    r = json.loads((FIGURES_DIR / "scaling_curves_pilot.json").read_text())["results"]
+    assert "| - | - | - | - | - | did not converge: Optimal parameters not found" in sc.render(r, {})
+
+
+def _full_record(lead=(0.30, 0.20, 0.10)):
+    """Every run of the full design: the ResNet leads by lead[i] (+0.5 point a seed) on the i-th size, and every
+    run's error falls along LAW to its final accuracy."""
+    cfg = sc.PROFILES["full"]
+    rows = []
+    for spec in sc.expand(cfg):
+        seed = spec["seed"]
+        acc = 0.5 + 0.01 * seed + (0 if spec["model"] == VIT else lead[sorted(cfg.sizes).index(spec["size"])]
+                                   + 0.005 * seed)
+        error = power_law(IMAGES, **dict(LAW, c=0.0)) + (1 - acc - power_law(IMAGES[-1], **dict(LAW, c=0.0)))
+        rows.append(_row(spec["model"], spec["size"], seed, acc, curve=1 - error, cutmix=spec["cutmix"]))
+    return dict(config=config_to_dict(cfg), profile="full", rows=rows)
+
+
+def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_crossover():
+    r = _full_record()
+    assert sc.in_progress(r) is None
+    text = sc.render(r, {})
+    by_seed = sc.leads(r["rows"])[1000]
+    low, high = mean_interval(list(by_seed.values()))
+    assert (f"| 1,000 | 3 | seed 0 {100 * by_seed[0]:+.1f}, seed 1 {100 * by_seed[1]:+.1f}, seed 2 "
+            f"{100 * by_seed[2]:+.1f} | {100 * np.mean(list(by_seed.values())):+.1f} [{100 * low:+.1f}, "
+            f"{100 * high:+.1f}] |") in text
+    assert "one seed" not in text and "so far" not in text
+    assert f"shrinks as the data grow: **{REPRODUCED}**" in text and "reaches 0 at about" in text
+    assert "[95% interval" in text.split("reaches 0 at about")[1].split(")")[0]
+    fitted = sc.fits(r["rows"])
+    assert len(fitted) == 4 and all(f["ci95"] is not None and f["size"] == 100000 for f in fitted)
+
+
+def test_an_unfinished_design_labels_its_tables_so_far_and_no_crossover_is_implied_by_a_flat_lead():
+    r = _full_record()
+    part = dict(r, rows=r["rows"][:8])
+    text = sc.render(part, {})
+    assert text.count("so far (8 of 19 runs)") == 3 and f"**{sc.IN_PROGRESS}** (8 of 19" in text
+    flat = sc.render(_full_record(lead=(0.20, 0.20, 0.20)), {})
+    assert "no crossover implied (the slope's interval reaches 0)" in flat

@@ -4,6 +4,7 @@ Every verdict of vitlib.experiments reads its numbers through these functions, s
 - `wilson_interval`: the 95% interval of one run's accuracy on n test images (Wilson, 1927);
 - `seed_mean`, `arm_means`: runs that differ only by seed, summarised (mean, interval, lowest and highest seed,
   the seeds' values); `group`: rows by the values of some keys; `fewest_seeds`: the rows of the thinnest arm;
+- `mean_interval`: the 95% t interval of the mean of a quantity measured once per seed (a lead paired by seed);
 - `welch`: the difference of two arms over their seeds, Welch's t (unequal variances): the difference, its 95%
   interval and p. Assumes the seeds of an arm are independent draws whose mean is roughly normal; it needs at
   least 2 seeds a side (fewer: "undecided"). `compare` turns it into ahead / behind / not told apart;
@@ -33,9 +34,9 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "welch", "compare", "equivalent", "side",
-           "claim_verdict", "ahead_verdict", "alike_verdict", "group", "arm_means", "seed_order", "separation_chance",
-           "fewest_seeds", "bootstrap", "power_law", "fit_power_law"]
+__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "mean_interval", "welch", "compare", "equivalent",
+           "side", "claim_verdict", "ahead_verdict", "alike_verdict", "group", "arm_means", "seed_order",
+           "separation_chance", "fewest_seeds", "bootstrap", "power_law", "fit_power_law"]
 
 # the verdict of a claim, in every study: the design reached the claim's regime and the rows say...
 REPRODUCED, PARTLY, NOT_REPRODUCED, UNDECIDED, NOT_TESTABLE = (
@@ -69,6 +70,23 @@ def seed_mean(rows: list[dict], metric: str, n_key: str) -> dict[str, Any]:
     mean = sum(accs) / len(accs)
     return dict(mean=mean, ci95=wilson_interval(mean * n, n), low=min(accs), high=max(accs), seeds=len(accs), n=n,
                 values=accs)
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% interval of the mean of values measured once per seed (Student's t, n - 1 degrees of freedom), e.g.
+    one arm's lead over another paired by seed; None with fewer than 2 values or no spread (no estimate of seed
+    variance).
+
+    >>> [round(v, 3) for v in mean_interval([0.30, 0.31, 0.29])]
+    [0.275, 0.325]
+    >>> mean_interval([0.3]) is None, mean_interval([0.3, 0.3]) is None
+    (True, True)
+    """
+    x = np.asarray(values, float)
+    if len(x) < 2 or x.std() == 0:
+        return None
+    half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()) - half, float(x.mean()) + half
 
 
 def welch(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> dict[str, Any]:

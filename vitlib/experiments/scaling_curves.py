@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,8 @@ from ..stats import (
     bootstrap,
     fit_power_law,
     group,
+    mean_interval,
+    power_law,
     seed_mean,
     welch,
     wilson_interval,
@@ -104,8 +107,8 @@ from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_feat
 from .runner import StudyConfig, param
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "leads",
-           "why_not_testable", "in_progress", "lead_verdict", "compute_verdict", "locality", "locality_verdict",
-           "render", "RESULTS"]
+           "why_not_testable", "in_progress", "lead_verdict", "fits", "compute_verdict", "locality",
+           "locality_verdict", "render", "RESULTS"]
 
 NAME = "scaling_curves"
 
@@ -327,18 +330,96 @@ def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     return dict(out, verdict=UNDECIDED, why="the seeds do not decide (too few, or too spread)")
 
 
-def _curve(runs: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(training FLOPs, 1 - metric) of every checkpoint of the runs."""
+# the axes of the power-law fits: label -> a checkpoint's key (within a model FLOPs are images times 3 forward
+# passes' FLOPs, so both axes give the same b and c)
+AXES = {"images seen": "images_seen", "training FLOPs": "train_flops"}
+
+
+def _curve(runs: list[dict], metric: str, x: str = "train_flops") -> tuple[np.ndarray, np.ndarray]:
+    """(x, 1 - metric) of every checkpoint of the runs, x a checkpoint's key (AXES)."""
     pts = [p for r in runs for p in r["points"]]
-    return np.array([p["train_flops"] for p in pts], float), 1 - np.array([p[metric] for p in pts], float)
+    return np.array([p[x] for p in pts], float), 1 - np.array([p[metric] for p in pts], float)
 
 
-def _flops_to_reach(runs: list[dict], error: float, metric: str) -> float:
-    """FLOPs at which the fitted power law of the runs reaches `error` (inf if it never does)."""
-    f = fit_power_law(*_curve(runs, metric))
-    if error <= f["c"]:
+def _fitter(runs: dict[int, dict], metric: str, x: str) -> Callable[[Iterable[int]], dict[str, float]]:
+    """fit(seeds): the power law (vitlib.stats.fit_power_law) fitted to every checkpoint of the runs {seed: row} of
+    those seeds, repeats counted (a bootstrap resample); each multiset of seeds is fitted once, and a fit that
+    fails raises its error (RuntimeError: no convergence; ValueError: fewer than 4 checkpoints) every time."""
+    done: dict[tuple[int, ...], Any] = {}
+
+    def fit(seeds: Iterable[int]) -> dict[str, float]:
+        key = tuple(sorted(seeds))
+        if key not in done:
+            try:
+                done[key] = fit_power_law(*_curve([runs[s] for s in key], metric, x))
+            except (RuntimeError, ValueError) as error:
+                done[key] = error
+        if isinstance(done[key], Exception):
+            raise done[key]
+        return done[key]
+
+    return fit
+
+
+def _flops_to_reach(fit: dict[str, float], error: float) -> float:
+    """FLOPs at which a fitted power law reaches `error` (inf if it never does)."""
+    if error <= fit["c"]:
         return float("inf")
-    return ((error - f["c"]) / f["a"]) ** (-1 / f["b"]) - f["d"]
+    return ((error - fit["c"]) / fit["a"]) ** (-1 / fit["b"]) - fit["d"]
+
+
+def _largest(rows: list[dict]) -> tuple[int, list[dict]]:
+    """The largest size of the plain runs and the plain runs on it."""
+    plain = _plain(rows)
+    size = max((r["size"] for r in plain), default=0)
+    return size, [r for r in plain if r["size"] == size]
+
+
+def fits(rows: list[dict], metric: str = METRIC) -> list[dict[str, Any]]:
+    """Fig. 4/5's curves in numbers: the saturating power law E = a (x + d)^(-b) + c (Zhai et al. 2021,
+    vitlib.stats.power_law) fitted per model to the error 1 - `metric` at every checkpoint of its plain runs on the
+    largest set, x images seen and training FLOPs (AXES), with 95% intervals for a, b and c from a bootstrap over
+    seeds (seeds resampled with replacement, every checkpoint of a drawn run refitted).
+
+    One dict per (model, axis): model, axis, size, seeds, checkpoints, fit (a, b, c, d; None when the fit failed),
+    rms (root-mean-square residual of the fit, in error), bounds (parameters fitted onto a bound of
+    fit_power_law: the law does not pin them), ci95 ({a, b, c: (low, high)}; None without an interval) and note
+    (why a fit or an interval is missing: "one seed: no interval", a fit that did not converge; None if neither).
+
+    >>> x = [2.0 ** k for k in range(10, 21)]
+    >>> run = lambda seed: dict(model="m", size=10, seed=seed, points=[
+    ...     dict(images_seen=n, train_flops=6 * n, acc=1 - e) for n, e in zip(x, power_law(x, 40, 0.5, 0.1, 1e3))])
+    >>> [(f["axis"], round(f["fit"]["b"], 2), round(f["fit"]["c"], 2), f["note"]) for f in fits([run(0)], "acc")]
+    [('images seen', 0.5, 0.1, 'one seed: no interval'), ('training FLOPs', 0.5, 0.1, 'one seed: no interval')]
+    """
+    size, largest = _largest(rows)
+    out = []
+    for model in dict.fromkeys(r["model"] for r in largest):
+        runs = {r["seed"]: r for r in largest if r["model"] == model}
+        for axis, x in AXES.items():
+            fit = _fitter(runs, metric, x)
+            entry = dict(model=model, axis=axis, size=size, seeds=sorted(runs),
+                         checkpoints=sum(len(r["points"]) for r in runs.values()), fit=None, rms=None, bounds=[],
+                         ci95=None, note=None)
+            try:
+                f = fit(runs)
+            except (RuntimeError, ValueError) as error:
+                why = "did not converge" if isinstance(error, RuntimeError) else "no fit"
+                out.append(dict(entry, note=f"{why}: {error}"))
+                continue
+            xs, errors = _curve(list(runs.values()), metric, x)
+            entry.update(fit=f, rms=float(np.sqrt(np.mean((errors - power_law(xs, **f)) ** 2))),
+                         bounds=[k for k, v, lo, hi in (("b", f["b"], 0, 3), ("c", f["c"], 0, 1))
+                                 if min(abs(v - lo), abs(v - hi)) < 1e-6])
+            if len(runs) < 2:
+                out.append(dict(entry, note="one seed: no interval"))
+                continue
+            ci = {k: bootstrap({"seeds": list(runs)}, lambda g, k=k, fit=fit: fit(g["seeds"])[k]) for k in "abc"}
+            if any(v is None for v in ci.values()):
+                out.append(dict(entry, note="no interval: the fit failed on most resamples"))
+                continue
+            out.append(dict(entry, ci95=ci))
+    return out
 
 
 def compute_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
@@ -346,22 +427,22 @@ def compute_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     accuracies on the largest set, from power laws fitted to every checkpoint (bootstrap over seeds).
     dict(verdict, why, ratio, ci95, fits, target)."""
     why = why_not_testable(rows)
-    plain = _plain(rows)
-    size = max((r["size"] for r in plain), default=0)
-    runs = {f: {r["seed"]: r for r in _family(plain, f) if r["size"] == size} for f in ("vit", "resnet")}
+    size, largest = _largest(rows)
+    runs = {f: {r["seed"]: r for r in _family(largest, f)} for f in ("vit", "resnet")}
     out: dict[str, Any] = dict(ratio=None, ci95=None, fits={}, target=None, size=size)
     if why:
         return dict(out, verdict=NOT_TESTABLE, why=why)
     if not all(len(v) >= 2 for v in runs.values()):
         return dict(out, verdict=UNDECIDED, why="fewer than 2 seeds a model on the largest set")
     target = 1 - min(np.mean([r["metrics"][metric] for r in v.values()]) for v in runs.values())
+    fit = {f: _fitter(v, metric, "train_flops") for f, v in runs.items()}
 
     def ratio(g: dict) -> float:
-        return _flops_to_reach(g["resnet"], target, metric) / _flops_to_reach(g["vit"], target, metric)
+        return _flops_to_reach(fit["resnet"](g["resnet"]), target) / _flops_to_reach(fit["vit"](g["vit"]), target)
 
-    groups = {f: list(v.values()) for f, v in runs.items()}
-    out.update(target=1 - target, ratio=ratio(groups), ci95=bootstrap(groups, ratio, draws=400),
-               fits={f: fit_power_law(*_curve(v, metric)) for f, v in groups.items()})
+    seeds = {f: list(v) for f, v in runs.items()}
+    out.update(target=1 - target, ratio=ratio(seeds), ci95=bootstrap(seeds, ratio, draws=400),
+               fits={f: fit[f](v) for f, v in seeds.items()})
     ci = out["ci95"]
     if ci is None:
         return dict(out, verdict=UNDECIDED, why="the power law could not be fitted to most resamples")
@@ -424,18 +505,75 @@ def locality_verdict(rows: list[dict], cfg: dict) -> dict[str, Any]:
 IN_PROGRESS = "in progress"
 
 
+def _progress(r: dict) -> tuple[int, int]:
+    """(runs of the results file's design in its rows, runs of the design)."""
+    planned = {s["key"] for s in expand(config_from_dict(Config, r["config"]))}
+    return len(planned & {x["key"] for x in r["rows"]}), len(planned)
+
+
 def in_progress(r: dict) -> str | None:
     """None when every run of the results file's design is in it, else "N of M runs of the design so far": the
     verdicts wait for the whole design (read early, the largest size would be whichever has run)."""
-    planned = {s["key"] for s in expand(config_from_dict(Config, r["config"]))}
-    done = len(planned & {x["key"] for x in r["rows"]})
-    return None if done == len(planned) else f"{done} of {len(planned)} runs of the design so far"
+    done, planned = _progress(r)
+    return None if done == planned else f"{done} of {planned} runs of the design so far"
+
+
+def _lead_table(rows: list[dict], metric: str) -> str:
+    """The lead (`leads`) per size: each seed's, and their mean with its 95% t interval over seeds."""
+    lines = []
+    for size, by_seed in leads(rows, metric).items():
+        values = list(by_seed.values())
+        ci = mean_interval(values)
+        why = "one seed" if len(values) < 2 else "no spread"
+        lines.append([f"{size:,}", len(values), ", ".join(f"seed {s} {100 * v:+.1f}" for s, v in by_seed.items()),
+                      f"{100 * np.mean(values):+.1f} " + (f"({why}: no interval)" if ci is None else
+                                                          f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")])
+    return table(["fractals", "seeds", "per seed", "mean [95% interval]"], lines)
+
+
+def _fits_table(fitted: list[dict]) -> str:
+    """`fits` as a table: a, b, c with their intervals, d, the residual, and what is missing or not pinned."""
+
+    def cell(f: dict, k: str, fmt: Callable[[float], str], unit: str = "") -> str:
+        return fmt(f["fit"][k]) + unit + (
+            "" if f["ci95"] is None else f" [{fmt(f['ci95'][k][0])}, {fmt(f['ci95'][k][1])}]")
+
+    lines = []
+    for f in fitted:
+        head = [f["model"], f["axis"], len(f["seeds"]), f["checkpoints"]]
+        if f["fit"] is None:
+            lines.append(head + ["-"] * 5 + [f["note"]])
+            continue
+        notes = [f["note"]] * bool(f["note"]) + [f"{k} at its bound {round(f['fit'][k])}" for k in f["bounds"]]
+        lines.append(head + [cell(f, "a", lambda v: f"{v:.3g}"), cell(f, "b", lambda v: f"{v:.2f}"),
+                             cell(f, "c", lambda v: f"{100 * v:.1f}", "%"), f"{f['fit']['d']:.3g}",
+                             f"{100 * f['rms']:.1f} points", "; ".join(notes) or "-"])
+    return table(["model", "against", "seeds", "checkpoints", "a", "b", "c (error floor)", "d", "rms residual",
+                  "note"], lines)
+
+
+def _crossover(lv: dict) -> str:
+    """The extrapolated crossover of `lead_verdict` in words (the design's rule), "" without a fitted slope."""
+    if lv["slope"] is None:
+        return ""
+    if lv.get("crossover"):
+        ci = lv.get("crossover_ci95")
+        return (f"; the fitted lead reaches 0 at about {lv['crossover']:.2g} fractals"
+                + (" (no interval)" if ci is None else f" [95% interval {ci[0]:.2g}, {ci[1]:.2g}]"))
+    if lv["ci95"] is None:
+        return "; crossover not read (one seed: no interval for the slope)"
+    return "; no crossover implied (the slope's interval reaches 0)"
 
 
 def render(r: dict, p: dict) -> str:
     """figures/scaling_curves*.json: each (model, size) at its best checkpoint over seeds, the ResNet's lead by
-    size, and the verdicts of the design (Fig. 3/4, Fig. 5, Fig. 7 right)."""
+    size with its interval, the power laws of the runs on the largest set (`fits`), and the verdicts of the
+    design (Fig. 3/4, Fig. 5, Fig. 7 right). While the design is in progress the tables hold the rows so far,
+    labelled so, and the verdicts wait."""
     rows = r["rows"]
+    waiting = in_progress(r)
+    so_far = "" if not waiting else " so far ({} of {} runs)".format(*_progress(r))
+    shots = f"{METRIC.removesuffix('shot')}-shot"
     lines = []
     arms = group([dict(x, cutmix=bool(x.get("cutmix"))) for x in rows], "model", "size", "cutmix")  # pilot: no arm
     for (model, size, cutmix), g in arms.items():
@@ -444,21 +582,25 @@ def render(r: dict, p: dict) -> str:
                       acc_ci(seed_mean(g, METRIC, "probe_n")),
                       f"{sum(x['metrics']['plateau'] for x in g)} of {len(g)}",
                       ", ".join(f"{x['metrics']['best_images']:,}" for x in g)])
-    text = table(["model", "fractals", "seeds", "held-out (best)", "5-shot", "10-shot", "at plateau",
-                  "images at best"], lines)
-    lv, cv = lead_verdict(rows), compute_verdict(rows)
-    lead = [[f"{n:,}", ", ".join(f"{100 * v:+.1f}" for v in vals), f"{100 * np.mean(vals):+.1f}"]
-            for n, vals in lv["lead"].items()]
-    text += "\n\nThe ResNet's 10-shot lead over the ViT (points, per seed):\n\n" + table(
-        ["fractals", "seeds", "mean"], lead)
-    slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
-        "" if lv["ci95"] is None else f" [{100 * lv['ci95'][0]:+.1f}, {100 * lv['ci95'][1]:+.1f}]")
-    cross = "" if not lv.get("crossover") else f"; the fitted lead reaches 0 at about {lv['crossover']:.2g} fractals"
-    waiting = in_progress(r)
+    text = f"Each model and size at its best-validation checkpoint, over seeds{so_far}:\n\n" + table(
+        ["model", "fractals", "seeds", "held-out (best)", "5-shot", "10-shot", "at plateau", "images at best"], lines)
+    text += (f"\n\nThe ResNet's {shots} lead over the ViT (points, ResNet minus ViT paired by seed; the mean's 95% "
+             f"interval is Student's t over seeds){so_far}:\n\n" + _lead_table(rows, METRIC))
+    fitted = fits(rows, METRIC)
+    if fitted:
+        text += (f"\n\nThe saturating power law `E = a (x + d)^(-b) + c` (Zhai et al. 2021) fitted to the {shots} "
+                 f"error (1 - accuracy) at every checkpoint of each model's runs on {fitted[0]['size']:,} fractals"
+                 f"{so_far}, x images seen or training FLOPs; 95% intervals from a bootstrap over seeds (runs "
+                 "resampled with replacement, refitted). c is the error the law tends to; within a model the FLOPs "
+                 "are a constant times the images seen, so b and c agree on both axes; a parameter at a bound of "
+                 "the fit (b in [0, 3], c in [0, 1]) is not pinned by the checkpoints:\n\n" + _fits_table(fitted))
     if waiting:
         return text + f"\n\nThe verdicts (Fig. 3/4, Fig. 5, Fig. 7 right): **{IN_PROGRESS}** ({waiting})."
+    lv, cv = lead_verdict(rows), compute_verdict(rows)
+    slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
+        "" if lv["ci95"] is None else f" [{100 * lv['ci95'][0]:+.1f}, {100 * lv['ci95'][1]:+.1f}]")
     text += (f"\n\nFig. 3/4, the ResNet's lead shrinks as the data grow: **{lv['verdict']}** ({lv['why']}"
-             f"{slope}{cross}).")
+             f"{slope}{_crossover(lv)}).")
     ratio = "" if cv["ratio"] is None else f"; FLOP ratio ResNet / ViT {cv['ratio']:.2f}" + (
         "" if cv["ci95"] is None else f" [{cv['ci95'][0]:.2f}, {cv['ci95'][1]:.2f}]")
     text += f"\n\nFig. 5, ViT the better deal per unit of compute: **{cv['verdict']}** ({cv['why']}{ratio})."
