@@ -102,6 +102,8 @@ def test_a_smaller_corpus_is_cut_from_a_larger_cached_one(tmp_path, monkeypatch)
         assert cut[f"{s}_images"].tobytes() == small[s][0].tobytes()
         assert np.array_equal(cut[f"{s}_labels"], small[s][1])
     assert len(list((tmp_path / "fractaldb").glob("[!.]*"))) == 1
+    whole = fractals.load_fractaldb(3, 6, 16, seed=2, test_images_per_class=2, cache_dir=tmp_path, progress=False)
+    assert all(a.flags.writeable for a in whole.values()), "a cut that is whole classes is a copy, not a read-only map"
     for other in (dict(seed=3), dict(jitter=0.05), dict(test_images_per_class=3)):  # not in the cached corpus
         with pytest.raises(AssertionError, match="rendered instead"):
             fractals.load_fractaldb(3, 4, 16, **{"seed": 2, **other}, cache_dir=tmp_path, progress=False)

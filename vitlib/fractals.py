@@ -263,9 +263,9 @@ def _cut(folder: Path, big: dict, opts: dict) -> dict[str, np.ndarray]:
         images = np.load(folder / f"{split}_images.npy", mmap_mode="r")  # reads only the pages cut
         labels = np.load(folder / f"{split}_labels.npy")
         grid = (big["num_classes"], big[per_class])
-        out[f"{split}_images"] = np.ascontiguousarray(
+        out[f"{split}_images"] = np.array(  # a copy: a memory map (read-only) would stay one where the cut is whole
             images.reshape(*grid, *images.shape[1:])[:opts["num_classes"], :opts[per_class]].reshape(
-                -1, *images.shape[1:]))
+                -1, *images.shape[1:]), order="C")
         out[f"{split}_labels"] = labels.reshape(grid)[:opts["num_classes"], :opts[per_class]].reshape(-1).copy()
     return out
 
