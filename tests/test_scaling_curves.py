@@ -177,7 +177,7 @@ def test_one_seed_gives_no_interval_and_the_pilot_renders_its_fits():
     assert {f["model"] for f in fitted} == {VIT, RESNET} and {f["size"] for f in fitted} == {100000}
     assert all(f["ci95"] is None and f["note"] == "one seed: no interval" for f in fitted)
     text = sc.render(r, {})
-    assert "| ViT-Ti/4 L=4 | training FLOPs | 1 | 10 |" in text and "one seed: no interval" in text
+    assert "| ViT-Ti/4 L=4 | training FLOPs | 1 | 7 |" in text and "one seed: no interval" in text
     assert "crossover not read (one seed: no interval for the slope)" in text
 
 

@@ -54,6 +54,9 @@ The design (written before the first row of `full`, from the pilot):
   * Per unit of compute (Fig. 5): the saturating power law E = a (C + d)^(-b) + c (Zhai et al. 2021) fitted
     per model to 1 - probe accuracy against training FLOPs along the runs on 10^5 fractals; ViT the better
     deal where it reaches the ResNet's best accuracy with fewer FLOPs, interval from a bootstrap over seeds.
+    Amended after the first two full rows, before any run on 10^5 fractals, from the pilot: each run's curve
+    is fitted from its worst checkpoint on (the probe first falls from the untrained features' level, then
+    rises; no falling power law follows the dip, and the pilot's fits sat at their bounds).
   * Locality (Fig. 7 right): a head is local when its mean distance is below half of what uniform attention
     over the grid gives; "lower layers get local heads with enough data" holds when layer 1 has a local
     head at 10^5 fractals in every seed and more local heads than at 10^3; "distance grows with depth"
@@ -336,8 +339,14 @@ AXES = {"images seen": "images_seen", "training FLOPs": "train_flops"}
 
 
 def _curve(runs: list[dict], metric: str, x: str = "train_flops") -> tuple[np.ndarray, np.ndarray]:
-    """(x, 1 - metric) of every checkpoint of the runs, x a checkpoint's key (AXES)."""
-    pts = [p for r in runs for p in r["points"]]
+    """(x, 1 - metric) of the checkpoints of the runs from each run's worst one on (x a checkpoint's key, AXES):
+    before it, the probe falls from the untrained features' level, which no falling power law follows.
+
+    >>> run = dict(points=[dict(n=1, m=0.40), dict(n=2, m=0.26), dict(n=4, m=0.30), dict(n=8, m=0.45)])
+    >>> [a.round(2).tolist() for a in _curve([run], "m", "n")]
+    [[2.0, 4.0, 8.0], [0.74, 0.7, 0.55]]
+    """
+    pts = [p for r in runs for p in r["points"][int(np.argmin([q[metric] for q in r["points"]])):]]
     return np.array([p[x] for p in pts], float), 1 - np.array([p[metric] for p in pts], float)
 
 
@@ -399,7 +408,7 @@ def fits(rows: list[dict], metric: str = METRIC) -> list[dict[str, Any]]:
         for axis, x in AXES.items():
             fit = _fitter(runs, metric, x)
             entry = dict(model=model, axis=axis, size=size, seeds=sorted(runs),
-                         checkpoints=sum(len(r["points"]) for r in runs.values()), fit=None, rms=None, bounds=[],
+                         checkpoints=len(_curve(list(runs.values()), metric, x)[0]), fit=None, rms=None, bounds=[],
                          ci95=None, note=None)
             try:
                 f = fit(runs)
@@ -589,7 +598,8 @@ def render(r: dict, p: dict) -> str:
     fitted = fits(rows, METRIC)
     if fitted:
         text += (f"\n\nThe saturating power law `E = a (x + d)^(-b) + c` (Zhai et al. 2021) fitted to the {shots} "
-                 f"error (1 - accuracy) at every checkpoint of each model's runs on {fitted[0]['size']:,} fractals"
+                 f"error (1 - accuracy) at the checkpoints of each model's runs on {fitted[0]['size']:,} fractals "
+                 f"from each run's worst on (the design's amendment)"
                  f"{so_far}, x images seen or training FLOPs; 95% intervals from a bootstrap over seeds (runs "
                  "resampled with replacement, refitted). c is the error the law tends to; within a model the FLOPs "
                  "are a constant times the images seen, so b and c agree on both axes; a parameter at a bound of "
