@@ -24,13 +24,14 @@ stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stag
 # The tests, one timed stage at a time: lint, the notebooks' Jupytext pairs, the doctests, the library's
 # tests (the slowest ten named), every notebook executed as committed and compared by nbval, the smoke profile
 # of every notebook committed drawing results run with papermill, and notebooks in JupyterLab driven by chromium.
-# Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched.
+# Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched. The tests and
+# the notebooks run in two processes (pytest-xdist; each notebook whole in one of them: --dist loadfile).
 test: setup
 	$(call stage,lint,$(LINT))
 	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
 	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
-	$(call stage,tests,$(PY) -m pytest -q tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py --durations=10)
-	$(call stage,notebooks,$(PY) -m pytest -q --nbval notebooks/)
+	$(call stage,tests,$(PY) -m pytest -q -n 2 tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py --durations=10)
+	$(call stage,notebooks,$(PY) -m pytest -q -n 2 --dist loadfile --nbval notebooks/)
 	$(call stage,notebooks-smoke,$(SMOKE))
 	$(call stage,jupyterlab,$(PY) -m pytest -q tests/test_jupyterlab.py)
 
