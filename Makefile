@@ -13,10 +13,12 @@ setup:
 	./setup.sh
 
 # The main job: execute every notebook with papermill, running what its profile's results file lacks (limit -1;
-# PROFILE=full makes figures/). The committed notebooks instead draw the committed results (limit 0).
+# PROFILE=full makes figures/, 06's included: write True). The committed notebooks instead draw the committed results
+# (limit 0).
 demo: setup
 	mkdir -p out
-	for nb in $(NOTEBOOKS); do $(PY) -m papermill --log-level WARNING $$nb out/$$(basename $$nb) -p profile $(PROFILE) -p limit -1 || exit 1; done
+	for nb in $(NOTEBOOKS); do $(PY) -m papermill --log-level WARNING $$nb out/$$(basename $$nb) -p profile $(PROFILE) -p limit -1 \
+	  $(if $(filter full,$(PROFILE)),-p write True) || exit 1; done
 
 # `$(call stage,NAME,COMMAND)`: show and run COMMAND, then say how long it took (also when it fails, then stop).
 stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stage $(1): $$(( $$(date +%s) - s )) s, exit $$rc"; exit $$rc
