@@ -122,8 +122,9 @@ print(f"{path.name}: L={cfg.num_layers}, D={cfg.hidden_size}, k={cfg.num_heads},
 # **Read this first: how trained is the model?** The shipped model classifies its fractal categories well above
 # chance, though it had not converged; a first model with a far smaller pre-training budget stays in the
 # results as the row "too small a budget". The table below is rendered from their records and from the last
-# full runs of notebooks 04 and 06 (`figures/*.json`, as in RESULTS.md): the budget is the variable that
-# changed. The cells below recompute this notebook's rows for the model loaded above and say, claim by claim,
+# full runs of notebooks 04 and 06 (`figures/*.json`, as in RESULTS.md). The two differ in more than the budget
+# (the table names every difference: patch size, depth, categories, corpus size), so it describes the change, it
+# does not isolate what the budget alone did. The cells below recompute this notebook's rows for the model loaded above and say, claim by claim,
 # what this run supports. The method is the paper's; pass `-p checkpoint PATH` with another checkpoint (an
 # official one loaded through `vitlib.interop`, say) to see more.
 
