@@ -46,7 +46,7 @@ from vitlib.experiments import scaling, scaling_curves
 from vitlib.experiments.protocol import MODELS, build_model
 from vitlib.flops import count_parameters, forward_flops
 from vitlib.plots import locality_figure, run_curves_figure, scaling_figure
-from vitlib.records import FIGURES_DIR, load_results, results_stem, save_figure
+from vitlib.records import FIGURES_DIR, load_results, results_stem, save_figure, shown_path
 from vitlib.results import render_section
 
 # %% tags=["parameters"]
@@ -182,7 +182,7 @@ if profile != "smoke":
 # NBVAL_IGNORE_OUTPUT
 out = experiments.run("scaling", profile, limit=limit, log=print)
 rows = [r for r in out["rows"] if r["key"] in {s["key"] for s in plan}]
-print(f"{len(rows)} of {len(plan)} runs in {out['path']}; {out['todo']} still to run")
+print(f"{len(rows)} of {len(plan)} runs in {shown_path(out['path'])}; {out['todo']} still to run")
 
 # %%
 assert len(rows) + out["todo"] == len(plan) and (out["todo"] == 0 or limit is not None and limit >= 0)
