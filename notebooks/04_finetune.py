@@ -60,7 +60,7 @@ from vitlib.experiments.protocol import vit_name
 from vitlib.experiments.runner import load_rows, study_path
 from vitlib.finetune import load_pretrained, prepare_finetune
 from vitlib.plots import pos_embed_figure, transfer_figure
-from vitlib.records import results_stem, save_figure
+from vitlib.records import results_stem, save_figure, shown_path
 from vitlib.results import render_section
 
 # %% tags=["parameters"]
@@ -181,9 +181,9 @@ planned = {s["key"] for s in plan}
 rows = [r for r in load_rows(path) if r["key"] in planned]
 todo = len(planned - {r["key"] for r in rows})
 make = f"`python -m vitlib experiment transfer --profile {profile}` (or this notebook with `-p limit -1`)"
-print(f"{len(rows)} of {len(plan)} runs in {path.parent.name}/{path.name}; {todo} still to run; "
+print(f"{len(rows)} of {len(plan)} runs in {shown_path(path)}; {todo} still to run; "
       f"{sum(r['wall_s'] for r in rows) / 60:.0f} min of measured run time" if path.exists() else
-      f"no results file {path.parent.name}/{path.name} for the {profile} profile: {make} makes it")
+      f"no results file {shown_path(path)} for the {profile} profile: {make} makes it")
 
 # %%
 assert len(rows) + todo == len(plan)

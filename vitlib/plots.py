@@ -222,7 +222,7 @@ def run_curves_figure(rows: list[dict], metric: str = "10shot", title: str = "")
     corpus size, the seeds as separate lines."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out pre-training accuracy", f"{metric} probe"))
     models = sorted({r["model"] + ("+CutMix" if r.get("cutmix") else "") for r in rows})
-    sizes = sorted({r["size"] for r in rows})
+    sizes, first_seed = sorted({r["size"] for r in rows}), min(r["seed"] for r in rows)
     for r in rows:
         model = r["model"] + ("+CutMix" if r.get("cutmix") else "")
         colour = px.colors.qualitative.D3[models.index(model) % 10]
@@ -231,7 +231,7 @@ def run_curves_figure(rows: list[dict], metric: str = "10shot", title: str = "")
         for col, key in ((1, "val_accuracy"), (2, metric)):
             fig.add_scatter(x=x, y=[p[key] for p in r["points"]], mode="lines+markers", name=name, legendgroup=name,
                             line=dict(color=colour, dash=_DASHES[sizes.index(r["size"]) % len(_DASHES)]),
-                            showlegend=col == 1 and r["seed"] == min(x["seed"] for x in rows), row=1, col=col)
+                            showlegend=col == 1 and r["seed"] == first_seed, row=1, col=col)
     fig.update_xaxes(type="log", title_text="images seen")
     fig.update_layout(width=950, height=400, template="plotly_white", title=title)
     return fig
@@ -242,7 +242,7 @@ def locality_figure(rows: list[dict], title: str = ""):
     heads, against images seen for the ViT runs (rows whose checkpoints carry `attention_distance`, (layers,
     heads)); one colour per layer, one panel per corpus size, CutMix runs dashed."""
     vits = [r for r in rows if r["points"] and r["points"][0].get("attention_distance") is not None]
-    sizes = sorted({r["size"] for r in vits})
+    sizes, first_seed = sorted({r["size"] for r in vits}), min((r["seed"] for r in vits), default=0)
     fig = make_subplots(rows=1, cols=max(len(sizes), 1), shared_yaxes=True,
                         subplot_titles=[f"{n:,} fractals" for n in sizes])
     for r in vits:
@@ -253,7 +253,7 @@ def locality_figure(rows: list[dict], title: str = ""):
             fig.add_scatter(x=x, y=d[:, layer].mean(-1), mode="lines", name=name, legendgroup=name,
                             line=dict(color=px.colors.sequential.Viridis[layer * 9 // max(d.shape[1] - 1, 1)],
                                       dash="dash" if r.get("cutmix") else "solid"),
-                            showlegend=r["size"] == sizes[0] and r["seed"] == min(v["seed"] for v in vits)
+                            showlegend=r["size"] == sizes[0] and r["seed"] == first_seed
                             or bool(r.get("cutmix")), row=1, col=sizes.index(r["size"]) + 1)
     fig.update_xaxes(type="log", title_text="images seen")
     fig.update_yaxes(title_text="mean attention distance (pixels)", col=1)
