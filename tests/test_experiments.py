@@ -82,6 +82,20 @@ def test_a_negative_limit_runs_every_missing_row_and_zero_none(tmp_path):
     assert calls == ["run/s0", "run/s1", "run/s2"] and out["todo"] == 0
 
 
+def test_only_runs_the_missing_rows_a_pattern_matches_and_counts_the_rest_as_todo(tmp_path):
+    study, calls = _fake_study()
+    lines = []
+    out = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=lines.append, only="*/s[12]",
+                           limit=1)
+    assert calls == ["run/s1"] and out["todo"] == 2  # s2 left by the limit, s0 by the pattern
+    assert "2 to run matching '*/s[12]' (1 others left for later) (this part: 1)" in lines[0]
+    out = runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=lines.append)
+    assert calls == ["run/s1", "run/s0", "run/s2"] and out["todo"] == 0  # the rest, in the plan's order
+    assert [r["key"] for r in out["rows"]] == ["run/s1", "run/s0", "run/s2"]
+    with pytest.raises(ValueError, match="no run's key matches --only 'BiT\\*'"):
+        runner.run_study(study, _FakeConfig(), "smoke", tmp_path / "fake", log=_quiet, only="BiT*")
+
+
 def test_rows_carry_wall_time_load_and_provenance(tmp_path):
     study, _ = _fake_study()
     runner.run_study(study, _FakeConfig(seeds=(0,)), "smoke", tmp_path / "fake", command="cmd", log=_quiet)
@@ -189,6 +203,8 @@ def test_cli_unknown_study_field_or_value_is_one_line(capsys):
     assert "--list" in _error_line(capsys, ["experiment"], "vitlib experiment")
     assert "unknown model(s) ['foo']" in _error_line(capsys, ["experiment", "scaling", "--models", "foo"],
                                                      "vitlib experiment scaling")
+    assert "--only 'nothing*' matches no run" in _error_line(capsys, ["experiment", "scaling", "--only", "nothing*"],
+                                                             "vitlib experiment scaling")
 
 
 def test_cli_list_and_plan(capsys, tmp_path):
@@ -273,6 +289,7 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
     assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
     assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in answer
+    assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in text  # RESULTS.md too
 
 
 def test_scaling_probes_each_model_untrained_with_every_seed_and_compares_over_seeds():

@@ -5,6 +5,7 @@ study's Config (`vitlib.experiments.fields`); an unset flag keeps the profile's 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import shlex
 import typing
@@ -41,6 +42,8 @@ def _add_study(studies, name: str) -> None:
                     + ", ".join(f"{k} (figures/{name}_{k}.json)" for k in study.PROFILES if k not in ("smoke", "full")))
     sp.add_argument("--folder", help="write the results file here instead (a run continues the file it finds)")
     sp.add_argument("--limit", type=at_least(1), metavar="N", help="run at most N more rows, then stop")
+    sp.add_argument("--only", metavar="PATTERN", help="run only the missing rows whose key matches this shell "
+                    "pattern (keys: --plan), e.g. 'BiT*' or '*/s1', to fit a part into the time at hand")
     sp.add_argument("--plan", action="store_true", help="print the runs (done / to run) and the images "
                     "seen, run nothing")
     sp.add_argument("--threads", type=at_least(1), help="torch intra-op threads")
@@ -129,8 +132,11 @@ def run_experiment(args: argparse.Namespace) -> None:
     if args.plan:
         _plan(args, specs, overrides)
         return
+    if args.only is not None and not any(fnmatch.fnmatchcase(s["key"], args.only) for s in specs):
+        raise UsageError(f"--only {args.only!r} matches no run of {args.study} ({args.profile}); its keys look like "
+                         f"{specs[0]['key']!r}: list them with --plan")
     command = "python -m vitlib " + shlex.join(args.argv)
     with blame("--folder", (OSError,)):
         out = experiments.run(args.study, args.profile, folder=args.folder, command=command, limit=args.limit,
-                              **overrides)
+                              only=args.only, **overrides)
     print(json.dumps({"results": str(out["path"]), "rows": len(out["rows"]), "todo": out["todo"]}))

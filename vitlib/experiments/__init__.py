@@ -70,14 +70,15 @@ def images_seen(name: str, profile: str = "smoke", **overrides: Any) -> int:
 
 
 def run(name: str, profile: str = "smoke", folder: str | os.PathLike | None = None, command: str | None = None,
-        limit: int | None = None, log=None, **overrides: Any) -> dict[str, Any]:
+        limit: int | None = None, log=None, only: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Run (or continue) study `name` at `profile`: the rows missing from its results file
-    (`study_path`); returns {"study", "profile", "config", "rows", "todo", "path"}."""
+    (`study_path`), at most `limit` of them, only those whose key matches the shell pattern `only` if given
+    (vitlib.experiments.runner.run_study); returns {"study", "profile", "config", "rows", "todo", "path"}."""
     study = _study(name)
     cfg = config(name, profile, **overrides)
     path = study_path(name, profile, folder)
     command = command or (f"python -m vitlib experiment {name} --profile {profile}"
                           + "".join(f" --{k.replace('_', '-')} " + (" ".join(map(str, v)) if isinstance(v, tuple)
                                                                        else str(v)) for k, v in overrides.items()))
-    results = run_study(study, cfg, profile, path, command=command, log=log, limit=limit)
+    results = run_study(study, cfg, profile, path, command=command, log=log, limit=limit, only=only)
     return {**results, "path": Path(path).with_suffix(".json")}

@@ -23,6 +23,7 @@ Deviations from the paper: none (nothing here is in the paper).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
 import sys
@@ -112,11 +113,14 @@ def load_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike, command: str | None = None,
-              log: Callable[[str], None] | None = None, limit: int | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, limit: int | None = None,
+              only: str | None = None) -> dict[str, Any]:
     """Run the rows of `study.expand(cfg)` missing from PATH.json, appending each to the file as it finishes.
 
     limit: run at most this many new rows (a part of a long study); None or a negative number: every missing
-    row (the notebooks' `limit=-1`). Returns the results written
+    row (the notebooks' `limit=-1`). only: a shell pattern (fnmatch); run only the missing rows whose key it
+    matches, in the plan's order (to fit a part of a long study into the time at hand: `"BiT*"`, `"*/s1"`);
+    the plan and the file's config do not change. Returns the results written
     ({"study", "profile", "config", "rows", "todo"}); "todo" counts the rows still missing.
     Under torchrun every rank trains each row (DDP) and rank 0 alone logs and writes the file.
     """
@@ -131,9 +135,19 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
     if len(set(keys)) != len(keys):
         raise ValueError(f"{study.NAME}: two runs share a key; keys must be unique")
     todo = [s for s in specs if s["key"] not in done]
-    log(f"{study.NAME} ({profile}): {len(specs)} runs, {len(specs) - len(todo)} already in "
+    skipped = 0  # missing rows that `only` leaves for later
+    if only is not None:
+        if not any(fnmatch.fnmatchcase(k, only) for k in keys):
+            raise ValueError(f"{study.NAME}: no run's key matches --only {only!r}; keys look like {keys[0]!r} "
+                             f"(see --plan)")
+        skipped = len(todo)
+        todo = [s for s in todo if fnmatch.fnmatchcase(s["key"], only)]
+        skipped -= len(todo)
+    already = len(specs) - len(todo) - skipped
+    log(f"{study.NAME} ({profile}): {len(specs)} runs, {already} already in "
         f"{shown_path(path.with_suffix('.json'))}, "
-        f"{len(todo)} to run" + (f" (this part: {limit})" if limit is not None and limit < len(todo) else ""))
+        f"{len(todo)} to run" + (f" matching {only!r} ({skipped} others left for later)" if only is not None else "")
+        + (f" (this part: {limit})" if limit is not None and limit < len(todo) else ""))
     results = dict(study=study.NAME, profile=profile, config=_jsonable(dataclasses.asdict(cfg)), rows=rows)
     cache: dict[Any, Any] = {}
     for i, spec in enumerate(todo[:limit]):
@@ -144,11 +158,11 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
         row = {**spec, **measured, "wall_s": round(wall, 2), "load": machine_load(),
                "date": made["date"], "git_commit": made["git_commit"], "device": made["device"]}
         rows.append(_jsonable(row))
-        results["todo"] = len(todo) - i - 1
+        results["todo"] = len(todo) - i - 1 + skipped
         if writer:
             save_results(path, results, command, seconds=sum(r.get("wall_s", 0) for r in rows))
-        log(f"[{len(specs) - len(todo) + i + 1}/{len(specs)}] {spec['key']}: {_summary(measured)} ({wall:.0f} s)")
-    results["todo"] = max(len(todo) - (limit if limit is not None else len(todo)), 0)
+        log(f"[{already + i + 1}/{len(specs)}] {spec['key']}: {_summary(measured)} ({wall:.0f} s)")
+    results["todo"] = max(len(todo) - (limit if limit is not None else len(todo)), 0) + skipped
     if not todo and writer:  # nothing ran: the file is left as it was (or written once, empty, for a new study)
         if not path.with_suffix(".json").exists():
             save_results(path, results, command, seconds=0.0)

@@ -411,6 +411,15 @@ def _seeded_size(g: dict, sizes: list[int]) -> int | None:
     return seeded[-1] if seeded else None
 
 
+def _untrained_line(g: dict, base: dict, models: list[str], sizes: list[int], shot: str) -> str:
+    """Each model against its own untrained features (the same seeds), at the largest size that has every seed
+    and at the largest size ("" where no model has untrained rows)."""
+    against = [f"{n:,} images: {text}" for n in dict.fromkeys(n for n in (_seeded_size(g, sizes), sizes[-1]) if n)
+               if (text := _against_untrained(g, base, models, n, shot))]
+    return f"Each model against its own untrained features (the same seeds), at {'; at '.join(against)}." \
+        if against else ""
+
+
 def answer(r: dict) -> str:
     """What reproduced of Fig. 3-5, from a scaling results file's results: per pre-training corpus, the verdicts
     (`verdicts`) and each model's few-shot accuracy at the largest set against its own untrained level. The
@@ -418,13 +427,11 @@ def answer(r: dict) -> str:
     shot = shot_metric(r["config"]["shots"])
     lines = []
     for corpus, corpus_rows, g, base, models, sizes in _corpora(r["rows"]):
-        against = [f"{n:,} images: {text}" for n in dict.fromkeys(n for n in (_seeded_size(g, sizes), sizes[-1]) if n)
-                   if (text := _against_untrained(g, base, models, n, shot))]
+        against = _untrained_line(g, base, models, sizes, shot)
         lines += [f"- `{corpus}` ({len(corpus_rows)} runs, {shot[:-4]}-shot on `{corpus_rows[0]['probe']}`): "
                   + " ".join(v["text"] for v in verdicts(corpus, g, models, sizes, shot,
                                                          _categories(r["config"], corpus)))
-                  + (f" Each model against its own untrained features (the same seeds), at {'; at '.join(against)}."
-                     if against else "")]
+                  + (" " + against if against else "")]
     return "\n".join(lines)
 
 
@@ -451,6 +458,7 @@ def render(r: dict, p: dict) -> str:
                    f"{pct(learned_threshold(categories))}):\n\n" + table(["model"] + [f"{n:,} images" for n in sizes],
                                                                           val))
         out += [v["text"] for v in verdicts(corpus, g, models, sizes, shot, categories)]
+        out += [line for line in [_untrained_line(g, base, models, sizes, shot)] if line]
     out.append(runs_line(rows, r))
     return "\n\n".join(out)
 

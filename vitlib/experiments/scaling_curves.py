@@ -71,7 +71,8 @@ on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu 27 runs 
 images, about 450M in all: estimated, not measured, at about 30,000 images/s for these 28 px models on one
 current data-centre GPU with the data on the device, about 10 minutes a run with its probes, 4-5 hours in all,
 in parts of `--limit 3` (about half an hour each).
-Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes).
+Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes; `--only 'BiT*'`
+runs the next missing row that fits the time at hand first, the plan unchanged).
 """
 
 from __future__ import annotations
