@@ -224,7 +224,7 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
         eval_seconds=round(clock["evaluating"], 2), wall_seconds=round(wall, 2),
         setup_seconds=round(setup_seconds, 2), stopped_by_guard=points[-1]["step"] < steps,
         load=dict(before=load_before, after=load_after, quiet=load_before["quiet"] and load_after["quiet"]),
-        date=made["date"], git_commit=made["git_commit"], device=made["device"])
+        date=made["date"], git_commit=made["git_commit"], device=made["device"], cpu=made["cpu"])
 
 
 def summary(rows: list[dict]) -> dict[str, dict]:

@@ -30,7 +30,7 @@ from torch.utils.data import TensorDataset
 import vitlib
 from vitlib.flops import forward_flops
 from vitlib.model import set_attention_path
-from vitlib.records import save_results
+from vitlib.records import cpu_model, save_results
 from vitlib.train import TrainConfig, resolve_device, train
 
 SHAPES = {  # tokens: (model name, img_size, overrides, batch size)
@@ -58,11 +58,7 @@ def cpu_features() -> dict[str, bool | str]:
     for name in ("amx_tile", "avx512_bf16", "avx512"):
         fn = getattr(torch.cpu, f"_is_{name}_supported", None)
         flags[name] = bool(fn()) if fn else False
-    try:
-        lines = open("/proc/cpuinfo").read().splitlines()
-        flags["model"] = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        flags["model"] = "unknown"
+    flags["model"] = cpu_model().rsplit(", ", 1)[0]
     return flags
 
 

@@ -101,7 +101,7 @@ def test_rows_carry_wall_time_load_and_provenance(tmp_path):
     runner.run_study(study, _FakeConfig(seeds=(0,)), "smoke", tmp_path / "fake", command="cmd", log=_quiet)
     record = json.loads((tmp_path / "fake.json").read_text())
     row = record["results"]["rows"][0]
-    assert {"images_seen", "train_flops", "wall_s", "date", "git_commit"} <= set(row)
+    assert {"images_seen", "train_flops", "wall_s", "date", "git_commit", "cpu"} <= set(row)  # cpu: its kind
     assert isinstance(row["load"]["quiet"], bool) and row["load"]["cpus"] >= 1
     assert record["provenance"]["command"] == "cmd" and record["results"]["config"] == {"seeds": [0],
                                                                                           "images_per_run": 10}

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from vitlib import records, results
 from vitlib.analysis import depth_trend
 from vitlib.experiments import transfer
+from vitlib.markdown import made_by
 
 
 def test_save_figure_writes_html_and_json_with_provenance(tmp_path):
@@ -20,6 +21,8 @@ def test_save_figure_writes_html_and_json_with_provenance(tmp_path):
     p = record["provenance"]
     assert p["command"] == "cmd" and p["seconds"] == 2.0 and p["note"] == "n" and {"git_commit", "date"} <= set(p)
     assert records.load_results("f", tmp_path) == record
+    assert p["cpu"].endswith("native bf16") and f"({p['cpus']} CPUs: {p['cpu']})" in made_by(p)  # the CPU's kind
+    assert "(2 CPUs);" in made_by(dict(cpus=2))  # a file from before the CPU was recorded
 
 
 def test_figures_dir_is_the_repository_folder_only_for_full_runs():

@@ -45,7 +45,8 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 def made_by(p: dict[str, Any]) -> str:
     """One line of provenance: command, date, machine, time taken, commit."""
     bits = [f"`{p.get('command', '?')}`", p.get("date", "date unknown")]
-    bits.append(f"{p.get('device', 'cpu')} on {p.get('machine', '?')} ({p.get('cpus', '?')} CPUs)")
+    bits.append(f"{p.get('device', 'cpu')} on {p.get('machine', '?')} ({p.get('cpus', '?')} CPUs"
+                + (f": {p['cpu']})" if p.get("cpu") else ")"))
     if p.get("seconds") is not None:
         bits.append(f"{p['seconds']:.0f} s")
     bits.append(f"torch {p.get('torch', '?')}, commit {p.get('git_commit', '?')}")

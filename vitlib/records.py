@@ -82,13 +82,27 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; else platform.processor()) and whether it multiplies bf16 natively (AMX
+    or AVX512-BF16): speeds are only comparable on the same kind of CPU, and machines differ between sessions."""
+    name = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    native = any(getattr(torch.cpu, f"_is_{n}_supported", lambda: False)() for n in ("amx_tile", "avx512_bf16"))
+    return f"{name}, {'native' if native else 'no native'} bf16"
+
+
 def provenance(command: str | None = None, seconds: float | None = None, **extra: Any) -> dict[str, Any]:
-    """Where a result came from: command, machine, library versions, git commit, date, time taken."""
+    """Where a result came from: command, machine (its CPU's model), library versions, git commit, date, time taken."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     return dict(
         command=command or " ".join(sys.argv),
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
         cpus=os.cpu_count(),
+        cpu=cpu_model(),
         device=device,
         torch=torch.__version__,
         python=platform.python_version(),

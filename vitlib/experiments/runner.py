@@ -156,7 +156,7 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
         wall = time.perf_counter() - start
         made = provenance(command)
         row = {**spec, **measured, "wall_s": round(wall, 2), "load": machine_load(),
-               "date": made["date"], "git_commit": made["git_commit"], "device": made["device"]}
+               "date": made["date"], "git_commit": made["git_commit"], "device": made["device"], "cpu": made["cpu"]}
         rows.append(_jsonable(row))
         results["todo"] = len(todo) - i - 1 + skipped
         if writer:
