@@ -7,6 +7,7 @@ Deviations from the paper: none (nothing here is in the paper).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from .stats import (
@@ -110,9 +111,20 @@ def compared(a: list[float], b: list[float], margin: float) -> str:
 
 
 def runs_line(rows: list[dict], r: dict) -> str:
-    """'N runs (Q on a quiet machine); T still to run.' of a study's results."""
+    """'N runs (Q on a quiet machine); T still to run.' of a study's results, then the kinds of CPU the runs that
+    record one ran on (times are only comparable on the same kind).
+
+    >>> runs_line([dict(load=dict(quiet=True), cpu="A, native bf16"), dict(load=dict(quiet=False))], dict(todo=1))
+    '2 runs (1 on a quiet machine); 1 still to run. CPUs: A, native bf16 (1 run).'
+    """
     quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
-    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run."
+    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run." + cpu_kinds(rows)
+
+
+def cpu_kinds(rows: list[dict]) -> str:
+    """' CPUs: KIND (N runs); ...' over the rows that record their CPU ("" if none does)."""
+    kinds = Counter(x["cpu"] for x in rows if x.get("cpu"))
+    return " CPUs: " + "; ".join(f"{k} ({n} run{'s' * (n > 1)})" for k, n in kinds.items()) + "." if kinds else ""
 
 
 def shot_metric(shots: list[int] | tuple[int, ...]) -> str:
