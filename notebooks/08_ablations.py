@@ -96,8 +96,8 @@ _ = torch.manual_seed(0)
 #   embedding and the encoder even start from the same weights); Section 4.6's masked patch prediction
 #   (the fractals *without* their labels), supervised pre-training (the same images *with* their labels,
 #   the same budget and recipe) and scratch (no pre-training, the same fine-tuning).
-# - **Seeds**: 0 and 1 (the `long` profile's position embeddings: 0 to 3, added after two seeds could not
-#   tell the kinds apart; the reasons in `vitlib.experiments.pos_embed`); every accuracy with its 95% Wilson
+# - **Seeds**: 0 and 1 (the `long` profile's: 0 to 3, added after two seeds could not
+#   tell the arms apart; the reasons in the studies' docstrings); every accuracy with its 95% Wilson
 #   interval, plus the lowest and highest seed, and, seed by seed, the pairs whose seeds do not interleave.
 #
 # **What counts as reproducing the claims**: the rules are in the studies' docstrings, written before their

@@ -12,6 +12,7 @@ Deviations from the paper: none (nothing here is in the paper).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -68,9 +69,13 @@ def machine_load() -> dict[str, Any]:
     return dict(load1=round(load1, 2), cpus=os.cpu_count(), threads=threads, quiet=bool(load1 <= threads + 0.5))
 
 
+@functools.cache
 def _git_commit() -> str:
     """The short commit of the checkout, "+dirty" when tracked files outside figures/ differ from it (a run that
-    writes several figures changes figures/ itself, which says nothing about the code that made them)."""
+    writes several figures changes figures/ itself, which says nothing about the code that made them).
+
+    Read once, when vitlib.records is imported, and kept: the code a process runs is the code it imported, so a
+    commit made while a long run goes on must not be credited with the run's rows."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -80,6 +85,9 @@ def _git_commit() -> str:
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+_git_commit()  # the checkout as this process imported it (about 10 ms)
 
 
 def cpu_model() -> str:
