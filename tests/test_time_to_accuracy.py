@@ -11,6 +11,7 @@ import vitlib.cli.training
 from vitlib.cli import main as cli_main
 from vitlib.config import TrainConfig
 from vitlib.model import VisionTransformer
+from vitlib.plots import time_to_accuracy_figure
 from vitlib.records import save_results
 from vitlib.resnet import ResNet
 from vitlib.results import TIME_TO_ACCURACY_GOAL, render_section, render_time_to_accuracy
@@ -149,6 +150,22 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
+
+
+def test_figure_draws_every_seed_the_ablations_beside_the_recipe_and_the_goal():
+    rows = _results(0.91)["rows"]
+    fig = time_to_accuracy_figure(rows, goal=TIME_TO_ACCURACY_GOAL, targets=(0.85, 0.9))
+    left = [t for t in fig.data if t.xaxis == "x"]
+    right = [t for t in fig.data if t.xaxis == "x2"]
+    assert [t.name for t in left] == ["vit-scratch", "vit-scratch", "resnet"]  # the arms, one line a seed
+    assert [t.name for t in right] == ["vit-scratch (the recipe)"] * 2 + ["no-label-smoothing"] * 2
+    assert right[0].line.color == "black" and left[0].line.color != "black"
+    assert left[2].x == (10.0, 20.0, 29.833333333333332) and left[2].y == (0.88, 0.90, 0.92)  # minutes, accuracy
+    assert [t.showlegend for t in left + right] == [True, False, True, True, False, True, False]
+    lines = [(sh.type, sh.x0, sh.y0) for sh in fig.layout.shapes]
+    assert ("line", 30.0, 0) in lines and sum(y == 0.9 for _, _, y in lines) == 2  # the budget; 90% in each panel
+    only_arms = time_to_accuracy_figure(rows[:2])
+    assert {t.xaxis for t in only_arms.data} == {"x"} and not only_arms.layout.shapes
 
 
 def test_renderer_is_results_mds_section_for_the_file(tmp_path):

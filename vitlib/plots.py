@@ -8,6 +8,7 @@
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
     run_curves_figure, locality_figure                        notebook 05: the headline's runs, Fig. 7 right
     ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
+    time_to_accuracy_figure                                   notebook 04: a ViT on a CPU (beyond the paper)
 
 Figures are saved with their results and provenance by `vitlib.records.save_figure`.
 Figure text is plain (no LaTeX: MathJax would need the web).
@@ -31,7 +32,7 @@ from .patches import mosaic, to_uint8
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
            "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
            "plot_fig7", "rollout_overlay", "scaling_figure", "run_curves_figure", "locality_figure",
-           "ablation_figure"]
+           "ablation_figure", "time_to_accuracy_figure"]
 
 
 # --- Notebooks 01-02 (Eq. 1: images as patches) -------------------------------------------------------------------
@@ -291,6 +292,45 @@ def ablation_figure(panels: dict, names: dict | None = None, title: str = "", y_
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     return fig.update_layout(title=title, height=480, width=max(300 * len(panels), 500), bargap=0.25,
                              legend=dict(orientation="h", y=-0.3))  # below the panels: fits a notebook's width
+
+
+def time_to_accuracy_figure(rows: list[dict], goal: tuple[float, float] | None = None,
+                            targets: tuple[float, ...] = (), title: str = ""):
+    """Plotly figure of benchmarks/time_to_accuracy.py's rows: test accuracy against minutes of training (the
+    evaluations timed apart), one colour per arm, each seed its own line. Left, the arms that start from a model
+    (rows without `ablation`); right, when there are any, the ablations beside the arm they change (its
+    `ablation["of"]`, in black). Dotted lines at each target accuracy; `goal` (accuracy, seconds) marks its
+    budget with a dashed vertical line."""
+    ablations = [r for r in rows if r.get("ablation")]
+    panels = [[r for r in rows if not r.get("ablation")]]
+    titles = ["ViT from scratch, from the shipped model, ResNet"]
+    if ablations:
+        baseline = {r["ablation"]["of"] for r in ablations}
+        panels.append([r for r in rows if r["arm"] in baseline] + ablations)
+        titles.append("the recipe's ablations (black: the recipe)")
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, subplot_titles=titles)
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    shown: set[str] = set()  # one legend entry per name
+    for col, panel in enumerate(panels, start=1):
+        for r in sorted(panel, key=lambda r: (arms.index(r["arm"]), r["seed"])):
+            black = col == 2 and not r.get("ablation")  # the recipe itself, beside its ablations
+            name = f"{r['arm']} (the recipe)" if black else r["arm"]
+            colour = "black" if black else px.colors.qualitative.D3[arms.index(r["arm"]) % 10]
+            fig.add_scatter(x=[q["train_seconds"] / 60 for q in r["points"]],
+                            y=[q["test_accuracy"] for q in r["points"]], mode="lines+markers", name=name,
+                            legendgroup=name, line=dict(color=colour, width=1.5), marker=dict(size=4),
+                            showlegend=name not in shown,
+                            hovertemplate=f"{r['arm']} seed {r['seed']}: %{{y:.1%}} after %{{x:.1f}} min"
+                                          "<extra></extra>", row=1, col=col)
+            shown.add(name)
+        for t in targets:
+            fig.add_hline(y=t, line=dict(color="grey", dash="dot", width=1), row=1, col=col)
+        if goal is not None:
+            fig.add_vline(x=goal[1] / 60, line=dict(color="grey", dash="dash", width=1), row=1, col=col)
+    fig.update_xaxes(title_text="minutes of training")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
+    return fig.update_layout(width=950 if len(panels) > 1 else 560, height=420, template="plotly_white",
+                             title=title, legend=dict(orientation="h", y=-0.25))
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------
