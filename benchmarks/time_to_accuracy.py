@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import Dataset
 
 import vitlib
-from vitlib.cli.training import measure
+from vitlib.cli.training import measure, planned_steps
 from vitlib.data import get_dataset, subset
 from vitlib.experiments.protocol import build_model, vit_name
 from vitlib.experiments.runner import load_rows
@@ -122,15 +122,6 @@ class _Clocked(Dataset):
 
     def __getitem__(self, i: int):
         return self.data[i]
-
-
-def planned_steps(budget_s: float, images_per_s: float, batch_size: int) -> int:
-    """The steps that fill `budget_s` seconds at `images_per_s` (at least one).
-
-    >>> planned_steps(1800, 150.0, 128), planned_steps(1, 10.0, 128)
-    (2109, 1)
-    """
-    return max(round(budget_s * images_per_s / batch_size), 1)
 
 
 def eval_steps(steps: int, regular: int) -> tuple[int, ...]:

@@ -187,3 +187,18 @@ def test_finetune_recipe_flag_picks_the_small_data_recipe(monkeypatch):
     assert seen[2] == small_data_recipe(steps=50, batch_size=64, label_smoothing=0.0)
     with pytest.raises(SystemExit):
         cli_main(base + ["--recipe", "paper"])
+
+
+def test_finetune_minutes_sizes_the_schedule_from_a_measured_speed(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
+    monkeypatch.setattr(vitlib.cli.training, "measure", lambda model, data, cfg: (64.0, 128))  # images/s, batch
+    base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--recipe", "small-data"]
+    cli_main(base + ["--minutes", "2"])
+    assert seen[0] == small_data_recipe(steps=60)  # 120 s x 64 images/s / 128: the warm-up (5%) sized with it
+    err = capsys.readouterr().err
+    assert "estimated 2 min of training at 64.0 images/s" in err and err.count("timing a few steps") == 1  # once
+    with pytest.raises(SystemExit):
+        cli_main(base + ["--minutes", "2", "--steps", "10"])
+    assert "--minutes and --steps both set the run's length" in capsys.readouterr().err
+

@@ -20,6 +20,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,6 +97,9 @@ def add_commands(sub) -> None:
     val_fraction = inspect.signature(get_dataset).parameters["val_fraction"].default
     p.add_argument("--val-fraction", type=float, default=val_fraction, help="the share of each class's training "
                    f"images held out for validation (default {val_fraction})")
+    p.add_argument("--minutes", type=at_least(0.01, float), help="train for about this many minutes: the steps "
+                   "(and the recipe's warm-up and decay with them) are sized from a few timed steps, as "
+                   "benchmarks/time_to_accuracy.py does; instead of --steps")
     _add_data_flags(p)
     _add_train_flags(p, str(CPU_FINETUNE_BATCH), finetune_recipe().batch_size)
     p.set_defaults(func=run_finetune)
@@ -219,6 +223,16 @@ def _human(seconds: float) -> str:
             else f"{seconds / 3600:.1f} h")
 
 
+def planned_steps(seconds: float, images_per_s: float, batch_size: int) -> int:
+    """The steps that fill `seconds` of training at `images_per_s` (at least one): how `--minutes` and
+    benchmarks/time_to_accuracy.py size a schedule from a measured speed.
+
+    >>> planned_steps(1800, 150.0, 128), planned_steps(1, 10.0, 128)
+    (2109, 1)
+    """
+    return max(round(seconds * images_per_s / batch_size), 1)
+
+
 def measure(model: torch.nn.Module, train_set: Dataset, cfg: TrainConfig) -> tuple[float, int]:
     """(images/s, batch) of training `model` under `cfg`, by `vitlib.train.train` on a deep copy: ESTIMATE_STEPS
     steps after an untimed one, data loading included, on the run's device and precision, at the run's batch size
@@ -239,8 +253,10 @@ def measure(model: torch.nn.Module, train_set: Dataset, cfg: TrainConfig) -> tup
     return pretrain.median_throughput(history), batch
 
 
-def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set: Dataset, cfg: TrainConfig) -> None:
-    """Print (stderr) the images the run will see and, from a short measurement, how long it will take."""
+def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set: Dataset, cfg: TrainConfig,
+              measured: tuple[float, int] | None = None) -> None:
+    """Print (stderr) the images the run will see and, from a short measurement (`measure`, or the one already
+    made: `measured`), how long it will take."""
     if int(os.environ.get("RANK", 0)) != 0:
         return
     last = latest_checkpoint(args.out_dir) if args.resume else None
@@ -250,9 +266,10 @@ def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set: Datas
     line = (f"{args.parser.prog}: {images:,} training images ({images / len(train_set):.2g} epochs of "
             f"{len(train_set):,}): {steps:,} steps of {cfg.batch_size}" + (f" after step {done}" if done else ""))
     fits = cfg.batch_size <= len(train_set)  # else `train` refuses at once: nothing to time
-    if args.estimate and steps and fits and int(os.environ.get("WORLD_SIZE", 1)) == 1:
-        print(line + "; timing a few steps (--no-estimate skips this) ...", file=sys.stderr, flush=True)
-        rate, batch = measure(model, train_set, cfg)
+    if measured or args.estimate and steps and fits and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        if not measured:
+            print(line + "; timing a few steps (--no-estimate skips this) ...", file=sys.stderr, flush=True)
+        rate, batch = measured or measure(model, train_set, cfg)
         line = (f"{args.parser.prog}: estimated {_human(images / rate)} of training at {rate:.1f} images/s "
                 f"(measured over {ESTIMATE_STEPS} steps of {batch}" +
                 (", without torch.compile" if cfg.compile else "") + "; evaluation and checkpoints add to it)")
@@ -342,8 +359,16 @@ def run_finetune(args: argparse.Namespace) -> None:
     """`vitlib finetune`: a checkpoint with a new head at a new resolution (Section 3.2), then vitlib.train.train."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = (small_data_recipe(**_train_overrides(args)) if args.recipe == "small-data" else
-           finetune_recipe(**{"batch_size": CPU_FINETUNE_BATCH, **_train_overrides(args)}))
+    overrides = _train_overrides(args)
+    if args.minutes is not None and "steps" in overrides:
+        raise UsageError("--minutes and --steps both set the run's length: pass one of them", "--minutes")
+
+    def recipe(**fields: Any) -> TrainConfig:
+        if args.recipe == "small-data":
+            return small_data_recipe(**overrides, **fields)
+        return finetune_recipe(**{"batch_size": CPU_FINETUNE_BATCH, **overrides, **fields})
+
+    cfg = recipe()
     with blame("--checkpoint"):
         pretrained = load_pretrained(args.checkpoint or "")
     kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed, val_fraction=args.val_fraction,
@@ -355,7 +380,14 @@ def run_finetune(args: argparse.Namespace) -> None:
     with blame("--img-size"):
         model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
                                  freeze=args.linear_probe)
-    _announce(args, model, train_set, cfg)
+    measured = None
+    if args.minutes is not None:  # the schedule (its warm-up and decay included) sized to the measured speed
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"{args.parser.prog}: timing a few steps to size {args.minutes:g} minutes of training ...",
+                  file=sys.stderr, flush=True)
+        measured = measure(model, train_set, cfg)
+        cfg = recipe(steps=planned_steps(60 * args.minutes, measured[0], cfg.batch_size))
+    _announce(args, model, train_set, cfg, measured)
     with _training(args, cfg, " (--checkpoint, --dataset, --img-size and the training flags)"):
         history = train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
