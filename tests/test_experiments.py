@@ -286,10 +286,7 @@ def test_curves_average_seeds_and_the_figures_draw_them():
     assert "Fig. 3/4's claim" in text and "**undecided** on `c`" in text  # one ResNet seed a size: nothing decided
     assert "Fig. 5's claim (ViT the better deal per unit of compute): **undecided**" in text
     assert f"| {bit} | 45.0% [" in text and f"| {vit} | - |" in text  # the untrained column
-    answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
-    assert answer.startswith("- `c` (5 runs, 5-shot on `p`): Fig. 3/4's claim")
-    assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in answer
-    assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in text  # RESULTS.md too
+    assert f"(the same seeds), at 100 images: {bit} +25.0 points (one seed: undecided)." in text
 
 
 def test_scaling_probes_each_model_untrained_with_every_seed_and_compares_over_seeds():
@@ -303,9 +300,9 @@ def test_scaling_probes_each_model_untrained_with_every_seed_and_compares_over_s
     rows += [_scaling_row(vit, 100, 0, 0.35), _scaling_row(bit, 100, 0, 0.65)]
     rows += [_scaling_row(m, 0, s, a, 0, "untrained") for m, s, a in ((vit, 0, 0.40), (vit, 1, 0.41), (bit, 0, 0.50),
                                                                         (bit, 1, 0.52))]
-    answer = scaling.answer(dict(rows=rows, config=dict(shots=[5])))
-    assert f"at 10 images: {vit} -9.5 points [95% interval" in answer  # two seeds a side: Welch's t
-    assert f"at 100 images: {vit} -5.5 points (one seed: undecided)" in answer
+    text = scaling.render(dict(rows=rows, config=dict(shots=[5])), {})
+    assert f"at 10 images: {vit} -9.5 points [95% interval" in text  # two seeds a side: Welch's t
+    assert f"at 100 images: {vit} -5.5 points (one seed: undecided)" in text
 
 
 def test_the_scaling_pilot_says_which_run_learned_its_task():

@@ -90,6 +90,7 @@ def _git_commit() -> str:
 _git_commit()  # the checkout as this process imported it (about 10 ms)
 
 
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo; else platform.processor()) and whether it multiplies bf16 natively (AMX
     or AVX512-BF16): speeds are only comparable on the same kind of CPU, and machines differ between sessions."""

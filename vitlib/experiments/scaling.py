@@ -124,7 +124,7 @@ from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_feat
 from .runner import StudyConfig, param, profile_sections, scheduled_images, training_flops
 
 __all__ = ["NAME", "PROBE", "MARGIN", "Config", "PROFILES", "expand", "run_row", "planned_images", "curves",
-           "untrained", "learned_threshold", "verdicts", "answer", "render", "render_pilot", "claims", "RESULTS"]
+           "untrained", "learned_threshold", "verdicts", "render", "render_pilot", "claims", "RESULTS"]
 
 NAME = "scaling"
 
@@ -418,21 +418,6 @@ def _untrained_line(g: dict, base: dict, models: list[str], sizes: list[int], sh
                if (text := _against_untrained(g, base, models, n, shot))]
     return f"Each model against its own untrained features (the same seeds), at {'; at '.join(against)}." \
         if against else ""
-
-
-def answer(r: dict) -> str:
-    """What reproduced of Fig. 3-5, from a scaling results file's results: per pre-training corpus, the verdicts
-    (`verdicts`) and each model's few-shot accuracy at the largest set against its own untrained level. The
-    README's paragraph."""
-    shot = shot_metric(r["config"]["shots"])
-    lines = []
-    for corpus, corpus_rows, g, base, models, sizes in _corpora(r["rows"]):
-        against = _untrained_line(g, base, models, sizes, shot)
-        lines += [f"- `{corpus}` ({len(corpus_rows)} runs, {shot[:-4]}-shot on `{corpus_rows[0]['probe']}`): "
-                  + " ".join(v["text"] for v in verdicts(corpus, g, models, sizes, shot,
-                                                         _categories(r["config"], corpus)))
-                  + (" " + against if against else "")]
-    return "\n".join(lines)
 
 
 def render(r: dict, p: dict) -> str:

@@ -73,7 +73,8 @@ probe about 8. The fine-tuning claim's gaps are 13-16 points, the lower ends of 
 a second pre-training run could not bring them near zero, so that verdict does not depend on one. The few-shot
 gaps (5-11 points, several at p 0.02-0.12) are within that 8-point spread: they could, so they are read for this
 pre-trained model only, as the answer says. A second pre-training run of the shipped model's size and the
-fine-tuning it would need are about 3 hours of this 2-core CPU, which went to the headline study instead.
+fine-tuning it would need are an estimated 3 hours of a 2-core CPU (from the rows' wall times, not a quiet
+measurement), which went to the headline study instead.
 Why the rules changed after the first results: the first compared 95% Wilson intervals of a seed mean at one
 run's test-set size, which leave out the seed-to-seed variance (training subset, data order, initialisation,
 few-shot draw), so "ahead" was read where Welch's t over seeds does not tell the arms apart (Fashion-MNIST
