@@ -132,15 +132,18 @@ def test_a_blamed_error_names_its_flag_unless_its_field_has_one():
     assert one_line(e.value, finetune) == "argument --dataset: no such file"
 
 
-def test_debug_shows_the_traceback():
+def test_debug_shows_the_traceback(monkeypatch):
     argv = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "5",
             "--warmup-steps", "6"]
-    plain = _run(*argv)
+    plain = _run(*argv)  # what a shell shows: one line, status 2
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert plain.stderr.strip() == "vitlib finetune: error: --warmup-steps 6 must lie in [0, --steps 5]"
     assert issubclass(ConfigError, ValueError)  # what Python callers catch
-    for debug in (_run(*argv, "--debug"), _run(*argv, env={"VITLIB_DEBUG": "1"})):
-        assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+    with pytest.raises(ConfigError):  # raised on: Python prints its traceback and exits with status 1
+        main(argv + ["--debug"])
+    monkeypatch.setenv("VITLIB_DEBUG", "1")
+    with pytest.raises(ConfigError):
+        main(argv)
 
 
 def test_short_runs_get_a_short_warmup():

@@ -569,3 +569,39 @@ def test_under_torchrun_only_rank_0_writes_the_results_file(tmp_path, monkeypatc
     cfg = experiments.config("scaling_curves", "smoke", models=("ViT-tiny/8 L=1",))
     out = experiments.run_study(experiments.STUDIES["scaling_curves"], cfg, "smoke", tmp_path / "rows", log=print)
     assert len(out["rows"]) == 1 and not (tmp_path / "rows.json").exists()
+
+
+class _Killed(Exception):
+    """Stands for the process being killed (the end of a session, a reboot)."""
+
+
+def test_an_interrupted_headline_row_resumes_from_its_saved_state(tmp_path, monkeypatch):
+    """A run of the headline study takes hours on a CPU: killed mid-run, it keeps its state in the runner's parts
+    folder, and run again it continues from the newest saved state to the uninterrupted run's checkpoints."""
+    from vitlib.experiments import scaling_curves
+
+    study = experiments.STUDIES["scaling_curves"]
+    cfg = experiments.config("scaling_curves", "smoke", models=("ViT-tiny/8 L=1",), plateau_gain=-1.0)  # no stop
+    ref = experiments.run_study(study, cfg, "smoke", tmp_path / "ref", log=_quiet)["rows"][0]
+    probe, calls = scaling_curves.probe_metrics, []
+
+    def killed_at_the_third_checkpoint(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Killed
+        return probe(*args, **kwargs)
+
+    monkeypatch.setattr(scaling_curves, "probe_metrics", killed_at_the_third_checkpoint)
+    with pytest.raises(_Killed):
+        experiments.run_study(study, cfg, "smoke", tmp_path / "run", log=_quiet)
+    parts = runner.parts_dir(tmp_path / "run", ref["key"])
+    saved = sorted(p.name for p in parts.glob("step_*.json"))
+    assert saved == ["step_0000004.json"] and not (tmp_path / "run.json").exists()  # 64 images, 2 checkpoints
+    row = experiments.run_study(study, cfg, "smoke", tmp_path / "run", log=_quiet)["rows"][0]
+    assert len(calls) == 3 + 2  # only the checkpoints after the saved state were evaluated again
+    timeless = [{k: v for k, v in p.items() if k != "seconds"} for p in row["points"]]
+    assert timeless == [{k: v for k, v in p.items() if k != "seconds"} for p in ref["points"]]
+    assert row["metrics"] == ref["metrics"] and [p["images_seen"] for p in row["points"]] == [32, 64, 128, 256]
+    assert [p["loss"] for p in row["train_curve"]] == [p["loss"] for p in ref["train_curve"]]
+    assert [p["from_images"] for p in row["parts"]] == [0, 64] and "parts" not in ref
+    assert not parts.exists()  # the row is in the file: its saved state is gone

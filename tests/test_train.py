@@ -137,12 +137,15 @@ def test_resume_is_bitwise_identical(tmp_path):
     with pytest.raises(Interrupt):
         train(tiny_vit(dropout=0.1), StopAfter(ds, 5 * 4 + 2), cfg, out_dir=tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").glob("*.json")) == ["step_0000003.json"]
+    saved = vitlib.checkpoints.load_checkpoint(tmp_path / "run" / "step_0000003")["extra"]["seconds"]
     torch.manual_seed(123)  # another init: everything must come from the checkpoint
     resumed = tiny_vit(dropout=0.1)
     hist = train(resumed, ds, cfg, out_dir=tmp_path / "run", resume=True)
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     assert [r["loss"] for r in hist["train"]] == [r["loss"] for r in ref_hist["train"]]
+    seconds = [r["seconds"] for r in hist["train"]]  # the run's clock goes on from the checkpoint's
+    assert seconds == sorted(seconds) and seconds[3] >= saved >= 0
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == list(range(1, 8))  # records after step 3 rewritten once
 

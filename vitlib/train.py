@@ -497,11 +497,12 @@ def _rng_states(generator: torch.Generator, world: int) -> list[dict] | None:
 
 
 def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-            generator: torch.Generator, rank: int, world: int) -> int:
-    """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step, 0 without one."""
+            generator: torch.Generator, rank: int, world: int) -> tuple[int, float]:
+    """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step and the run's
+    wall seconds so far, (0, 0.0) without one."""
     last = checkpoints.latest_checkpoint(out)
     if last is None:
-        return 0
+        return 0, 0.0
     state = checkpoints.load_checkpoint(last, model, optimizer, expect_train_config=cfg)
     rngs = state.get("rng", [])
     if len(rngs) == world:
@@ -510,7 +511,7 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: 
         warnings.warn(f"{last.name} holds the random state of {len(rngs)} process(es) and this run has {world}: "
                       f"each rank draws from seed + rank again, so the run goes on but is not the uninterrupted one; "
                       f"resume with {len(rngs)} process(es) for an exact continuation", stacklevel=3)
-    return state["step"]
+    return state["step"], float(state.get("extra", {}).get("seconds", 0.0))
 
 
 def _prepare_out(out: Path | None, step: int, rank: int, world: int) -> dict[str, list[dict]]:
@@ -549,7 +550,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     """Train `model` (any module returning logits) on `train_set` for `cfg.steps` updates.
 
     Returns the history {"train": [{step, lr, loss, accuracy, images_per_s, seconds}], "val": [{step, loss,
-    accuracy}]}, also appended to out_dir/metrics.jsonl. With `out_dir`, checkpoints are written there
+    accuracy}]}, also appended to out_dir/metrics.jsonl; "seconds" is the run's wall time so far, evaluations
+    included and carried across a resume (the checkpoints record it). With `out_dir`, checkpoints are written there
     (every `cfg.checkpoint_every` steps and at the end); `resume=True` restarts from the newest one and ends
     with the same weights as an uninterrupted run (no checkpoint yet: starts from scratch).
     Under torchrun the model is wrapped in DistributedDataParallel and each rank takes batch_size / world; every
@@ -575,7 +577,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     optimizer = build_optimizer(raw, cfg)
     gen = torch.Generator(device).manual_seed(cfg.seed + rank)  # the trainer's own draws (mixup permutations)
     out = Path(out_dir) if out_dir is not None else None
-    step = _resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume else 0
+    step, seconds0 = _resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume else (0, 0.0)
+    t_start = time.perf_counter() - seconds0  # the run's wall clock, carried across a resume
     history = _prepare_out(out, step, rank, world)
     net: nn.Module = raw
     if world > 1:
@@ -612,7 +615,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
               make_loader(train_set, local_batch, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                           **order))
     with _tf32(device):
-        for x, y in loader:
+        for x, y in loader if step < cfg.steps else ():  # resumed at the end: nothing to train
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
@@ -652,7 +655,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                     dist.all_reduce(totals)
                 dt = time.perf_counter() - t_log
                 s = totals.tolist()
-                rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[3] / dt)
+                rec = dict(step=step, lr=lr, loss=s[0] / s[2], accuracy=s[1] / s[2], images_per_s=s[3] / dt,
+                           seconds=round(time.perf_counter() - t_start, 2))
                 log("train", rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['accuracy']:.3f}",
                                 img_s=f"{rec['images_per_s']:.0f}")
@@ -673,7 +677,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 rngs = _rng_states(gen, world)  # every rank's, so that a resumed DDP run draws what this one would
                 if out is not None and rank == 0:
                     checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
-                                                optimizer=optimizer, rng=rngs)
+                                                optimizer=optimizer, rng=rngs,
+                                                extra=dict(seconds=round(time.perf_counter() - t_start, 2)))
                     checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
             t_log += time.perf_counter() - t_pause
             if step >= cfg.steps or stop:

@@ -9,7 +9,9 @@ and `run_study` does the rest, the same way for every study: rows already in the
 are never run again; each new row gets its wall time, the machine's load and whether it was quiet, and the
 date and commit that made it, and the file is rewritten (atomically) after every row. An interrupted study
 continues where it stopped when run again; rows of an earlier design stay in the file (the runner never
-drops a result), and the renderers read the keys they know.
+drops a result), and the renderers read the keys they know. A long row can also resume itself: `cache["parts"]`
+is a folder of its own (`parts_dir`) that outlives the process, where the row keeps its checkpoints; the runner
+removes it once the row is in the file (vitlib.experiments.scaling_curves resumes its runs this way).
 
 Where a row goes: `study_path(name, profile)`: figures/<name>.json for "full", figures/<name>_<profile>.json for
 any other profile ("gpu", "long"), a fresh temporary folder for "smoke" (vitlib.records.figures_dir).
@@ -26,6 +28,8 @@ import dataclasses
 import fnmatch
 import json
 import os
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +43,7 @@ from ..flops import forward_flops
 from ..records import FIGURES_DIR, figures_dir, machine_load, provenance, results_stem, save_results, shown_path
 
 __all__ = ["param", "check_config", "StudyConfig", "profile_sections", "scheduled_images", "study_path",
-           "training_flops", "load_rows", "run_study"]
+           "parts_dir", "training_flops", "load_rows", "run_study"]
 
 
 def param(default: Any, help: str, may_be_empty: bool = False) -> Any:
@@ -101,6 +105,17 @@ def study_path(name: str, profile: str, folder: str | os.PathLike | None = None)
     return Path(folder) / results_stem(name, profile)
 
 
+def parts_dir(path: str | os.PathLike, key: str) -> Path:
+    """Where the row `key` of the results file PATH keeps its progress until it is in the file: a folder beside
+    the file, .parts/<file's stem>/<key with / and spaces replaced>.
+
+    >>> parts_dir("figures/scaling_curves", "BiT-R26x1 w32/fractaldb/n1000/s0").as_posix()
+    'figures/.parts/scaling_curves/BiT-R26x1_w32__fractaldb__n1000__s0'
+    """
+    path = Path(path).with_suffix("")
+    return path.parent / ".parts" / path.name / re.sub(r"[^\w.=+-]", "_", key.replace("/", "__"))
+
+
 def training_flops(model: nn.Module, img_size: int, images_seen: int, in_chans: int = 3) -> int:
     """3 x forward FLOPs of one image x images seen (forward + backward; Table 6's convention)."""
     return 3 * forward_flops(model, img_size, in_chans=in_chans) * images_seen
@@ -152,15 +167,18 @@ def run_study(study: ModuleType, cfg: Any, profile: str, path: str | os.PathLike
     cache: dict[Any, Any] = {}
     for i, spec in enumerate(todo[:limit]):
         start = time.perf_counter()
+        cache["parts"] = parts_dir(path, spec["key"])
         measured = study.run_row(cfg, spec, cache)
         wall = time.perf_counter() - start
         made = provenance(command)
-        row = {**spec, **measured, "wall_s": round(wall, 2), "load": machine_load(),
+        # a row that resumed itself gives its own wall_s: every part's, the earlier processes' included
+        row = {**spec, "wall_s": round(wall, 2), **measured, "load": machine_load(),
                "date": made["date"], "git_commit": made["git_commit"], "device": made["device"], "cpu": made["cpu"]}
         rows.append(_jsonable(row))
         results["todo"] = len(todo) - i - 1 + skipped
         if writer:
             save_results(path, results, command, seconds=sum(r.get("wall_s", 0) for r in rows))
+            shutil.rmtree(cache["parts"], ignore_errors=True)  # the row is in the file: its progress is not needed
         log(f"[{already + i + 1}/{len(specs)}] {spec['key']}: {_summary(measured)} ({wall:.0f} s)")
     results["todo"] = max(len(todo) - (limit if limit is not None else len(todo)), 0) + skipped
     if not todo and writer:  # nothing ran: the file is left as it was (or written once, empty, for a new study)

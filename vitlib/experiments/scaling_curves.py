@@ -71,26 +71,31 @@ on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu 27 runs 
 images, about 450M in all: estimated, not measured, at about 30,000 images/s for these 28 px models on one
 current data-centre GPU with the data on the device, about 10 minutes a run with its probes, 4-5 hours in all,
 in parts of `--limit 3` (about half an hour each).
-Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes; `--only 'BiT*'`
-runs the next missing row that fits the time at hand first, the plan unchanged).
+Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes, an interrupted
+row from its last saved state (`run_row`); `--only 'BiT*'` runs the next missing row of that pattern first, the
+plan unchanged).
 """
 
 from __future__ import annotations
 
-import copy
+import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import checkpoints
 from ..analysis import attention_maps, grid_distances, mean_attention_distance
 from ..config import config_from_dict, vit_config
 from ..flops import count_parameters, forward_flops
 from ..markdown import acc_ci, pct, table
 from ..model import VisionTransformer
+from ..records import provenance
 from ..stats import (
     ALPHA,
     NOT_REPRODUCED,
@@ -106,7 +111,8 @@ from ..stats import (
     welch,
     wilson_interval,
 )
-from ..train import pretrain_recipe, train
+from ..train import pretrain_recipe, read_metrics, train
+from ..utils import atomic_write
 from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import StudyConfig, param
 
@@ -197,9 +203,44 @@ def _distances(model: torch.nn.Module, images: torch.Tensor) -> list[list[float]
     return mean_attention_distance(attention_maps(model, images), grid, P).tolist()
 
 
+SAVE_EVERY = 2**15  # images seen between the saved states of a run (at batch 32: about 4-6 minutes of a CPU)
+
+
+def _saved(parts: Path | None, batch: int) -> tuple[list[dict], list[dict], float, int]:
+    """What an interrupted run left in its parts folder: (its checkpoints up to the newest saved state, the
+    parts that ran so far, the run's seconds and images seen at that state); nothing without a saved state."""
+    last = checkpoints.latest_checkpoint(parts) if parts is not None else None
+    if last is None:
+        return [], [], 0.0, 0
+    meta = checkpoints.load_checkpoint(last)
+    state = json.loads((parts / "points.json").read_text())
+    images = meta["step"] * batch
+    points = [p for p in state["points"] if p["images_seen"] <= images]
+    return points, state["parts"], float(meta["extra"].get("seconds", 0.0)), images
+
+
+def _flattened(points: list[dict], cfg: Config) -> bool:
+    """The design's stop rule at the last checkpoint: from min_images on, the last doubling of images seen
+    gained less than plateau_gain of held-out accuracy."""
+    images = points[-1]["images_seen"]
+    previous = [p for p in points if p["images_seen"] * 2 == images]
+    return bool(images >= cfg.min_images and previous
+                and points[-1]["val_accuracy"] - previous[0]["val_accuracy"] < cfg.plateau_gain)
+
+
 def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
-    """Pre-train one model on one corpus size until its plateau (or the cap), evaluating at every checkpoint."""
+    """Pre-train one model on one corpus size until its plateau (or the cap), evaluating at every checkpoint.
+
+    With `cache["parts"]` (the runner's parts_dir) the run saves its state there every SAVE_EVERY images (the
+    checkpoints from SAVE_EVERY on among them): weights, optimizer and random state (vitlib.train's out_dir), with
+    the checkpoints' points so far. Run again after an interruption it resumes from the newest saved state, and
+    its points are the uninterrupted run's
+    (tests/test_experiments.py::test_an_interrupted_headline_row_resumes_from_its_saved_state); `seconds` and the
+    row's `wall_s` count the work the run kept, and `parts` says from how many images, where and when each part
+    ran."""
     seed, batch = spec["seed"], cfg.batch_size
+    parts: Path | None = cache.get("parts")
+    writer = int(os.environ.get("RANK", 0)) == 0
     train_set, val_set = pretraining_data("fractaldb", spec["size"], seed, classes=cfg.fractal_classes,
                                           img_size=cfg.img_size, n_val=cfg.n_val,
                                           val_per_class=max(cfg.n_val // cfg.fractal_classes, 1))
@@ -211,11 +252,13 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     recipe = pretrain_recipe(steps=steps, batch_size=batch, lr=cfg.lr, warmup_steps=max(cfg.warmup_images // batch, 1),
                              schedule="rsqrt", grad_clip=1.0, seed=seed, eval_steps=eval_steps,
                              cutmix_alpha=cfg.cutmix_alpha if spec.get("cutmix") else 0.0, precision=cfg.precision,
-                             data_on_device=torch.cuda.is_available(), progress=False, log_every=max(steps // 64, 1))
+                             data_on_device=torch.cuda.is_available(), progress=False, log_every=max(steps // 64, 1),
+                             checkpoint_every=max(min(SAVE_EVERY, cfg.images_per_run // 4) // batch, 1) if parts else 0)
     distance_images = torch.stack([val_set[i][0] for i in range(min(cfg.distance_images, len(val_set)))])
-    points: list[dict[str, Any]] = []
-    best: dict[str, Any] = dict(val_accuracy=-1.0)
-    start = time.perf_counter()
+    points, done_parts, seconds0, saved_images = _saved(parts, batch)
+    made = provenance()
+    done_parts = [*done_parts, dict(from_images=saved_images, **{k: made[k] for k in ("cpu", "git_commit", "date")})]
+    start = time.perf_counter() - seconds0
 
     def checkpoint(step: int, res: dict) -> bool:
         images = step * batch
@@ -224,14 +267,19 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                      val_accuracy=res["accuracy"], val_loss=res["loss"], **probe_metrics(features, cfg.shots, seed),
                      attention_distance=_distances(model, distance_images))
         points.append(point)
-        if res["accuracy"] > best["val_accuracy"]:
-            best.update(point, state=copy.deepcopy(model.state_dict()))
-        previous = [p for p in points if p["images_seen"] * 2 == images]
-        return bool(images >= cfg.min_images and previous
-                    and res["accuracy"] - previous[0]["val_accuracy"] < cfg.plateau_gain)
+        if parts is not None and writer:  # before the trainer saves this step's state: a state never lacks its point
+            parts.mkdir(parents=True, exist_ok=True)
+            atomic_write(parts / "points.json", lambda tmp: tmp.write_text(json.dumps(
+                dict(points=points, parts=done_parts), default=float)))
+        return _flattened(points, cfg)
 
-    history = train(model, train_set, recipe, val_set=val_set, on_eval=checkpoint)
-    best.pop("state")
+    finished = bool(points) and points[-1]["images_seen"] == saved_images and _flattened(points, cfg)
+    if finished:  # stopped at its plateau, saved, then interrupted before the row was written
+        history = read_metrics(parts)
+    else:
+        history = train(model, train_set, recipe, val_set=val_set, on_eval=checkpoint, out_dir=parts,
+                        resume=parts is not None)
+    best = max(points, key=lambda p: p["val_accuracy"])  # the first of equals
     last = points[-1]
     n_val = len(val_set)
     plateau = last["images_seen"] < steps * batch or (
@@ -242,7 +290,8 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                    **{k: v for k, v in best.items() if k.endswith("shot") or k.endswith("shot_ci95") or k == "probe_n"})
     return dict(parameters=count_parameters(model), n_train=len(train_set), images_seen=last["images_seen"],
                 epochs=round(last["images_seen"] / len(train_set), 3), train_flops=last["train_flops"],
-                metrics=metrics, points=points, train_curve=history["train"])
+                metrics=metrics, points=points, train_curve=history["train"],
+                **(dict(wall_s=round(time.perf_counter() - start, 2), parts=done_parts) if len(done_parts) > 1 else {}))
 
 
 # --- the verdicts of the design (module docstring), from the rows ------------------------------------------------
