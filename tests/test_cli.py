@@ -1,6 +1,7 @@
 """The command line as a front door: one-line errors that name the flag, defaults that fit a CPU, --version."""
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -169,6 +170,24 @@ def test_batch_fits_a_cpu_and_the_paper_batch_is_one_flag_away(monkeypatch, caps
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"(default {CPU_FINETUNE_BATCH}, sized for a CPU)" in help_text
     assert f"the paper's batch size, {finetune_recipe().batch_size}" in help_text
+
+
+def test_val_fraction_0_trains_on_every_image_and_evaluate_reads_a_runs_folder(tmp_path, capsys, monkeypatch):
+    """The front door's pair: `finetune --val-fraction 0` (every training image, as the time-to-accuracy runs
+    train), then `evaluate --checkpoint OUT_DIR` on the test set, whatever step the run's length ended at."""
+    seen, real = {}, vitlib.cli.training.train
+    monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.update(
+        n=len(data), val=kw["val_set"]) or real(model, data, cfg, **kw))
+    run = tmp_path / "ft"
+    main(["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", str(run), "--steps", "2",
+          "--batch-size", "8", "--val-fraction", "0", "--no-estimate", "--no-progress"])
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert seen == dict(n=len(vitlib.data.get_dataset("digits", "train", 32, val_fraction=0.0)), val=None)
+    assert said["val"] is None and said["checkpoint"].endswith("step_0000002")
+    main(["evaluate", "--checkpoint", str(run), "--dataset", "digits", "--limit", "16"])
+    assert json.loads(capsys.readouterr().out)["n"] == 16
+    with pytest.raises(FileNotFoundError, match="no vitlib checkpoint in the folder"):
+        vitlib.checkpoints.load_model(tmp_path)
 
 
 def test_version_and_the_console_script(capsys):

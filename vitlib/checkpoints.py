@@ -211,6 +211,19 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, train_co
     return files["weights"]
 
 
+def _loadable(path: str | os.PathLike) -> Path:
+    """The stem to load: `path` itself (NAME, NAME.safetensors or NAME.json), or, for a run's folder (a training
+    run's out_dir), its newest step_* checkpoint."""
+    if Path(path).is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no vitlib checkpoint in the folder {path}: it holds no step_*.json (the "
+                                    "checkpoints `vitlib pretrain` and `vitlib finetune` write); pass a checkpoint "
+                                    "NAME or the --out-dir of a run")
+        return found
+    return _stem(path)
+
+
 def _read_meta(stem: Path) -> dict:
     json_path = stem.with_name(stem.name + ".json")
     if not json_path.exists():
@@ -243,8 +256,8 @@ def _read_tensors(stem: Path, meta: dict, key: str) -> dict[str, Tensor]:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model a vitlib checkpoint was saved from (architecture and config from its JSON), with its
-    weights, in eval mode. `path` is NAME, NAME.safetensors or NAME.json."""
-    stem = _stem(path)
+    weights, in eval mode. `path` is NAME, NAME.safetensors, NAME.json or a run's folder (its newest checkpoint)."""
+    stem = _loadable(path)
     meta = _read_meta(stem)
     if meta["arch"] not in ARCHS:
         raise CheckpointError(f"{stem}.json is a {meta['arch']!r} checkpoint and this vitlib knows only "

@@ -118,7 +118,8 @@ def runs_line(rows: list[dict], r: dict) -> str:
     '2 runs (1 on a quiet machine); 1 still to run. CPUs: A, native bf16 (1 run).'
     """
     quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
-    return f"{len(rows)} runs ({quiet} on a quiet machine); {r.get('todo', 0)} still to run." + cpu_kinds(rows)
+    return (f"{len(rows)} run{'s' * (len(rows) != 1)} ({quiet} on a quiet machine); {r.get('todo', 0)} still to "
+            "run." + cpu_kinds(rows))
 
 
 def cpu_kinds(rows: list[dict]) -> str:

@@ -380,7 +380,8 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
              f"each run's schedule sized to fill {budget / 60:.0f} minutes of training at its measured speed") +
             " (minutes below: training only; the evaluations were timed apart). Arms other than the ResNet are "
             f"ViTs; the ablations are `{r['baseline']}` with one element of the recipe (vitlib.train."
-            f"small_data_recipe, beyond the paper) removed or added. {len(rows)} runs, {quiet} on a quiet machine."
+            f"small_data_recipe, beyond the paper) removed or added. {len(rows)} run{'s' * (len(rows) > 1)}, "
+            f"{quiet} on a quiet machine."
             + cpu_kinds(rows))
     head = (["arm", "model (parameters)", "seeds", "test accuracy at the end", "best point of the test curve"]
             + [f"minutes to {100 * float(t):.0f}%, per seed" for t in targets]

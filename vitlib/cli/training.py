@@ -96,7 +96,8 @@ def add_commands(sub) -> None:
                         "ViT on a small dataset")
     val_fraction = inspect.signature(get_dataset).parameters["val_fraction"].default
     p.add_argument("--val-fraction", type=float, default=val_fraction, help="the share of each class's training "
-                   f"images held out for validation (default {val_fraction})")
+                   f"images held out for validation (default {val_fraction}; 0: train on all of them, validate "
+                   "nothing)")
     p.add_argument("--minutes", type=at_least(0.01, float), help="train for about this many minutes: the steps "
                    "(and the recipe's warm-up and decay with them) are sized from a few timed steps, as "
                    "benchmarks/time_to_accuracy.py does; instead of --steps")
@@ -106,7 +107,8 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("evaluate", help="loss and accuracy of a checkpoint on a dataset split",
                        description="Evaluate a vitlib checkpoint; prints JSON {loss, accuracy, n}.")
-    p.add_argument("--checkpoint", required=True, help="a vitlib checkpoint: NAME, NAME.safetensors or NAME.json")
+    p.add_argument("--checkpoint", required=True, help="a vitlib checkpoint: NAME, NAME.safetensors, NAME.json, "
+                   "or the --out-dir of a run (its newest checkpoint)")
     p.add_argument("--dataset", required=True, choices=NAMES, metavar="NAME",
                    help=f"vitlib.data name: {', '.join(NAMES)}")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default test)")
@@ -375,7 +377,8 @@ def run_finetune(args: argparse.Namespace) -> None:
               **_data_kw(args, args.dataset))
     with _loading(args, args.dataset):
         train_set = get_dataset(args.dataset, "train", args.img_size, **kw)
-        val_set = get_dataset(args.dataset, "val", args.img_size, **kw)
+        # --val-fraction 0: every training image is trained on, nothing validated (`vitlib evaluate` tests it)
+        val_set = get_dataset(args.dataset, "val", args.img_size, **kw) if args.val_fraction > 0 else None
     # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone.
     with blame("--img-size"):
         model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
