@@ -28,7 +28,7 @@ SMALL = {
     "results": None,
     "experiment": ["--profile", "smoke"],
     "pretrain": ["--profile", "smoke", "--steps", "2", "--batch-size", "8"],
-    "finetune": ["--steps", "2", "--batch-size", "8", "--val-fraction", "0.01"],
+    "finetune": ["--batch-size", "8"],  # and a length and a validation split: _shrunk
     "evaluate": ["--limit", "16"],
     "bench": ["--models", "ViT-Ti/16", "--repeats", "1", "--batch-size", "1", "--cpu-only"],
 }
@@ -107,10 +107,15 @@ def test_long_readme_command_states_time_and_result_from_a_results_file(argv, co
     assert claims, f"`vitlib {shlex.join(argv)}`: state its run time and expected result ({comment!r})"
     for value, unit in claims:
         decimals = len(value.partition(".")[2])
-        scale = {"%": lambda k, v: 100 * v, "min": lambda k, v: v / 60 if k == "seconds" else math.nan,
-                 "s": lambda k, v: v if k == "seconds" else math.nan}[unit]
+        scale = {"%": lambda k, v: 100 * v, "min": lambda k, v: v / 60 if _is_seconds(k) else math.nan,
+                 "s": lambda k, v: v if _is_seconds(k) else math.nan}[unit]
         assert any(round(scale(k, v), decimals) == float(value) for k, v in leaves), \
             f"{value} {unit} in the README is not in {files[0]}"
+
+
+def _is_seconds(key: str) -> bool:
+    """A results file's field of seconds: "seconds", "train_seconds", "wall_seconds" ..."""
+    return key == "seconds" or key.endswith("_seconds")
 
 
 def _numbers(d, key=""):
@@ -134,14 +139,19 @@ def _shrunk(argv: list[str], tmp: Path, written: list[str]) -> list[str]:
             out[i + 1] = str(tmp / out[i + 1])
         elif a in READS and any(Path(out[i + 1]).is_relative_to(w) for w in written):
             stem = tmp / out[i + 1]
-            if not Path(f"{stem}.json").exists():
+            if not Path(f"{stem}.json").exists() and not stem.is_dir():  # a run's folder: its newest, as is
                 steps = sorted(stem.parent.glob("step_*.json"))
                 assert steps, f"`vitlib {shlex.join(argv)}`: the command that writes {stem.parent} has not run"
                 stem = steps[-1].with_suffix("")
             out[i + 1] = str(stem)
     if _exits_early(argv) or "--list" in argv:  # a listing is instant: it runs as the README writes it
         return out
-    return out + SMALL[_command(argv)] if SMALL[_command(argv)] is not None else [_command(argv), "--help"]
+    if SMALL[_command(argv)] is None:
+        return [_command(argv), "--help"]
+    if _command(argv) == "finetune":  # its length as the README sets it (steps or minutes), shortened; a small split
+        out += ["--minutes", "0.01"] if "--minutes" in argv else ["--steps", "2"]
+        out += [] if "--val-fraction" in argv else ["--val-fraction", "0.01"]
+    return out + SMALL[_command(argv)]
 
 
 # Runs commands in one process, as the console script would one by one (importing torch once, not per command).

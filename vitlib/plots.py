@@ -329,8 +329,8 @@ def time_to_accuracy_figure(rows: list[dict], goal: tuple[float, float] | None =
             fig.add_vline(x=goal[1] / 60, line=dict(color="grey", dash="dash", width=1), row=1, col=col)
     fig.update_xaxes(title_text="minutes of training")
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
-    return fig.update_layout(width=950 if len(panels) > 1 else 560, height=420, template="plotly_white",
-                             title=title, legend=dict(orientation="h", y=-0.25))
+    return fig.update_layout(width=1000 if len(panels) > 1 else 760, height=440, template="plotly_white",
+                             title=dict(text=title, font=dict(size=14)), legend=dict(orientation="h", y=-0.25))
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------

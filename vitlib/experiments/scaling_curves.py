@@ -260,6 +260,15 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
     done_parts = [*done_parts, dict(from_images=saved_images, **{k: made[k] for k in ("cpu", "git_commit", "date")})]
     start = time.perf_counter() - seconds0
 
+    def save_points() -> None:
+        if parts is not None and writer:
+            parts.mkdir(parents=True, exist_ok=True)
+            atomic_write(parts / "points.json", lambda tmp: tmp.write_text(json.dumps(
+                dict(points=points, parts=done_parts), default=float)))
+
+    if saved_images:
+        save_points()  # this part is on record even if it ends before its first checkpoint
+
     def checkpoint(step: int, res: dict) -> bool:
         images = step * batch
         features = probe_features(model, "fashion_mnist", cfg.img_size, cfg.probe_pool, cfg.probe_test)
@@ -267,10 +276,7 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
                      val_accuracy=res["accuracy"], val_loss=res["loss"], **probe_metrics(features, cfg.shots, seed),
                      attention_distance=_distances(model, distance_images))
         points.append(point)
-        if parts is not None and writer:  # before the trainer saves this step's state: a state never lacks its point
-            parts.mkdir(parents=True, exist_ok=True)
-            atomic_write(parts / "points.json", lambda tmp: tmp.write_text(json.dumps(
-                dict(points=points, parts=done_parts), default=float)))
+        save_points()  # before the trainer saves this step's state: a saved state never lacks its point
         return _flattened(points, cfg)
 
     finished = bool(points) and points[-1]["images_seen"] == saved_images and _flattened(points, cfg)
