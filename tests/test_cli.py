@@ -46,6 +46,8 @@ def _run(*argv, env=None, **kw):
 @pytest.mark.parametrize("argv, says", [
     (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "0"], "argument --steps"),
     (["finetune", "--dataset", "nope", "--img-size", "32", "--out-dir", "x"], "argument --dataset"),
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--val-fraction", "1"],
+     "argument --val-fraction: 1.0 is not a share in [0, 1)"),
     (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "50",
       "--warmup-steps", "60"], "--warmup-steps 60 must lie in [0, --steps 50]"),
     (["finetune", "--dataset", "digits", "--img-size", "30", "--out-dir", "x", "--no-estimate"], "--img-size"),

@@ -364,6 +364,8 @@ def run_finetune(args: argparse.Namespace) -> None:
     overrides = _train_overrides(args)
     if args.minutes is not None and "steps" in overrides:
         raise UsageError("--minutes and --steps both set the run's length: pass one of them", "--minutes")
+    if not 0 <= args.val_fraction < 1:
+        raise UsageError(f"{args.val_fraction} is not a share in [0, 1)", "--val-fraction")
 
     def recipe(**fields: Any) -> TrainConfig:
         if args.recipe == "small-data":
