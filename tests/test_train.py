@@ -150,6 +150,34 @@ def test_resume_is_bitwise_identical(tmp_path):
     assert [json.loads(ln)["step"] for ln in lines] == list(range(1, 8))  # records after step 3 rewritten once
 
 
+def test_a_run_stopped_by_on_eval_and_resumed_trains_nothing(tmp_path):
+    # early stopping at step 4 of 8 saves that step; resumed, the run is over: same weights, history and records
+    ds, val = toy_data(16), toy_data(8)
+    cfg = pretrain_recipe(steps=8, batch_size=4, warmup_steps=1, eval_steps=(2, 4, 6), checkpoint_every=100,
+                          progress=False, log_every=1)
+    calls = []
+
+    def on_eval(step, res):
+        calls.append(step)
+        return step == 4
+
+    torch.manual_seed(0)
+    model = tiny_vit()
+    hist = train(model, ds, cfg, val_set=val, out_dir=tmp_path, on_eval=on_eval)
+    assert calls == [2, 4] and hist["train"][-1]["step"] == 4
+    meta = vitlib.checkpoints.checkpoint_meta(tmp_path)
+    assert meta["step"] == 4 and meta["extra"]["stopped"] is True
+    records = (tmp_path / "metrics.jsonl").read_text()
+    torch.manual_seed(1)
+    resumed = tiny_vit()
+    again = train(resumed, ds, cfg, val_set=val, out_dir=tmp_path, resume=True, on_eval=on_eval)
+    assert calls == [2, 4] and again == hist  # no training step, no evaluation
+    assert (tmp_path / "metrics.jsonl").read_text() == records
+    assert sorted(p.name for p in tmp_path.glob("step_*.json")) == ["step_0000004.json"]
+    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,8 @@ Optimizer state goes to safetensors + JSON rather than torch.save so that nothin
 is the step. Files are written with `atomic_write`; the JSON, written last, holds the sha256 of the others,
 so a torn or truncated set is detected on load
 (tests/test_checkpoints.py::test_corrupt_or_truncated_file_is_a_clear_error).
-`latest_checkpoint` and `prune_checkpoints` manage the step_* checkpoints a training run writes.
+`checkpoint_meta` reads a checkpoint's JSON alone; `latest_checkpoint` and `prune_checkpoints` manage the
+step_* checkpoints a training run writes.
 Weights from timm, torchvision and the official JAX code: vitlib.interop.
 
 Deviations from the paper: none (the paper does not describe a checkpoint format).
@@ -239,6 +240,12 @@ def _read_meta(stem: Path) -> dict:
         raise CheckpointError(f"{json_path} is not a vitlib checkpoint (format {meta.get('format')!r}, expected "
                               f"{FORMAT!r}); for timm/torchvision weights use vitlib.interop (from_timm, ...)")
     return meta
+
+
+def checkpoint_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's JSON ({"arch", "config", "train_config" as saved, "step", "extra", ...}) without reading
+    its tensors; `path` as for load_model."""
+    return _read_meta(_loadable(path))
 
 
 def _read_tensors(stem: Path, meta: dict, key: str) -> dict[str, Tensor]:

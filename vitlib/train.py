@@ -497,12 +497,12 @@ def _rng_states(generator: torch.Generator, world: int) -> list[dict] | None:
 
 
 def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-            generator: torch.Generator, rank: int, world: int) -> tuple[int, float]:
-    """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step and the run's
-    wall seconds so far, (0, 0.0) without one."""
+            generator: torch.Generator, rank: int, world: int) -> tuple[int, float, bool]:
+    """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step, the run's
+    wall seconds so far and whether `on_eval` had stopped the run there; (0, 0.0, False) without one."""
     last = checkpoints.latest_checkpoint(out)
     if last is None:
-        return 0, 0.0
+        return 0, 0.0, False
     state = checkpoints.load_checkpoint(last, model, optimizer, expect_train_config=cfg)
     rngs = state.get("rng", [])
     if len(rngs) == world:
@@ -511,7 +511,8 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: 
         warnings.warn(f"{last.name} holds the random state of {len(rngs)} process(es) and this run has {world}: "
                       f"each rank draws from seed + rank again, so the run goes on but is not the uninterrupted one; "
                       f"resume with {len(rngs)} process(es) for an exact continuation", stacklevel=3)
-    return state["step"], float(state.get("extra", {}).get("seconds", 0.0))
+    extra = state.get("extra", {})
+    return state["step"], float(extra.get("seconds", 0.0)), bool(extra.get("stopped", False))
 
 
 def _prepare_out(out: Path | None, step: int, rank: int, world: int) -> dict[str, list[dict]]:
@@ -560,7 +561,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     `on_eval(step, {"loss", "accuracy", "n"})` is called after each validation, with the model in its state at
     that step, on every rank with the same numbers: a caller keeps the best validation state this way
     (vitlib.experiments.scaling); when it returns True (on any rank) the run stops there on every rank (early
-    stopping: a learning curve that has flattened).
+    stopping: a learning curve that has flattened); resumed from the checkpoint of that step, it trains nothing.
     `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
     cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
     (vitlib.masked_patches.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
@@ -577,7 +578,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     optimizer = build_optimizer(raw, cfg)
     gen = torch.Generator(device).manual_seed(cfg.seed + rank)  # the trainer's own draws (mixup permutations)
     out = Path(out_dir) if out_dir is not None else None
-    step, seconds0 = _resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume else (0, 0.0)
+    step, seconds0, stop = (_resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume
+                            else (0, 0.0, False))  # stop: on_eval asked to stop (early stopping)
     t_start = time.perf_counter() - seconds0  # the run's wall clock, carried across a resume
     history = _prepare_out(out, step, rank, world)
     net: nn.Module = raw
@@ -607,7 +609,6 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     counts = [0, 0]  # predictions and images since the last log, known on the host
     t_log = time.perf_counter()
     last_loss: tuple[int, Tensor] | None = None  # (step, loss) of the last finite step, for NonFiniteLossError
-    stop = False  # on_eval asked to stop (early stopping)
     epoch, skip = divmod(step, steps_per_epoch)
     order = dict(shuffle=True, seed=cfg.seed, epoch=epoch, skip_batches=skip, rank=rank, world_size=world,
                  epochs=-(-(cfg.steps - step + skip) // steps_per_epoch))
@@ -615,7 +616,7 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
               make_loader(train_set, local_batch, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                           **order))
     with _tf32(device):
-        for x, y in loader if step < cfg.steps else ():  # resumed at the end: nothing to train
+        for x, y in loader if step < cfg.steps and not stop else ():  # resumed at the end or at a stop: none
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
@@ -678,7 +679,8 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 if out is not None and rank == 0:
                     checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
                                                 optimizer=optimizer, rng=rngs,
-                                                extra=dict(seconds=round(time.perf_counter() - t_start, 2)))
+                                                extra=dict(seconds=round(time.perf_counter() - t_start, 2),
+                                                           stopped=stop))
                     checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
             t_log += time.perf_counter() - t_pause
             if step >= cfg.steps or stop:

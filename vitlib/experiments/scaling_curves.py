@@ -111,7 +111,7 @@ from ..stats import (
     welch,
     wilson_interval,
 )
-from ..train import pretrain_recipe, read_metrics, train
+from ..train import pretrain_recipe, train
 from ..utils import atomic_write
 from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_features, probe_metrics
 from .runner import StudyConfig, param
@@ -212,7 +212,7 @@ def _saved(parts: Path | None, batch: int) -> tuple[list[dict], list[dict], floa
     last = checkpoints.latest_checkpoint(parts) if parts is not None else None
     if last is None:
         return [], [], 0.0, 0
-    meta = checkpoints.load_checkpoint(last)
+    meta = checkpoints.checkpoint_meta(last)
     state = json.loads((parts / "points.json").read_text())
     images = meta["step"] * batch
     points = [p for p in state["points"] if p["images_seen"] <= images]
@@ -279,12 +279,9 @@ def run_row(cfg: Config, spec: dict[str, Any], cache: dict) -> dict[str, Any]:
         save_points()  # before the trainer saves this step's state: a saved state never lacks its point
         return _flattened(points, cfg)
 
-    finished = bool(points) and points[-1]["images_seen"] == saved_images and _flattened(points, cfg)
-    if finished:  # stopped at its plateau, saved, then interrupted before the row was written
-        history = read_metrics(parts)
-    else:
-        history = train(model, train_set, recipe, val_set=val_set, on_eval=checkpoint, out_dir=parts,
-                        resume=parts is not None)
+    # saved at its plateau and interrupted before the row was written, the run trains nothing (vitlib.train)
+    history = train(model, train_set, recipe, val_set=val_set, on_eval=checkpoint, out_dir=parts,
+                    resume=parts is not None)
     best = max(points, key=lambda p: p["val_accuracy"])  # the first of equals
     last = points[-1]
     n_val = len(val_set)
