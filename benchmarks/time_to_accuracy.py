@@ -23,9 +23,11 @@ Arms (`--arms`; the default runs the first ten):
     python benchmarks/time_to_accuracy.py --arms vit-scratch resnet --seeds 0 --budget-s 300 --out /tmp/t.json
     python benchmarks/time_to_accuracy.py --smoke --out /tmp/t_smoke.json     # every arm, tiny: every code path
 
-Runs already in the results file (the same arm and seed) are not run again, so an interrupted benchmark continues
-where it stopped; a file made with another set-up (resolution, model, budget) is refused. The machine's load is
-recorded before and after each run: a time is only a time on a quiet machine. RESULTS.md renders the file
+Runs already in the results file (the same arm and seed on the same kind of CPU) are not run again, so an interrupted
+benchmark continues where it stopped; a file made with another set-up (resolution, model, budget) is refused. The
+machine's load is recorded before and after each run: a time is only a time on a quiet machine, and only comparable
+on the same kind of CPU (vitlib.records.cpu_model: its model and whether it multiplies bf16 natively), so a run is
+keyed by arm, seed and CPU kind, and RESULTS.md compares runs of one kind only. RESULTS.md renders the file
 (vitlib.results.render_time_to_accuracy).
 
 How long: each run is --budget-s of training, plus its evaluations (--evals + 3 passes over the test set), plus
@@ -48,6 +50,7 @@ import torch
 from torch.utils.data import Dataset
 
 import vitlib
+from vitlib import records
 from vitlib.cli.training import measure, planned_steps
 from vitlib.data import get_dataset, subset
 from vitlib.experiments.protocol import build_model, vit_name
@@ -203,7 +206,7 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
     made = provenance()
     accs = [p["test_accuracy"] for p in points]
     return dict(
-        key=f"{name}/seed{seed}", arm=name, seed=seed, start=arm.start, model=model_name, family=family,
+        key=run_key(name, seed, made["cpu"]), arm=name, seed=seed, start=arm.start, model=model_name, family=family,
         params=count_parameters(model), img_size=args.img_size, recipe_name=arm.recipe,
         recipe=json.loads(json.dumps(dataclasses.asdict(cfg))), data_options=dict(arm.data),
         model_options=dict(arm.model), ablation=None if arm.element is None else
@@ -218,12 +221,18 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
         date=made["date"], git_commit=made["git_commit"], device=made["device"], cpu=made["cpu"])
 
 
+def run_key(arm: str, seed: int, cpu: str) -> str:
+    """A run's key in the results file: its arm, seed and kind of CPU (times compare on one kind only)."""
+    return f"{arm}/seed{seed}/{cpu}"
+
+
 def summary(rows: list[dict]) -> dict[str, dict]:
-    """Per arm: its seeds, and for each target the training seconds at which each seed first reached it (None:
-    never), in seed order."""
+    """Per kind of CPU, per arm: its seeds, and for each target the training seconds at which each seed first
+    reached it (None: never), in seed order."""
     out: dict[str, dict] = {}
     for row in sorted(rows, key=lambda r: r["seed"]):
-        arm = out.setdefault(row["arm"], dict(seeds=[], reached_s={f"{t:g}": [] for t in TARGETS}))
+        arm = out.setdefault(row["cpu"], {}).setdefault(row["arm"], dict(seeds=[], reached_s={f"{t:g}": [] for t in
+                                                                                              TARGETS}))
         arm["seeds"].append(row["seed"])
         for t, s in row["reached_s"].items():
             arm["reached_s"].setdefault(t, []).append(s)
@@ -293,10 +302,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if old != setup:
             sys.exit(f"time_to_accuracy: {out} holds runs of another set-up ({old}); this one is {setup}: pass "
                      "another --out")
-    done = {r["key"] for r in rows}
-    todo = [(a, s) for s in args.seeds for a in args.arms if f"{a}/seed{s}" not in done]
+    done, cpu = {r["key"] for r in rows}, records.cpu_model()  # the kind a row records (provenance)
+    todo = [(a, s) for s in args.seeds for a in args.arms if run_key(a, s, cpu) not in done]
     print(f"time_to_accuracy: {len(todo)} runs to do, {len(args.seeds) * len(args.arms) - len(todo)} already in "
-          f"{out}", file=sys.stderr, flush=True)
+          f"{out} on this kind of CPU ({cpu})", file=sys.stderr, flush=True)
     data = load_data(args, args.arms) if todo else {}
     command = " ".join(["python benchmarks/time_to_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
     for arm, seed in todo:

@@ -12,7 +12,7 @@ from vitlib.cli import main as cli_main
 from vitlib.config import TrainConfig
 from vitlib.model import VisionTransformer
 from vitlib.plots import time_to_accuracy_figure
-from vitlib.records import save_results
+from vitlib.records import cpu_model, save_results
 from vitlib.resnet import ResNet
 from vitlib.results import TIME_TO_ACCURACY_GOAL, render_section, render_time_to_accuracy
 from vitlib.train import finetune_recipe, lr_at, small_data_recipe
@@ -50,15 +50,16 @@ def test_eval_steps_are_log_spaced_then_even_and_the_budget_sizes_the_schedule(t
     assert tta.reached(points, 0.85) == 20 and tta.reached(points, 0.90) == 40 and tta.reached(points, 0.95) is None
 
 
-def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys):
+def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys, monkeypatch):
     out = tmp_path / "tta.json"
     argv = ["--smoke", "--arms", "vit-scratch", "no-label-smoothing", "--seeds", "0", "1", "--out", str(out)]
     rows = tta.main(argv)
     record = json.loads(out.read_text())
     res, prov = record["results"], record["provenance"]
     assert prov["command"].startswith("python benchmarks/time_to_accuracy.py --smoke") and "git_commit" in prov
-    assert [r["key"] for r in res["rows"]] == ["vit-scratch/seed0", "no-label-smoothing/seed0", "vit-scratch/seed1",
-                                                "no-label-smoothing/seed1"]
+    cpu = cpu_model()  # a run's key: arm, seed and kind of CPU (times compare on one kind only)
+    assert [r["key"] for r in res["rows"]] == [f"{k}/{cpu}" for k in ("vit-scratch/seed0", "no-label-smoothing/seed0",
+                                                                      "vit-scratch/seed1", "no-label-smoothing/seed1")]
     steps = tta.SMOKE["images"] // tta.SMOKE["batch_size"]
     for r in rows:
         pts = r["points"]
@@ -72,7 +73,8 @@ def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys):
         assert r["recipe"]["label_smoothing"] == (0.0 if r["arm"] == "no-label-smoothing" else 0.1)
         assert r["recipe"]["optimizer"] == "adamw" and r["family"] == "vit" and not r["stopped_by_guard"]
     assert rows[1]["ablation"] == dict(of="vit-scratch", element="label smoothing 0.1", removes=True)
-    assert res["arms"]["vit-scratch"]["seeds"] == [0, 1] and len(res["arms"]["vit-scratch"]["reached_s"]["0.9"]) == 2
+    arm = res["arms"][cpu]["vit-scratch"]
+    assert arm["seeds"] == [0, 1] and len(arm["reached_s"]["0.9"]) == 2
     assert len(capsys.readouterr().out.strip().splitlines()) == 4  # one line per finished run
     before = out.read_text()
     assert tta.main(argv) == rows  # resumed: every (arm, seed) is in the file
@@ -80,6 +82,10 @@ def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys):
     assert captured.out == "" and "0 runs to do, 4 already" in captured.err and out.read_text() == before
     with pytest.raises(SystemExit, match="another set-up"):
         tta.main(argv + ["--img-size", "32"])
+    # another kind of CPU: its own runs
+    monkeypatch.setattr(vitlib.records, "cpu_model", lambda: "another CPU, no native bf16")
+    again = tta.main(["--smoke", "--arms", "vit-scratch", "--seeds", "0", "--out", str(out)])
+    assert [r["key"] for r in again[4:]] == ["vit-scratch/seed0/another CPU, no native bf16"] and again[:4] == rows
 
 
 def test_budget_sized_run_measures_its_speed_first(tta, tmp_path):
@@ -109,7 +115,7 @@ def test_arms_build_the_vit_the_shipped_model_and_the_scaling_studys_resnet(tta,
 # --- RESULTS.md ------------------------------------------------------------------------------------------------------
 
 def _row(arm: str, seed: int, curve: list[tuple[float, float]], family: str = "vit", start: str = "scratch",
-         ablation: dict | None = None) -> dict:
+         ablation: dict | None = None, cpu: str = "CPU A, native bf16") -> dict:
     """A synthetic row: `curve` is [(train seconds, test accuracy)]."""
     points = [dict(step=i + 1, images_seen=128 * (i + 1), train_seconds=s, eval_seconds=20.0, test_accuracy=a,
                    test_n=10000) for i, (s, a) in enumerate(curve)]
@@ -117,7 +123,7 @@ def _row(arm: str, seed: int, curve: list[tuple[float, float]], family: str = "v
     return dict(key=f"{arm}/seed{seed}", arm=arm, seed=seed, start=start, family=family, model=f"{arm} model",
                 params=2_690_698, points=points, reached_s=first, final_test_accuracy=curve[-1][1],
                 best_test_accuracy=max(a for _, a in curve), images_seen=points[-1]["images_seen"],
-                train_seconds=curve[-1][0], ablation=ablation, load=dict(quiet=True))
+                train_seconds=curve[-1][0], ablation=ablation, load=dict(quiet=True), cpu=cpu)
 
 
 def _results(top: float) -> dict:
@@ -150,6 +156,23 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
+
+
+def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_across():
+    r = _results(0.88)
+    slow = [_row("vit-scratch", s, [(600, 0.70), (1200, 0.75), (1750, 0.78)], cpu="CPU B, no native bf16")
+            for s in (0, 1)]
+    r["rows"] += slow
+    text = render_time_to_accuracy(r, {})
+    a, b = text.split("**On CPU A, native bf16** (5 runs; only these compare with each other):")[1].split(
+        "**On CPU B, no native bf16** (2 runs; only these compare with each other):")
+    assert "| 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in a  # CPU A's baseline, as alone
+    assert "| `vit-scratch` | vit-scratch model (2.69M) | 0, 1 | 78.0% [78.0%, 78.0%] |" in b
+    assert "label smoothing" not in b  # no ablation on CPU B: CPU A's is not compared with CPU B's baseline
+    assert "**No ViT reached" in a and "The ResNet at the same time" in a and "The ResNet" not in b
+    fig = time_to_accuracy_figure(r["rows"])
+    dash = {t.name: t.line.dash for t in fig.data}
+    assert dash["vit-scratch · CPU A, native bf16"] == "solid" and dash["vit-scratch · CPU B, no native bf16"] == "dash"
 
 
 def test_figure_draws_every_seed_the_ablations_beside_the_recipe_and_the_goal():

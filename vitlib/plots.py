@@ -300,7 +300,8 @@ def time_to_accuracy_figure(rows: list[dict], goal: tuple[float, float] | None =
     evaluations timed apart), one colour per arm, each seed its own line. Left, the arms that start from a model
     (rows without `ablation`); right, when there are any, the ablations beside the arm they change (its
     `ablation["of"]`, in black). Dotted lines at each target accuracy; `goal` (accuracy, seconds) marks its
-    budget with a dashed vertical line."""
+    budget with a dashed vertical line. Runs on several kinds of CPU (their `cpu`) differ in line style, the kind
+    in the legend: times compare on one kind only."""
     ablations = [r for r in rows if r.get("ablation")]
     panels = [[r for r in rows if not r.get("ablation")]]
     titles = ["ViT from scratch, from the shipped model, ResNet"]
@@ -310,16 +311,18 @@ def time_to_accuracy_figure(rows: list[dict], goal: tuple[float, float] | None =
         titles.append("the recipe's ablations (black: the recipe)")
     fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, subplot_titles=titles)
     arms = list(dict.fromkeys(r["arm"] for r in rows))
+    cpus = list(dict.fromkeys(r.get("cpu", "") for r in rows))
     shown: set[str] = set()  # one legend entry per name
     for col, panel in enumerate(panels, start=1):
         for r in sorted(panel, key=lambda r: (arms.index(r["arm"]), r["seed"])):
             black = col == 2 and not r.get("ablation")  # the recipe itself, beside its ablations
-            name = f"{r['arm']} (the recipe)" if black else r["arm"]
+            kind = cpus.index(r.get("cpu", ""))
+            name = (f"{r['arm']} (the recipe)" if black else r["arm"]) + (f" · {cpus[kind]}" if len(cpus) > 1 else "")
             colour = "black" if black else px.colors.qualitative.D3[arms.index(r["arm"]) % 10]
             fig.add_scatter(x=[q["train_seconds"] / 60 for q in r["points"]],
                             y=[q["test_accuracy"] for q in r["points"]], mode="lines+markers", name=name,
-                            legendgroup=name, line=dict(color=colour, width=1.5), marker=dict(size=4),
-                            showlegend=name not in shown,
+                            legendgroup=name, marker=dict(size=4), showlegend=name not in shown,
+                            line=dict(color=colour, width=1.5, dash=("solid", "dash", "dot", "dashdot")[kind % 4]),
                             hovertemplate=f"{r['arm']} seed {r['seed']}: %{{y:.1%}} after %{{x:.1f}} min"
                                           "<extra></extra>", row=1, col=col)
             shown.add(name)

@@ -366,12 +366,12 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
     """figures/time_to_accuracy.json (benchmarks/time_to_accuracy.py): per arm the test accuracy at the end of the
     budget, the best point of its test curve, the minutes each seed needed to reach each target, the curve itself
     at fractions of the budget; what each element of the small-data recipe bought (Welch over seeds); and whether
-    a ViT reached TIME_TO_ACCURACY_GOAL, with the ResNet at the same budget beside it."""
+    a ViT reached TIME_TO_ACCURACY_GOAL, with the ResNet at the same budget beside it. Times compare on one kind
+    of CPU only: with runs on several kinds, each kind has its own tables and sentence, the kind with most runs
+    first."""
     rows, setup = r["rows"], r["setup"]
     if not rows:
         return "No runs yet."
-    targets = [f"{t:g}" for t in r["targets"]]
-    arms = group(sorted(rows, key=lambda x: x["seed"]), "arm")
     budget = setup["budget_s"]
     quiet = sum(bool(x["load"]["quiet"]) for x in rows)
     text = (f"Fashion-MNIST at {setup['img_size']} px: {r['n_train']:,} training images, test accuracy on "
@@ -383,6 +383,18 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
             f"small_data_recipe, beyond the paper) removed or added. {len(rows)} run{'s' * (len(rows) > 1)}, "
             f"{quiet} on a quiet machine."
             + cpu_kinds(rows))
+    kinds = sorted(group(rows, "cpu").items(), key=lambda kv: -len(kv[1]))
+    for (cpu,), g in kinds:
+        if len(kinds) > 1:
+            text += f"\n\n**On {cpu}** ({len(g)} run{'s' * (len(g) > 1)}; only these compare with each other):"
+        text += _time_to_accuracy_tables(g, r)
+    return text
+
+
+def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
+    """The tables and the goal's sentence of render_time_to_accuracy for the runs of one kind of CPU."""
+    setup, targets = r["setup"], [f"{t:g}" for t in r["targets"]]
+    arms = group(sorted(rows, key=lambda x: x["seed"]), "arm")
     head = (["arm", "model (parameters)", "seeds", "test accuracy at the end", "best point of the test curve"]
             + [f"minutes to {100 * float(t):.0f}%, per seed" for t in targets]
             + ["images seen (mean)", "minutes of training (mean)"])
@@ -395,8 +407,9 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
                      _mean_range([x["best_test_accuracy"] for x in g])] + times
                     + [f"{sum(x['images_seen'] for x in g) / len(g):,.0f}",
                        f"{sum(x['train_seconds'] for x in g) / len(g) / 60:.1f}"])
-    text += "\n\n" + table(head, body)
-    span = max(x["train_seconds"] for x in rows) if setup.get("images") else budget  # a fixed schedule: its length
+    text = "\n\n" + table(head, body)
+    # a fixed schedule: its length; else the budget
+    span = max(x["train_seconds"] for x in rows) if setup.get("images") else setup["budget_s"]
     marks = [span * k / 6 for k in range(1, 7)]
     curve = []
     for (arm,), g in arms.items():
