@@ -23,7 +23,7 @@ from .stats import (
 )
 
 __all__ = ["pct", "table", "made_by", "acc_ci", "VERSUS", "ANSWERS", "difference", "reading", "compared",
-           "runs_line", "shot_metric", "seed_by_seed"]
+           "count", "runs_line", "cpu_kinds", "shot_metric", "seed_by_seed"]
 
 # compare()'s answer in words, a against b (Welch's t over seeds, vitlib.stats.compare); "not told apart" is not
 # "the same" (that is vitlib.stats.equivalent's question)
@@ -110,6 +110,15 @@ def compared(a: list[float], b: list[float], margin: float) -> str:
     return f"{reading(side(a, b, margin), min(len(a), len(b)), margin)}, {diff}"
 
 
+def count(n: int, noun: str) -> str:
+    """'1 run', '2 runs', '0 runs': n and the noun, plural unless n is 1.
+
+    >>> count(1, "seed"), count(3, "seed"), count(0, "run")
+    ('1 seed', '3 seeds', '0 runs')
+    """
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def runs_line(rows: list[dict], r: dict) -> str:
     """'N runs (Q on a quiet machine); T still to run.' of a study's results, then the kinds of CPU the runs that
     record one ran on (times are only comparable on the same kind).
@@ -118,14 +127,14 @@ def runs_line(rows: list[dict], r: dict) -> str:
     '2 runs (1 on a quiet machine); 1 still to run. CPUs: A, native bf16 (1 run).'
     """
     quiet = sum(bool(x.get("load", {}).get("quiet")) for x in rows)
-    return (f"{len(rows)} run{'s' * (len(rows) != 1)} ({quiet} on a quiet machine); {r.get('todo', 0)} still to "
+    return (f"{count(len(rows), 'run')} ({quiet} on a quiet machine); {r.get('todo', 0)} still to "
             "run." + cpu_kinds(rows))
 
 
 def cpu_kinds(rows: list[dict]) -> str:
     """' CPUs: KIND (N runs); ...' over the rows that record their CPU ("" if none does)."""
     kinds = Counter(x["cpu"] for x in rows if x.get("cpu"))
-    return " CPUs: " + "; ".join(f"{k} ({n} run{'s' * (n > 1)})" for k, n in kinds.items()) + "." if kinds else ""
+    return " CPUs: " + "; ".join(f"{k} ({count(n, 'run')})" for k, n in kinds.items()) + "." if kinds else ""
 
 
 def shot_metric(shots: list[int] | tuple[int, ...]) -> str:

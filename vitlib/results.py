@@ -22,7 +22,7 @@ from typing import Any
 from .analysis import MIN_RISE, depth_trend
 from .experiments import STUDIES
 from .finetune import SHIPPED
-from .markdown import cpu_kinds, made_by, pct, table
+from .markdown import count, cpu_kinds, made_by, pct, table
 from .records import FIGURES_DIR, ROOT, load_results
 from .stats import ALPHA, group, welch, wilson_interval
 from .utils import atomic_write
@@ -380,13 +380,13 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
              f"each run's schedule sized to fill {budget / 60:.0f} minutes of training at its measured speed") +
             " (minutes below: training only; the evaluations were timed apart). Arms other than the ResNet are "
             f"ViTs; the ablations are `{r['baseline']}` with one element of the recipe (vitlib.train."
-            f"small_data_recipe, beyond the paper) removed or added. {len(rows)} run{'s' * (len(rows) > 1)}, "
+            f"small_data_recipe, beyond the paper) removed or added. {count(len(rows), 'run')}, "
             f"{quiet} on a quiet machine."
             + cpu_kinds(rows))
     kinds = sorted(group(rows, "cpu").items(), key=lambda kv: -len(kv[1]))
     for (cpu,), g in kinds:
         if len(kinds) > 1:
-            text += f"\n\n**On {cpu}** ({len(g)} run{'s' * (len(g) > 1)}; only these compare with each other):"
+            text += f"\n\n**On {cpu}** ({count(len(g), 'run')}; only these compare with each other):"
         text += _time_to_accuracy_tables(g, r)
     return text
 
@@ -463,7 +463,7 @@ def _goal_sentence(rows: list[dict]) -> str:
     resnet = [q for x in rows if x["family"] == "resnet" if (q := _at_most(x["points"], seconds)) is not None]
     if resnet:
         text += (f" The ResNet at the same time: {_mean_range([q['test_accuracy'] for q in resnet])} "
-                 f"({len(resnet)} seed{'s' * (len(resnet) > 1)}).")
+                 f"({count(len(resnet), 'seed')}).")
     return text
 
 
