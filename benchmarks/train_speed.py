@@ -1,4 +1,5 @@
-"""Training throughput by mode: precision x attention path (x torch.compile), at 17, 65 and 197 tokens.
+"""Training throughput by mode: precision x attention path (x torch.compile, x the optimizer's fused kernel against
+its loop over parameters), at 17, 65 and 197 tokens.
 
 Each shape runs the real `vitlib.train.train` loop on random images, in every mode in turn, `--repeat`
 rounds (mode order flipped every round), because a shared machine's speed drifts within minutes. A mode's
@@ -38,14 +39,16 @@ SHAPES = {  # tokens: (model name, img_size, overrides, batch size)
     65: ("ViT-Ti/4", 32, dict(num_layers=6), 128),
     197: ("ViT-Ti/4", 56, dict(num_layers=6), 32),
 }
-MODES = {  # name: (precision, attention path, compile)
-    "fp32 fused": ("fp32", "fused", False),
-    "fp32 explicit": ("fp32", "explicit", False),
-    "bf16 fused": ("bf16", "fused", False),
-    "bf16 explicit": ("bf16", "explicit", False),
-    "bf16 explicit, bf16 softmax": ("bf16", "explicit_lowp", False),
-    "fp32 explicit compiled": ("fp32", "explicit", True),
-    "bf16 explicit compiled": ("bf16", "explicit", True),
+MODES = {  # name: (precision, attention path, compile, the optimizer's fused kernel)
+    "fp32 fused": ("fp32", "fused", False, True),
+    "fp32 explicit": ("fp32", "explicit", False, True),
+    "bf16 fused": ("bf16", "fused", False, True),
+    "bf16 explicit": ("bf16", "explicit", False, True),
+    "bf16 explicit, bf16 softmax": ("bf16", "explicit_lowp", False, True),
+    "fp32 fused, AdamW loop": ("fp32", "fused", False, False),  # TrainConfig.fused_optimizer=False
+    "bf16 fused, AdamW loop": ("bf16", "fused", False, False),
+    "fp32 explicit compiled": ("fp32", "explicit", True, True),
+    "bf16 explicit compiled": ("bf16", "explicit", True, True),
 }
 DEFAULT_MODES = [m for m in MODES if not MODES[m][2]]  # compiling costs minutes per run: ask for it by name
 REFERENCE = "fp32 fused"
@@ -85,14 +88,14 @@ def matmul_ceiling(dtype: torch.dtype, device: str | torch.device = "cpu", n: in
 def run(tokens: int, mode: str, warm: int, timed: int) -> dict:
     """One training run of shape `tokens` in `mode`: images/s of the timed window, final loss, wall seconds."""
     name, img, overrides, batch = SHAPES[tokens]
-    precision, path, compiled = MODES[mode]
+    precision, path, compiled, fused_optimizer = MODES[mode]
     g = torch.Generator().manual_seed(0)
     n = batch * (warm + timed)
     data = TensorDataset(torch.rand(n, 3, img, img, generator=g) * 2 - 1, torch.randint(0, 100, (n,), generator=g))
     torch.manual_seed(0)
     model = set_attention_path(vitlib.create_model(name, img_size=img, num_classes=100, **overrides), path)
     cfg = TrainConfig(steps=warm + timed, batch_size=batch, lr=1e-3, warmup_steps=1, log_every=warm,
-                      precision=precision, compile=compiled, progress=False)
+                      precision=precision, compile=compiled, fused_optimizer=fused_optimizer, progress=False)
     t0 = time.perf_counter()
     hist = train(model, data, cfg)
     windows = [r["images_per_s"] for r in hist["train"][1:]]  # a record every `warm` steps; the first: warm-up
@@ -135,12 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     modes = [REFERENCE] + [m for m in args.modes if m != REFERENCE]
     t_start = time.perf_counter()
     device = resolve_device("auto")  # where `train` runs (TrainConfig.device "auto"): the ceiling is measured there
-    ceilings = {k: matmul_ceiling(dtype, device) for k, dtype in DTYPES.items()}
+    # only the precisions of the modes asked for: a bf16 matmul without native bf16 can take minutes
+    ceilings = {k: matmul_ceiling(DTYPES[k], device) for k in dict.fromkeys(MODES[m][0] for m in modes)}
     cpu = cpu_features()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
     print(f"# torch {torch.__version__}, {cpu['model']} ({torch.get_num_threads()} threads, amx {cpu['amx_tile']}, "
-          f"avx512_bf16 {cpu['avx512_bf16']}); training on {where}, its matmul: fp32 {ceilings['fp32'] / 1e9:.0f}, "
-          f"bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+          f"avx512_bf16 {cpu['avx512_bf16']}); training on {where}, its matmul: "
+          + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in ceilings.items()) + " GFLOP/s", flush=True)
     flops = {}
     for tokens in args.shapes:
         name, img, overrides, _ = SHAPES[tokens]

@@ -150,6 +150,26 @@ def test_resume_is_bitwise_identical(tmp_path):
     assert [json.loads(ln)["step"] for ln in lines] == list(range(1, 8))  # records after step 3 rewritten once
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_the_fused_optimizer_makes_the_for_loops_update(optimizer):
+    # TrainConfig.fused_optimizer (the default): PyTorch's fused kernel, the same update as the loop over parameters
+    models = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = tiny_vit()
+        opt = train_module.build_optimizer(model, TrainConfig(optimizer=optimizer, lr=0.1, weight_decay=0.05,
+                                                              fused_optimizer=fused))
+        assert bool(opt.defaults["fused"]) is fused
+        for step in range(3):
+            torch.manual_seed(step)
+            for p in model.parameters():
+                p.grad = torch.randn_like(p)
+            opt.step()
+        models.append(model)
+    for (k, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), k
+
+
 def test_a_run_stopped_by_on_eval_and_resumed_trains_nothing(tmp_path):
     # early stopping at step 4 of 8 saves that step; resumed, the run is over: same weights, history and records
     ds, val = toy_data(16), toy_data(8)

@@ -238,11 +238,13 @@ def _tf32(device: torch.device) -> Iterator[None]:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam(W) or SGD over all parameters (as the official code: weight decay on every parameter)."""
+    """Adam(W) or SGD over all parameters (as the official code: weight decay on every parameter), with PyTorch's
+    fused kernel where `cfg.fused_optimizer` and every parameter is on a CPU or CUDA device."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = cfg.fused_optimizer and all(p.device.type in ("cpu", "cuda") for p in params)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def _seed_worker(worker_id: int) -> None:
