@@ -106,6 +106,8 @@ def test_arms_build_the_vit_the_shipped_model_and_the_scaling_studys_resnet(tta,
     assert (name, family, resnet_name, resnet_family) == ("ViT-Ti/4 L=6", "vit", "BiT-R26x1 w32", "resnet")
     assert shipped.cfg == vit.cfg and shipped_name.startswith("ViT-Ti/4 L=6 (shipped")  # only the weights differ
     assert vit.cfg.img_size == 28 and tta.build(tta.ARMS["gap"], args, 10)[0].cfg.pool == "gap"
+    coarse, coarse_name, _ = tta.build(tta.ARMS["patch-7"], args, 10)
+    assert coarse.cfg.patch_size == 7 and coarse.cfg.num_layers == 6 and coarse_name == "ViT-Ti/7 L=6"
     assert tta.recipe(tta.ARMS["vit-shipped-paper-recipe"], steps=100) == finetune_recipe(steps=100)
     assert tta.recipe(tta.ARMS["no-warmup"], steps=100).warmup_steps == 0
     removed = [a for a in tta.DEFAULT_ARMS if tta.ARMS[a].element]
