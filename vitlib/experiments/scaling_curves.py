@@ -73,7 +73,8 @@ current data-centre GPU with the data on the device, about 10 minutes a run with
 in parts of `--limit 3` (about half an hour each).
 Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes, an interrupted
 row from its last saved state (`run_row`); `--only 'BiT*'` runs the next missing row of that pattern first, the
-plan unchanged).
+plan unchanged). A row's saved state is the folder figures/.parts/scaling_curves/<key>/ (git-ignored, about 20-45
+MB): copied to another machine's checkout, the row goes on there.
 """
 
 from __future__ import annotations
