@@ -54,9 +54,17 @@ def test_round_trip_rebuilds_model_and_optimizer(tmp_path):
 
 def test_resnet_round_trip(tmp_path):
     model = vitlib.create_model("BiT-R26x1", img_size=32, num_classes=4, stem="cifar", base_width=32).eval()
-    save_checkpoint(tmp_path / "rn", model)
+    save_checkpoint(tmp_path / "rn", model, optimizer=build_optimizer(model, TrainConfig()))
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(load_model(tmp_path / "rn")(x), model(x))
+    # into a model of the same config, as a resumed run loads it (its depths a tuple, saved as a JSON list)
+    same = vitlib.create_model("BiT-R26x1", img_size=32, num_classes=4, stem="cifar", base_width=32).eval()
+    load_checkpoint(tmp_path / "rn", same, build_optimizer(same, TrainConfig()))
+    assert torch.equal(same(x), model(x))
+    other = vitlib.create_model("BiT-R26x1", img_size=32, num_classes=4, stem="cifar", base_width=32,
+                                depths=(1, 1, 1, 1))
+    with pytest.raises(CheckpointError, match=r"'depths': \(\[2, 2, 2, 2\], \[1, 1, 1, 1\]\)"):
+        load_checkpoint(tmp_path / "rn", other)
 
 
 def test_other_architecture_is_a_clear_error(tmp_path):

@@ -290,6 +290,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
         meta["train_config"] = config_from_dict(TrainConfig, meta["train_config"])
     if model is not None:
         arch, config = _arch_of(model)
+        config = json.loads(json.dumps(config))  # as saved: JSON lists where the config has tuples (ResNet depths)
         if arch != meta["arch"] or config != meta["config"]:
             diff = {k: (meta["config"].get(k), v) for k, v in config.items() if meta["config"].get(k) != v}
             raise CheckpointError(f"{stem.name} holds a {meta['arch']} and the model is a {arch} that differs in "
