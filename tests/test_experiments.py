@@ -575,13 +575,14 @@ class _Killed(Exception):
     """Stands for the process being killed (the end of a session, a reboot)."""
 
 
-def test_an_interrupted_headline_row_resumes_from_its_saved_state(tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", ["ViT-tiny/8 L=1", "BiT-R w32 tiny"])
+def test_an_interrupted_headline_row_resumes_from_its_saved_state(tmp_path, monkeypatch, model):
     """A run of the headline study takes hours on a CPU: killed mid-run, it keeps its state in the runner's parts
     folder, and run again it continues from the newest saved state to the uninterrupted run's checkpoints."""
     from vitlib.experiments import scaling_curves
 
     study = experiments.STUDIES["scaling_curves"]
-    cfg = experiments.config("scaling_curves", "smoke", models=("ViT-tiny/8 L=1",), plateau_gain=-1.0)  # no stop
+    cfg = experiments.config("scaling_curves", "smoke", models=(model,), plateau_gain=-1.0)  # no stop
     ref = experiments.run_study(study, cfg, "smoke", tmp_path / "ref", log=_quiet)["rows"][0]
     probe, calls = scaling_curves.probe_metrics, []
 
