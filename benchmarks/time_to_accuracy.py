@@ -16,8 +16,8 @@ Arms (`--arms`; the default runs the first ten):
                          recipe as (a), so that the starting weights are the one difference
     resnet               (c) the scaling study's BiT-R26x1 w32 (vitlib.experiments.protocol.MODELS), the same recipe
     no-augmentation ... fp32   the ViT from scratch with one element of the recipe removed (ARMS says which)
-    flip-only, gap, mixup, cutmix, patch-7   the recipe with one element changed or added, run when asked for by
-                         name
+    flip-only, gap, mixup, cutmix, patch-7
+                         the recipe with one element changed or added, run when asked for by name
     vit-shipped-paper-recipe   (b) with the paper's fine-tuning recipe (SGD 0.03, no weight decay) at --batch-size
 
     python benchmarks/time_to_accuracy.py --out figures/time_to_accuracy.json
@@ -28,8 +28,8 @@ Runs already in the results file (the same arm and seed on the same kind of CPU)
 benchmark continues where it stopped; a file made with another set-up (resolution, model, budget) is refused. The
 machine's load is recorded before and after each run: a time is only a time on a quiet machine, and only comparable
 on the same kind of CPU (vitlib.records.cpu_model: its model and whether it multiplies bf16 natively), so a run is
-keyed by arm, seed and CPU kind, and RESULTS.md compares runs of one kind only. RESULTS.md renders the file
-(vitlib.results.render_time_to_accuracy).
+keyed by arm, seed and CPU kind. RESULTS.md renders the file (vitlib.results.render_time_to_accuracy), comparing
+runs of one kind only.
 
 How long: each run is --budget-s of training, plus its evaluations (--evals + 3 passes over the test set), plus
 the set-up and the speed measurement (seconds); the default, ten arms x two seeds, is twenty runs, so at least
