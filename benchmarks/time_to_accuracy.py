@@ -3,9 +3,13 @@ from scratch and from the shipped model, beside the ResNet of the scaling study,
 small-data recipe (vitlib.train.small_data_recipe, beyond the paper) buys.
 
 Every run trains through the library's loop (`vitlib.train.train`) on the 60,000 training images for the same
-wall-clock budget: a few timed steps measure the run's images/s (`vitlib.cli.training.measure`), the schedule
-(its cosine included) is sized to fill `--budget-s` at that speed, and the test set (10,000 images) is evaluated
-at fixed steps along the way (`eval_steps`: evenly spaced, with log-spaced ones before the first). Each point
+wall-clock budget: the schedule (warm-up and cosine) follows the clock (`TrainConfig.budget_s`) and the run ends
+when `--budget-s` seconds of training are spent, whatever the machine's speed does meanwhile (a CPU in the cloud
+can change speed by half within a run); a few timed steps (`vitlib.cli.training.measure`) place the evaluations of
+the test set (10,000 images) along the steps the budget should hold (`eval_steps`: evenly spaced, with log-spaced
+ones before the first; the end is always evaluated). Rows made before the schedule followed the clock
+(`sized_by` "measurement") had their steps sized from those timed steps, and ended early or late when the machine's
+speed changed. Each point
 records the images seen, the seconds of training so far (evaluations excluded) and the seconds the evaluation
 took, which are timed apart. Nothing is chosen on the test set: the curve is read, and its first crossing of 85%
 and 90% is the time to accuracy (as DAWNBench measures it).
@@ -52,7 +56,7 @@ from torch.utils.data import Dataset
 
 import vitlib
 from vitlib import records
-from vitlib.cli.training import measure, planned_steps
+from vitlib.cli.training import CLOCK_STEPS, measure, planned_steps
 from vitlib.data import get_dataset, subset
 from vitlib.experiments.protocol import build_model, vit_name
 from vitlib.experiments.runner import load_rows
@@ -65,7 +69,7 @@ from vitlib.train import TrainConfig, finetune_recipe, resolve_device, resolve_p
 TARGETS = (0.85, 0.90)  # the test accuracies whose first crossing is timed
 BASELINE = "vit-scratch"  # the arm the ablations remove an element from
 RESNET = "BiT-R26x1 w32"  # the scaling study's ResNet
-GUARD = 1.25  # a run stops at its first evaluation past GUARD x the budget (a machine that slowed down)
+GUARD = 1.25  # an --images run stops at its first evaluation past GUARD x the budget (a machine that slowed down)
 
 
 @dataclass(frozen=True)
@@ -180,15 +184,16 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
     fields = dict(batch_size=batch, seed=seed, progress=False, device=args.device)
     rate = None
     if args.images is not None:
-        steps = max(args.images // batch, 1)
-    else:
+        steps = cap = max(args.images // batch, 1)
+    else:  # the schedule follows the clock (budget_s); the measured speed places the evaluations
         rate, _ = measure(model, train_set, recipe(arm, steps=100, **fields))
         steps = planned_steps(args.budget_s, rate, batch)
-    cfg = recipe(arm, steps=steps, eval_steps=eval_steps(steps, args.evals), log_every=max(steps // 50, 1),
-                 **fields)
+        cap = CLOCK_STEPS * steps
+        fields.update(budget_s=args.budget_s)
+    cfg = recipe(arm, steps=cap, eval_steps=eval_steps(steps, args.evals), log_every=max(steps // 50, 1), **fields)
     test = _Clocked(data["test"])
     points: list[dict] = []
-    clock = dict(evaluating=0.0)  # seconds spent evaluating so far
+    clock = dict(evaluating=0.0, guard=False)  # seconds spent evaluating so far; whether the guard stopped it
     guard = args.budget_s * GUARD
 
     def on_eval(step: int, res: dict[str, float]) -> bool:
@@ -198,7 +203,8 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
                            eval_seconds=round(now - test.started, 2), test_accuracy=res["accuracy"],
                            test_loss=res["loss"], test_n=res["n"]))
         clock["evaluating"] += now - test.started
-        return seconds > guard
+        clock["guard"] = args.images is not None and seconds > guard  # on the clock, the clock ends the run
+        return clock["guard"]
 
     load_before = machine_load()
     setup_seconds = time.perf_counter() - t_setup
@@ -219,7 +225,8 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
         reached_s={f"{t:g}": reached(points, t) for t in TARGETS}, final_test_accuracy=accs[-1],
         best_test_accuracy=max(accs), train_seconds=points[-1]["train_seconds"],
         eval_seconds=round(clock["evaluating"], 2), wall_seconds=round(wall, 2),
-        setup_seconds=round(setup_seconds, 2), stopped_by_guard=points[-1]["step"] < steps,
+        setup_seconds=round(setup_seconds, 2), stopped_by_guard=clock["guard"],
+        sized_by="images" if args.images is not None else "clock",
         load=dict(before=load_before, after=load_after, quiet=load_before["quiet"] and load_after["quiet"]),
         date=made["date"], git_commit=made["git_commit"], device=made["device"], cpu=made["cpu"])
 
@@ -266,10 +273,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          f"{' '.join(a for a in ARMS if a not in DEFAULT_ARMS)})")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (default 0 1)")
     ap.add_argument("--budget-s", type=float, default=float(TIME_TO_ACCURACY_GOAL[1]),
-                    help="seconds of training per run, evaluations excluded: the schedule is sized to fill them at "
-                         f"the measured speed (default {TIME_TO_ACCURACY_GOAL[1]}); a run stops at its first "
-                         f"evaluation past {GUARD} x the budget")
-    ap.add_argument("--images", type=int, help="images per run instead: a fixed schedule, not sized by a measurement "
+                    help="seconds of training per run, evaluations excluded: the schedule follows the clock and "
+                         f"ends with them (default {TIME_TO_ACCURACY_GOAL[1]}); with --images, a run stops at its "
+                         f"first evaluation past {GUARD} x the budget")
+    ap.add_argument("--images", type=int, help="images per run instead: a schedule in steps, reproducible "
                     "(the budget's stop still applies)")
     ap.add_argument("--vit", default="ViT-Ti/4", help="the ViT of the scratch arms, a vitlib name (default ViT-Ti/4)")
     ap.add_argument("--layers", type=int, default=6, help="its depth L (default 6, the shipped model's)")

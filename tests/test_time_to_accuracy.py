@@ -88,13 +88,14 @@ def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys, m
     assert [r["key"] for r in again[4:]] == ["vit-scratch/seed0/another CPU, no native bf16"] and again[:4] == rows
 
 
-def test_budget_sized_run_measures_its_speed_first(tta, tmp_path):
+def test_a_budget_run_trains_on_the_clock_and_measures_its_speed_for_the_evaluations(tta, tmp_path):
     args = tta.parse_args(["--smoke", "--arms", "resnet", "--out", str(tmp_path / "t")])
     args.images, args.budget_s = None, 0.5  # the budget, not a fixed schedule
     row = tta.run("resnet", 0, args, tta.load_data(args, args.arms))
-    assert row["images_per_s_measured"] > 0 and row["family"] == "resnet"
+    assert row["images_per_s_measured"] > 0 and row["family"] == "resnet" and row["sized_by"] == "clock"
     assert row["planned_steps"] == tta.planned_steps(0.5, row["images_per_s_measured"], tta.SMOKE["batch_size"])
-    assert row["stopped_by_guard"] == (row["points"][-1]["step"] < row["planned_steps"])
+    assert row["recipe"]["budget_s"] == 0.5 and row["recipe"]["steps"] == tta.CLOCK_STEPS * row["planned_steps"]
+    assert row["train_seconds"] >= 0.5 and not row["stopped_by_guard"]  # the clock ends it, not the guard
 
 
 def test_arms_build_the_vit_the_shipped_model_and_the_scaling_studys_resnet(tta, tmp_path):
@@ -158,6 +159,13 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
+    # a run made before the schedule followed the clock is said apart, with the minutes it trained
+    assert "5 runs trained for 30 minutes on the clock" in no and "made before" not in no
+    one_seed["rows"][0]["sized_by"] = "measurement"
+    assert ("2 runs trained for 30 minutes on the clock (the warm-up and cosine decay follow the training time and "
+            "end with it: `TrainConfig.budget_s`); 1 run made before the schedule followed the clock had its steps "
+            "sized to fill 30 minutes at the speed of a few timed steps, and ended after 29.2 (`vit-scratch` seed 0, "
+            "CPU A, native bf16) minutes of training") in render_time_to_accuracy(one_seed, {})
 
 
 def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_across():
@@ -214,16 +222,22 @@ def test_finetune_recipe_flag_picks_the_small_data_recipe(monkeypatch):
         cli_main(base + ["--recipe", "paper"])
 
 
-def test_finetune_minutes_sizes_the_schedule_from_a_measured_speed(monkeypatch, capsys):
+def test_finetune_minutes_puts_the_schedule_on_the_clock(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append(cfg) or {"val": []})
     monkeypatch.setattr(vitlib.cli.training, "measure", lambda model, data, cfg: (64.0, 128))  # images/s, batch
     base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--recipe", "small-data"]
     cli_main(base + ["--minutes", "2"])
-    assert seen[0] == small_data_recipe(steps=60)  # 120 s x 64 images/s / 128: the warm-up (5%) sized with it
+    # 120 s of training; 120 s x 64 images/s / 128 = 60 steps expected, a cap of 3 x 60 (the warm-up: 5% of it)
+    assert seen[0] == small_data_recipe(steps=vitlib.cli.training.CLOCK_STEPS * 60, budget_s=120.0)
     err = capsys.readouterr().err
-    assert "estimated 2 min of training at 64.0 images/s" in err and err.count("timing a few steps") == 1  # once
+    assert "2 min of training, on the clock" in err and "about 7,680 images" in err
+    assert err.count("timing a few steps") == 1  # measured once
     with pytest.raises(SystemExit):
         cli_main(base + ["--minutes", "2", "--steps", "10"])
     assert "--minutes and --steps both set the run's length" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit):
+        cli_main(base + ["--minutes", "2"])
+    assert "--minutes follows one process's clock" in capsys.readouterr().err
 

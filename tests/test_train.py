@@ -5,6 +5,7 @@ import json
 import math
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -216,6 +217,48 @@ def _ddp_worker(rank, world, port, out):
         with open(os.path.join(out, "hist.json"), "w") as f:
             json.dump(hist, f)
     torch.distributed.destroy_process_group()
+
+
+class Slow(torch.utils.data.Dataset):
+    """Each image takes `seconds` to read: a step of batch 4 lasts at least 4 x `seconds`."""
+
+    def __init__(self, ds, seconds):
+        self.ds, self.seconds = ds, seconds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        time.sleep(self.seconds)
+        return self.ds[i]
+
+
+def test_a_wall_clock_budget_ends_the_schedule_and_the_run_with_the_training_time(tmp_path):
+    # budget_s: 1 s of training (steps of >= 40 ms) with a cap of 1000 steps; three evaluations of 0.4 s each
+    # take longer than the budget, so a run that counted them would stop by step 3
+    cfg = pretrain_recipe(steps=1000, batch_size=4, warmup_steps=0, schedule="cosine", lr=1e-3, budget_s=1.0,
+                          eval_steps=(1, 2, 3), checkpoint_every=0, progress=False, log_every=1)
+
+    def on_eval(step, res):
+        time.sleep(0.4)
+
+    torch.manual_seed(0)
+    hist = train(tiny_vit(), Slow(toy_data(64), 0.01), cfg, val_set=toy_data(4), out_dir=tmp_path, on_eval=on_eval)
+    steps, lrs = [r["step"] for r in hist["train"]], [r["lr"] for r in hist["train"]]
+    assert 5 <= steps[-1] < 1000, steps
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.9e-3 and lrs[-1] < 0.2e-3, lrs  # decayed with the time
+    meta = vitlib.checkpoints.checkpoint_meta(tmp_path)
+    assert meta["step"] == steps[-1] and 1.0 <= meta["extra"]["train_seconds"] < meta["extra"]["seconds"]
+    again = train(tiny_vit(), toy_data(64), cfg, val_set=toy_data(4), out_dir=tmp_path, resume=True)
+    assert again == hist  # the budget is spent: resumed, the run trains nothing
+
+
+def test_a_budget_that_outlasts_the_steps_warns_that_the_schedule_stopped_early():
+    cfg = pretrain_recipe(steps=3, batch_size=4, warmup_steps=0, budget_s=600.0, progress=False)
+    with pytest.warns(UserWarning, match="reached steps=3 after"):
+        train(tiny_vit(), toy_data(16), cfg)
+    with pytest.raises(vitlib.config.ConfigError, match="budget_s must be > 0"):
+        pretrain_recipe(budget_s=0.0)
 
 
 def test_ddp_two_processes_match_one(tmp_path):

@@ -384,7 +384,11 @@ class TrainConfig:
     """Everything that defines a training run except the model and the data. Never mutated:
     make variants with `dataclasses.replace` or the recipes' overrides."""
 
-    steps: int = 1000  # optimizer updates in the whole run
+    steps: int = 1000  # optimizer updates in the whole run (with budget_s: at most, and the schedule's scale)
+    # seconds of training (evaluations and checkpoints excluded) when the run has a wall-clock budget: the schedule
+    # (warm-up and decay) then follows the training time instead of the step count, and the run ends when the time
+    # is spent (or at `steps`, whichever comes first). None: the schedule follows the steps (reproducible)
+    budget_s: float | None = None
     batch_size: int = 128  # global batch: split evenly across DDP ranks
     optimizer: Literal["adamw", "sgd"] = "adamw"  # "adamw": Adam with decoupled weight decay; "sgd": with momentum
     lr: float = 1e-3  # base (peak) learning rate, reached at the end of the warm-up
@@ -456,6 +460,8 @@ class TrainConfig:
             (self.log_every >= 1, f"$log_every must be >= 1, got {self.log_every}"),
             (self.eval_batch_size >= 1, f"$eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (all(s >= 1 for s in self.eval_steps), f"$eval_steps must be steps >= 1, got {self.eval_steps}"),
+            (self.budget_s is None or self.budget_s > 0, f"$budget_s must be > 0 seconds, or None, got "
+                                                          f"{self.budget_s}"),
         )
         for holds, template in checks:
             if not holds:

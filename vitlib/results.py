@@ -377,7 +377,7 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
     text = (f"Fashion-MNIST at {setup['img_size']} px: {r['n_train']:,} training images, test accuracy on "
             f"{r['n_test']:,} test images along each run; " +
             (f"{setup['images']:,} images per run" if setup.get("images") else
-             f"each run's schedule sized to fill {budget / 60:.0f} minutes of training at its measured speed") +
+             _budget_runs(rows, budget)) +
             " (minutes below: training only; the evaluations were timed apart). Arms other than the ResNet are "
             f"ViTs; the ablations are `{r['baseline']}` with one element of the recipe (vitlib.train."
             f"small_data_recipe, beyond the paper) removed or added. {count(len(rows), 'run')}, "
@@ -389,6 +389,23 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
             text += f"\n\n**On {cpu}** ({count(len(g), 'run')}; only these compare with each other):"
         text += _time_to_accuracy_tables(g, r)
     return text
+
+
+def _budget_runs(rows: list[dict], budget: float) -> str:
+    """How the runs filled the budget: on the clock, or (the runs made before the schedule followed the clock)
+    with steps sized from a few timed steps, which ended early or late when the machine's speed moved."""
+    old = [x for x in rows if x.get("sized_by") == "measurement"]
+    parts = []
+    if len(old) < len(rows):
+        parts.append(f"{count(len(rows) - len(old), 'run')} trained for {budget / 60:.0f} minutes on the clock (the "
+                     "warm-up and cosine decay follow the training time and end with it: `TrainConfig.budget_s`)")
+    if old:
+        parts.append(f"{count(len(old), 'run')} made before the schedule followed the clock had "
+                     f"{'its' if len(old) == 1 else 'their'} steps sized to fill {budget / 60:.0f} minutes at the speed "
+                     "of a few timed steps, and ended after "
+                     + ", ".join(f"{x['train_seconds'] / 60:.1f} (`{x['arm']}` seed {x['seed']}, {x['cpu']})"
+                                 for x in old) + " minutes of training")
+    return "; ".join(parts)
 
 
 def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:

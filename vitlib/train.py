@@ -167,10 +167,11 @@ def _recipe(paper: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**kw)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: float, cfg: TrainConfig) -> float:
     """Learning rate of update `step` (0-based), as the official code's `create_learning_rate_schedule`:
     lr * min(1, step / warmup) * decay(progress), progress = (step - warmup) / (steps - warmup) in [0, 1];
     "rsqrt" (big_vision's, not the paper's) decays as sqrt(warmup / step) after the warm-up, whatever `steps`.
+    A run with a wall-clock budget (`cfg.budget_s`) asks for the step its training time stands for, a fraction.
 
     >>> cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10)
     >>> lr_at(0, cfg), lr_at(5, cfg), lr_at(10, cfg), lr_at(60, cfg)
@@ -499,12 +500,13 @@ def _rng_states(generator: torch.Generator, world: int) -> list[dict] | None:
 
 
 def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-            generator: torch.Generator, rank: int, world: int) -> tuple[int, float, bool]:
+            generator: torch.Generator, rank: int, world: int) -> tuple[int, float, float, bool]:
     """Load the newest checkpoint in `out` (weights, optimizer, this rank's RNG state); its step, the run's
-    wall seconds so far and whether `on_eval` had stopped the run there; (0, 0.0, False) without one."""
+    wall seconds so far, its training seconds so far (evaluations and checkpoints excluded) and whether `on_eval`
+    had stopped the run there; (0, 0.0, 0.0, False) without one."""
     last = checkpoints.latest_checkpoint(out)
     if last is None:
-        return 0, 0.0, False
+        return 0, 0.0, 0.0, False
     state = checkpoints.load_checkpoint(last, model, optimizer, expect_train_config=cfg)
     rngs = state.get("rng", [])
     if len(rngs) == world:
@@ -514,7 +516,8 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: 
                       f"each rank draws from seed + rank again, so the run goes on but is not the uninterrupted one; "
                       f"resume with {len(rngs)} process(es) for an exact continuation", stacklevel=3)
     extra = state.get("extra", {})
-    return state["step"], float(extra.get("seconds", 0.0)), bool(extra.get("stopped", False))
+    return (state["step"], float(extra.get("seconds", 0.0)), float(extra.get("train_seconds", 0.0)),
+            bool(extra.get("stopped", False)))
 
 
 def _prepare_out(out: Path | None, step: int, rank: int, world: int) -> dict[str, list[dict]]:
@@ -544,6 +547,9 @@ def _check_inputs(train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
                          "(they are classification's): evaluate with the objective's own function after training")
     if val_set is not None and len(val_set) == 0:  # found now, not after the whole run
         raise ValueError("val_set is empty: pass at least one (image, label) pair, or val_set=None")
+    if cfg.budget_s is not None and world > 1:
+        raise ValueError("budget_s (a wall-clock budget) is for one process: under torchrun each rank has its own "
+                         "clock and they would stop at different steps; size the run in steps instead")
 
 
 def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Dataset | None = None,
@@ -564,6 +570,11 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     that step, on every rank with the same numbers: a caller keeps the best validation state this way
     (vitlib.experiments.scaling); when it returns True (on any rank) the run stops there on every rank (early
     stopping: a learning curve that has flattened); resumed from the checkpoint of that step, it trains nothing.
+    With `cfg.budget_s` the run has a wall-clock budget: the learning rate at each step is `lr_at` of the step its
+    training time so far stands for (time / budget_s of `cfg.steps`), so the warm-up and decay end with the budget
+    whatever the machine's speed, and the run stops when the time is spent; evaluations and checkpoints do not
+    count, and the training time is carried across a resume. Such a run is not reproducible bit for bit (its
+    steps and learning rates depend on the clock).
     `objective(net, images, labels) -> (loss, correct, count)` replaces the classification loss (Eq. 4's head,
     cross-entropy) for another pre-training task, e.g. Section 4.6's masked patch prediction
     (vitlib.masked_patches.mpp_objective); it runs under the same autocast, and "accuracy" in the history is correct /
@@ -580,9 +591,14 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
     optimizer = build_optimizer(raw, cfg)
     gen = torch.Generator(device).manual_seed(cfg.seed + rank)  # the trainer's own draws (mixup permutations)
     out = Path(out_dir) if out_dir is not None else None
-    step, seconds0, stop = (_resume(out, raw, optimizer, cfg, gen, rank, world) if out is not None and resume
-                            else (0, 0.0, False))  # stop: on_eval asked to stop (early stopping)
+    step, seconds0, trained0, stop = (_resume(out, raw, optimizer, cfg, gen, rank, world)
+                                      if out is not None and resume else (0, 0.0, 0.0, False))
+    # stop: on_eval asked to stop (early stopping)
     t_start = time.perf_counter() - seconds0  # the run's wall clock, carried across a resume
+    t_train = time.perf_counter() - trained0  # the same without evaluations and checkpoints (they shift it)
+    budget = cfg.budget_s if cfg.budget_s is not None else math.inf
+    trained = trained0
+    spent = trained >= budget  # the wall-clock budget is spent
     history = _prepare_out(out, step, rank, world)
     net: nn.Module = raw
     if world > 1:
@@ -605,7 +621,9 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             bar.write(f"step {step}: val loss {res['loss']:.4f}, val accuracy {res['accuracy']:.4f}")
         return _on_any_rank(bool(on_eval(step, res)) if on_eval is not None else False, device, world)
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress or rank != 0, desc="train", unit="step")
+    timed = cfg.budget_s is not None  # the bar counts seconds of the budget, else steps
+    bar = tqdm(total=round(budget) if timed else cfg.steps, initial=round(trained0) if timed else step,
+               disable=not cfg.progress or rank != 0, desc="train", unit="s" if timed else "step")
     net.train()
     loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # since the last log
     counts = [0, 0]  # predictions and images since the last log, known on the host
@@ -618,9 +636,9 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
               make_loader(train_set, local_batch, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                           **order))
     with _tf32(device):
-        for x, y in loader if step < cfg.steps and not stop else ():  # resumed at the end or at a stop: none
+        for x, y in loader if step < cfg.steps and not stop and not spent else ():  # resumed at the end: none
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            lr = lr_at(step, cfg)
+            lr = lr_at(step if not timed else cfg.steps * min((time.perf_counter() - t_train) / budget, 1.0), cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if objective is None:  # classification: Eq. 4's head, cross-entropy (with mixup or CutMix when asked)
@@ -652,7 +670,10 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
             correct_sum.add_(correct)
             counts[0] += count
             counts[1] += y.numel()
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            trained = time.perf_counter() - t_train
+            spent = trained >= budget
+            end = step == cfg.steps or spent
+            if step % cfg.log_every == 0 or end:
                 totals = torch.cat([torch.stack([loss_sum, correct_sum]), torch.tensor(counts).float().to(device)])
                 if world > 1:
                     dist.all_reduce(totals)
@@ -666,12 +687,12 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                 loss_sum.zero_(), correct_sum.zero_()
                 counts = [0, 0]
                 t_log = time.perf_counter()
-            bar.update(1)
-            t_pause = time.perf_counter()  # evaluation and checkpoints do not count in images/s
-            if step < cfg.steps and ((cfg.eval_every and step % cfg.eval_every == 0) or step in cfg.eval_steps):
+            bar.update(min(round(trained), bar.total) - bar.n if timed else 1)
+            t_pause = time.perf_counter()  # evaluation and checkpoints count neither in images/s nor in training time
+            if not end and ((cfg.eval_every and step % cfg.eval_every == 0) or step in cfg.eval_steps):
                 stop = run_eval()
-            if (out is not None or world > 1) and (step == cfg.steps or stop or (cfg.checkpoint_every and
-                                                                           step % cfg.checkpoint_every == 0)):
+            if (out is not None or world > 1) and (end or stop or (cfg.checkpoint_every and
+                                                                   step % cfg.checkpoint_every == 0)):
                 # a finite update can still overflow the weights (an absurd lr): never checkpoint them
                 if not _weights_finite(raw, device, world):
                     bar.close()
@@ -682,13 +703,19 @@ def train(model: nn.Module, train_set: Dataset, cfg: TrainConfig, val_set: Datas
                     checkpoints.save_checkpoint(out / f"step_{step:07d}", raw, train_config=cfg, step=step,
                                                 optimizer=optimizer, rng=rngs,
                                                 extra=dict(seconds=round(time.perf_counter() - t_start, 2),
-                                                           stopped=stop))
+                                                           train_seconds=round(trained, 3), stopped=stop))
                     checkpoints.prune_checkpoints(out, cfg.keep_checkpoints)
-            t_log += time.perf_counter() - t_pause
-            if step >= cfg.steps or stop:
+            paused = time.perf_counter() - t_pause
+            t_log += paused
+            t_train += paused
+            if end or stop:
                 break
         run_eval()
     bar.close()
+    if timed and step >= cfg.steps and not spent and not stop and rank == 0:
+        warnings.warn(f"the run reached steps={cfg.steps} after {trained:.0f} s of its "
+                      f"budget_s={cfg.budget_s:g}: its schedule stopped before its end; size steps above the steps "
+                      "the budget holds", stacklevel=2)
     if world > 1:
         dist.barrier()
     if own_group:

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from .. import pretrain
-from ..checkpoints import CheckpointError, latest_checkpoint, load_model
+from ..checkpoints import CheckpointError, checkpoint_meta, latest_checkpoint, load_model
 from ..config import TrainConfig, vit_config
 from ..data import NAMES, OFFLINE, DatasetNotFoundError, get_dataset
 from ..finetune import load_pretrained, prepare_finetune
@@ -47,6 +47,9 @@ from .errors import EXPECTED, UsageError, at_least, blame, device_or_auto
 CPU_FINETUNE_BATCH = 32  # fine-tuning batch by default, for a CPU; the paper's (finetune_recipe's) is --paper-batch
 ESTIMATE_STEPS = 10  # timed steps of the time estimate, after an untimed one (3 missed a 30-minute run by 8-10%)
 CPU_ESTIMATE_BATCH = 128  # the time estimate's batch on a CPU at most (the run's own batch, where smaller)
+# a run on the clock (--minutes, TrainConfig.budget_s) may take this many times the steps its measured speed fills
+# the budget with (TrainConfig.steps, its cap and the scale of its warm-up): room for a machine that speeds up
+CLOCK_STEPS = 3
 DOWNLOADABLE = tuple(n for n in NAMES if n not in OFFLINE and n != "imagefolder")  # torchvision's
 # the TrainConfig fields with a flag
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay", "schedule", "grad_clip",
@@ -98,9 +101,9 @@ def add_commands(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=val_fraction, help="the share of each class's training "
                    f"images held out for validation (default {val_fraction}; 0: train on all of them, validate "
                    "nothing)")
-    p.add_argument("--minutes", type=at_least(0.01, float), help="train for about this many minutes: the steps "
-                   "(and the recipe's warm-up and decay with them) are sized from a few timed steps, as "
-                   "benchmarks/time_to_accuracy.py does; instead of --steps")
+    p.add_argument("--minutes", type=at_least(0.01, float), help="train for this many minutes (evaluation "
+                   "excluded): the recipe's warm-up and decay follow the clock and end with them, as in "
+                   "benchmarks/time_to_accuracy.py; instead of --steps; one process only (not under torchrun)")
     _add_data_flags(p)
     _add_train_flags(p, str(CPU_FINETUNE_BATCH), finetune_recipe().batch_size)
     p.set_defaults(func=run_finetune)
@@ -263,6 +266,9 @@ def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set: Datas
         return
     last = latest_checkpoint(args.out_dir) if args.resume else None
     done = int(last.name.split("_")[1]) if last is not None else 0
+    if cfg.budget_s is not None:  # --minutes: the time is known, the images are estimated
+        _announce_clock(args, train_set, cfg, measured, last)
+        return
     steps = max(cfg.steps - done, 0)
     images = steps * cfg.batch_size
     line = (f"{args.parser.prog}: {images:,} training images ({images / len(train_set):.2g} epochs of "
@@ -276,6 +282,21 @@ def _announce(args: argparse.Namespace, model: torch.nn.Module, train_set: Datas
                 f"(measured over {ESTIMATE_STEPS} steps of {batch}" +
                 (", without torch.compile" if cfg.compile else "") + "; evaluation and checkpoints add to it)")
     print(line, file=sys.stderr, flush=True)
+
+
+def _announce_clock(args: argparse.Namespace, train_set: Dataset, cfg: TrainConfig, measured: tuple[float, int],
+                    last: Path | None) -> None:
+    """Print (stderr) the training time of a run on the clock (`cfg.budget_s`, less what a resumed run has spent)
+    and the images it should see at the measured speed."""
+    spent = float(checkpoint_meta(last).get("extra", {}).get("train_seconds", 0.0)) if last is not None else 0.0
+    left = max(cfg.budget_s - spent, 0.0)
+    rate, batch = measured
+    images = rate * left
+    print(f"{args.parser.prog}: {_human(left)} of training" + (f" left of {_human(cfg.budget_s)}" if spent else "")
+          + f", on the clock: the warm-up and decay follow it and the run ends when the time is spent; about "
+          f"{images:,.0f} images ({images / len(train_set):.2g} epochs of {len(train_set):,}) at the "
+          f"{rate:.1f} images/s measured over {ESTIMATE_STEPS} steps of {batch}; evaluation and checkpoints add "
+          "to the time", file=sys.stderr, flush=True)
 
 
 # --- the run -------------------------------------------------------------------------------------------------------
@@ -364,6 +385,9 @@ def run_finetune(args: argparse.Namespace) -> None:
     overrides = _train_overrides(args)
     if args.minutes is not None and "steps" in overrides:
         raise UsageError("--minutes and --steps both set the run's length: pass one of them", "--minutes")
+    if args.minutes is not None and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise UsageError("--minutes follows one process's clock; under torchrun set the run's length with "
+                         "--steps", "--minutes")
     if not 0 <= args.val_fraction < 1:
         raise UsageError(f"{args.val_fraction} is not a share in [0, 1)", "--val-fraction")
 
@@ -386,12 +410,15 @@ def run_finetune(args: argparse.Namespace) -> None:
         model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
                                  freeze=args.linear_probe)
     measured = None
-    if args.minutes is not None:  # the schedule (its warm-up and decay included) sized to the measured speed
-        if int(os.environ.get("RANK", 0)) == 0:
-            print(f"{args.parser.prog}: timing a few steps to size {args.minutes:g} minutes of training ...",
-                  file=sys.stderr, flush=True)
+    if args.minutes is not None:  # the schedule (its warm-up and decay included) follows the clock
+        print(f"{args.parser.prog}: timing a few steps to estimate the images {args.minutes:g} minutes of "
+              "training hold ...", file=sys.stderr, flush=True)
         measured = measure(model, train_set, cfg)
-        cfg = recipe(steps=planned_steps(60 * args.minutes, measured[0], cfg.batch_size))
+        last = latest_checkpoint(args.out_dir) if args.resume else None
+        saved = checkpoint_meta(last).get("train_config") if last is not None else None
+        steps = (saved["steps"] if saved and saved.get("budget_s") else  # a resumed run keeps its own cap
+                 CLOCK_STEPS * planned_steps(60 * args.minutes, measured[0], cfg.batch_size))
+        cfg = recipe(steps=steps, budget_s=60 * args.minutes)
     _announce(args, model, train_set, cfg, measured)
     with _training(args, cfg, " (--checkpoint, --dataset, --img-size and the training flags)"):
         history = train(model, train_set, cfg, val_set=val_set, out_dir=args.out_dir, resume=args.resume)
