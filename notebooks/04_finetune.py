@@ -289,7 +289,8 @@ Markdown(render_section("cli_finetune", figure=False))
 # flips, bf16 where the CPU multiplies it natively), not from the paper. `benchmarks/time_to_accuracy.py` measures
 # what it buys: it trains, through the library's own loop, the ViT from scratch, the shipped model with a new
 # head, and the scaling study's ResNet on all 60,000 Fashion-MNIST training images for the same wall-clock
-# budget, each schedule sized from a measured speed, and the recipe with one element removed (its ablations),
+# budget, each schedule on the clock (its warm-up and decay follow the training time: `TrainConfig.budget_s`, as
+# `vitlib finetune --minutes`), and the recipe with one element removed or added (its ablations),
 # testing on the 10,000 test images along the way (nothing is chosen on them: the curve is read). The goal is
 # 90% within 30 minutes of a quiet 2-core CPU. Drawn from `figures/time_to_accuracy.json`, where the runs so far
 # are (each with its seed, CPU and whether the machine was quiet):
