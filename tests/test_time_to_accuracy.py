@@ -159,6 +159,12 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
+    # a run on the clock ends when its budget is spent: its last point counts at the budget, a step's overshoot on
+    clocked = _results(0.88)
+    clocked["rows"] = [_row("vit-scratch", 0, [(600, 0.80), (1200, 0.87), (1801.7, 0.91)])]
+    assert "**No ViT reached" in render_time_to_accuracy(clocked, {})
+    clocked["rows"][0]["recipe"] = dict(budget_s=1800.0)
+    assert "`vit-scratch` seed 0 after 30.0 min." in render_time_to_accuracy(clocked, {})
     # a run made before the schedule followed the clock is said apart, with the minutes it trained
     assert "5 runs trained for 30 minutes on the clock" in no and "made before" not in no
     one_seed["rows"][0]["sized_by"] = "measurement"
