@@ -242,6 +242,13 @@ def test_finetune_minutes_puts_the_schedule_on_the_clock(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli_main(base + ["--minutes", "2", "--steps", "10"])
     assert "--minutes and --steps both set the run's length" in capsys.readouterr().err
+    # --resume keeps the saved run's cap (else the checkpoint's TrainConfig would differ) and says the time left
+    monkeypatch.setattr(vitlib.cli.training, "latest_checkpoint", lambda out: Path(out) / "step_0000010")
+    monkeypatch.setattr(vitlib.cli.training, "checkpoint_meta", lambda path: dict(
+        train_config=dict(steps=999, budget_s=120.0), extra=dict(train_seconds=60.0)))
+    cli_main(base + ["--minutes", "2", "--resume"])
+    assert seen[-1] == small_data_recipe(steps=999, budget_s=120.0)
+    assert "60 s of training left of 2 min, on the clock" in capsys.readouterr().err
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(SystemExit):
         cli_main(base + ["--minutes", "2"])
