@@ -410,8 +410,8 @@ def _budget_runs(rows: list[dict], budget: float) -> str:
                      "warm-up and cosine decay follow the training time and end with it: `TrainConfig.budget_s`)")
     if old:
         parts.append(f"{count(len(old), 'run')} made before the schedule followed the clock had "
-                     f"{'its' if len(old) == 1 else 'their'} steps sized to fill {budget / 60:.0f} minutes at the speed "
-                     "of a few timed steps, and ended after "
+                     f"{'its' if len(old) == 1 else 'their'} steps sized to fill {budget / 60:.0f} minutes at the "
+                     "speed of a few timed steps, and ended after "
                      + ", ".join(f"{x['train_seconds'] / 60:.1f} (`{x['arm']}` seed {x['seed']}, {x['cpu']})"
                                  for x in old) + " minutes of training")
     return "; ".join(parts)
