@@ -101,11 +101,12 @@ def _distance_rows(first_layer, last_layer, sizes=(1000, 100000), seeds=(0, 1, 2
 def test_locality_verdicts_reach_each_outcome():
     uniform = sc.locality([_row(VIT, 1000, 0, 0.5, distance=lambda i: [[1.0]])], CFG)["uniform"]
     local = uniform / 4
-    yes = sc.locality_verdict(_distance_rows(lambda n, s: local if n == 100000 else uniform,
+    yes = sc.locality_verdict(_distance_rows(lambda n, s: local + 0.01 * s if n == 100000 else uniform,
                                              lambda n, s: 13.0 + s, cutmix=uniform), CFG)["verdicts"]
     assert yes == {"lower layers get local heads with enough data": REPRODUCED, "distance grows with depth": REPRODUCED,
                    "CutMix changes layer 1's distance": REPRODUCED}
-    no = sc.locality_verdict(_distance_rows(lambda n, s: uniform, lambda n, s: 5.0 + s, cutmix=uniform), CFG)
+    no = sc.locality_verdict(_distance_rows(lambda n, s: uniform - 0.01 * s, lambda n, s: 5.0 + s, cutmix=uniform),
+                             CFG)
     assert set(no["verdicts"].values()) == {NOT_REPRODUCED}
     one = sc.locality_verdict(_distance_rows(lambda n, s: local, lambda n, s: 13.0, seeds=(0,)), CFG)["verdicts"]
     assert one["distance grows with depth"] == UNDECIDED
@@ -205,7 +206,9 @@ def _full_record(lead=(0.30, 0.20, 0.10)):
         acc = 0.5 + 0.01 * seed + (0 if spec["model"] == VIT else lead[sorted(cfg.sizes).index(spec["size"])]
                                    + 0.005 * seed)
         error = power_law(IMAGES, **dict(LAW, c=0.0)) + (1 - acc - power_law(IMAGES[-1], **dict(LAW, c=0.0)))
-        rows.append(_row(spec["model"], spec["size"], seed, acc, curve=1 - error, cutmix=spec["cutmix"]))
+        distance = [[8.0 + 0.1 * seed] * 4, [10.0] * 4, [13.0 + seed] * 4]  # pixels: layer 1, 2, 3 of 4 heads
+        rows.append(_row(spec["model"], spec["size"], seed, acc, curve=1 - error, cutmix=spec["cutmix"],
+                         distance=(lambda i, d=distance: d) if spec["model"] == VIT else None))
     return dict(config=config_to_dict(cfg), profile="full", rows=rows)
 
 
@@ -215,10 +218,10 @@ def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_cros
     text = sc.render(r, {})
     by_seed = sc.leads(r["rows"])[1000]
     low, high = mean_interval(list(by_seed.values()))
-    assert (f"| 1,000 | 3 | seed 0 {100 * by_seed[0]:+.1f}, seed 1 {100 * by_seed[1]:+.1f}, seed 2 "
-            f"{100 * by_seed[2]:+.1f} | {100 * np.mean(list(by_seed.values())):+.1f} [{100 * low:+.1f}, "
-            f"{100 * high:+.1f}] |") in text
-    assert "one seed" not in text and "so far" not in text
+    assert (f"| 1,000 | 2 | seed 0 {100 * by_seed[0]:+.1f}, seed 1 {100 * by_seed[1]:+.1f} | "
+            f"{100 * np.mean(list(by_seed.values())):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] |") in text
+    assert "| 10,000 | 1 | seed 0 " in text and "(one seed: no interval)" in text  # the middle size, amended
+    assert "so far" not in text
     assert f"shrinks as the data grow: **{REPRODUCED}**" in text and "reaches 0 at about" in text
     assert "[95% interval" in text.split("reaches 0 at about")[1].split(")")[0]
     fitted = sc.fits(r["rows"])
@@ -229,6 +232,52 @@ def test_an_unfinished_design_labels_its_tables_so_far_and_no_crossover_is_impli
     r = _full_record()
     part = dict(r, rows=r["rows"][:8])
     text = sc.render(part, {})
-    assert text.count("so far (8 of 19 runs)") == 3 and f"**{sc.IN_PROGRESS}** (8 of 19" in text
+    assert text.count("so far (8 of 11 runs)") == 3 and f"**{sc.IN_PROGRESS}** (8 of 11" in text
+    assert sc.claims(part, "scaling_curves")[0][3] == f"{sc.IN_PROGRESS}: 8 of 10 plain runs of the design so far"
     flat = sc.render(_full_record(lead=(0.20, 0.20, 0.20)), {})
     assert "no crossover implied (the slope's interval reaches 0)" in flat
+
+
+def test_the_cutmix_arm_runs_last_and_the_other_verdicts_do_not_wait_for_it():
+    r = _full_record()
+    assert [x["cutmix"] for x in r["rows"]] == [False] * 10 + [True]
+    plain = dict(r, rows=r["rows"][:10])
+    assert sc.in_progress(plain) == "10 of 11 runs of the design so far" and sc.in_progress(plain, plain=True) is None
+    text = sc.render(plain, {})
+    assert f"shrinks as the data grow: **{REPRODUCED}**" in text and "Fig. 5, ViT the better deal" in text
+    assert f"CutMix changes layer 1's distance **{sc.IN_PROGRESS}** (10 of 11" in text
+    assert not any(row[3].startswith(sc.IN_PROGRESS) for row in sc.claims(plain, "scaling_curves"))
+
+
+def test_the_amended_design_runs_the_middle_size_with_one_seed():
+    keys = [s["key"] for s in sc.expand(sc.PROFILES["full"])]
+    assert [k for k in keys if "/n10000/" in k] == [f"{VIT}/fractaldb/n10000/s0", f"{RESNET}/fractaldb/n10000/s0"]
+    assert sum(k.endswith("/s1") for k in keys) == 4 and not any(k.endswith("/s2") for k in keys)
+    with pytest.raises(ValueError, match=r"one_seed_sizes \[500\] are not among the sizes"):
+        sc.expand(sc.Config(sizes=(1000, 100000), one_seed_sizes=(500,)))
+
+
+def test_a_middle_size_with_one_seed_has_no_leverage_on_the_slope_and_its_interval():
+    """Two seeds at the end sizes and one at the middle (log10 sizes 3, 3, 4, 5, 5): the slope and its interval
+    do not depend on the middle size's value; the crossover does."""
+    ends = {1000: [0.30, 0.31], 100000: [0.10, 0.12]}
+    verdicts = [sc.lead_verdict(_lead_rows({**ends, 10000: [middle]})) for middle in (0.15, 0.25)]
+    for v in verdicts:
+        assert v["verdict"] == REPRODUCED and v["ci95"] is not None
+        assert v["slope"] == pytest.approx(verdicts[0]["slope"]) and v["ci95"] == pytest.approx(verdicts[0]["ci95"])
+    assert v["slope"] == pytest.approx((0.11 - 0.305) / 2)
+    assert verdicts[0]["crossover"] < verdicts[1]["crossover"]  # a higher middle lead lifts the line
+
+
+def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
+    """With two plain seeds one CutMix run decides only far outside their spread (t with 1 degree of freedom)."""
+    uniform = sc.locality([_row(VIT, 1000, 0, 0.5, distance=lambda i: [[1.0]])], CFG)["uniform"]
+    plain = lambda n, s: 6.0 + 0.2 * s  # noqa: E731 - layer 1 at 6.0 and 6.2 pixels
+    near = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0, 1), cutmix=7.0), CFG)
+    low, high = near["plain_band"]
+    assert low < 6.1 - 2 < 6.1 + 2 < high  # 12.7 x 0.14 x 1.22: about +-2.2 pixels
+    assert near["verdicts"]["CutMix changes layer 1's distance"] == NOT_REPRODUCED  # outside the range, not the band
+    far = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0, 1), cutmix=uniform), CFG)
+    assert far["verdicts"]["CutMix changes layer 1's distance"] == REPRODUCED
+    one = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0,), cutmix=uniform), CFG)
+    assert one["verdicts"]["CutMix changes layer 1's distance"] == UNDECIDED

@@ -5,6 +5,7 @@ Every verdict of vitlib.experiments reads its numbers through these functions, s
 - `seed_mean`, `arm_means`: runs that differ only by seed, summarised (mean, interval, lowest and highest seed,
   the seeds' values); `group`: rows by the values of some keys; `fewest_seeds`: the rows of the thinnest arm;
 - `mean_interval`: the 95% t interval of the mean of a quantity measured once per seed (a lead paired by seed);
+  `prediction_interval`: where one more run would fall (a single run of another arm against these seeds);
 - `welch`: the difference of two arms over their seeds, Welch's t (unequal variances): the difference, its 95%
   interval and p. Assumes the seeds of an arm are independent draws whose mean is roughly normal; it needs at
   least 2 seeds a side (fewer: "undecided"). `compare` turns it into ahead / behind / not told apart;
@@ -34,9 +35,9 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "mean_interval", "welch", "compare", "equivalent",
-           "side", "claim_verdict", "ahead_verdict", "alike_verdict", "group", "arm_means", "seed_order",
-           "separation_chance", "fewest_seeds", "bootstrap", "power_law", "fit_power_law"]
+__all__ = ["VERDICTS", "ALPHA", "wilson_interval", "seed_mean", "mean_interval", "prediction_interval",
+           "welch", "compare", "equivalent", "side", "claim_verdict", "ahead_verdict", "alike_verdict", "group",
+           "arm_means", "seed_order", "separation_chance", "fewest_seeds", "bootstrap", "power_law", "fit_power_law"]
 
 # the verdict of a claim, in every study: the design reached the claim's regime and the rows say...
 REPRODUCED, PARTLY, NOT_REPRODUCED, UNDECIDED, NOT_TESTABLE = (
@@ -86,6 +87,23 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
     if len(x) < 2 or x.std() == 0:
         return None
     half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()) - half, float(x.mean()) + half
+
+
+def prediction_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% prediction interval of one more run, from values measured once per seed: mean +- t(n - 1) s
+    sqrt(1 + 1/n) (a single run of another arm differs from these seeds when it lies outside); None with fewer
+    than 2 values or no spread.
+
+    >>> [round(v, 2) for v in prediction_interval([0.30, 0.31, 0.29])]
+    [0.25, 0.35]
+    >>> prediction_interval([0.3]) is None
+    True
+    """
+    x = np.asarray(values, float)
+    if len(x) < 2 or x.std() == 0:
+        return None
+    half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) * math.sqrt(1 + 1 / len(x)))
     return float(x.mean()) - half, float(x.mean()) + half
 
 

@@ -65,12 +65,37 @@ The design (written before the first row of `full`, from the pilot):
 - Budget: estimated from the pilot's quiet rows (the ResNet about 95 images/s, the ViT about 150 with the
   probes): about 6 CPU hours a seed, 19 hours with the CutMix run, in resumable parts of one row
   (`--limit 1`); the long rows carry their machine load.
+- Amended after four full rows (seed 0 at 10^3 and 10^4), before any run of seed 1, for the budget. The rows
+  so far need more than the pilot's estimate: the ViT on 10^4 fractals never flattened (held-out 72% to 89% over
+  its last doubling) and ran to the cap in 2.0 hours on the faster CPU kind; the ResNet on 10^4 needed more
+  than 2^17 images; on the other CPU kind these machines get (no native bf16) the ResNet trains at about 29 images/s, a
+  third of the pilot's speed. About 10.5 of the budget's 20 hours are spent (the pilot 3.0, the full rows 3.2
+  on the faster kind and 4.3 so far on the slower); three seeds of every run would need about 20 more hours on
+  the faster kind and 50 on the slower. So:
+  * Seeds 0 and 1 at 10^3 and 10^5 fractals, seed 0 alone at 10^4 (`one_seed_sizes`). The lead's Welch test
+    compares the end sizes, two seeds each; the slope's least-squares line over log10(size) gives the middle
+    size no leverage (10^4 sits at the mean of log10 sizes 3, 3, 4, 5, 5), so its one seed changes the line's
+    level and the crossover, not the slope; the bootstrap resamples the seeds of the end sizes and keeps the
+    middle one fixed. Seed 2 is dropped: with two seeds Welch's t has about 2 degrees of freedom, so only a
+    large change of the lead can decide (the pilot's single seed showed a change of about 13 points).
+  * The CutMix arm (the ViT on 10^5 with CutMix, seed 0) stays, run last: its verdicts do not wait for it, it
+    gets its own. With two plain seeds, "outside their range" is too easy a test, so CutMix changes locality
+    when its layer-1 distance lies outside the 95% prediction interval of a new plain run (mean +- t(n-1)
+    s sqrt(1 + 1/n) over the plain seeds; vitlib.stats.prediction_interval): with two seeds it must differ by
+    more than about 15 of their standard deviations.
+  * Order, the plan's: seed 0 at 10^5, then seed 1 at 10^3 and 10^5, then CutMix.
+  Budget of what remains: 6 plain runs and the CutMix run, at most 7.3M images (at their caps), about 9 hours
+  on the faster CPU kind and 23 on the slower (the ResNet at 29 images/s; the ViT at about 60, from the
+  time-to-accuracy runs' ViT there), in parts of one row across sessions: within the budget on the faster
+  kind, over it by up to 13 hours on the slower. The ViT's cap stays 2^20: cutting the length of the runs that
+  need data most would bias the test against ViT.
 
-Budget in images seen: full at most 2^20 a run, 19 runs (18 + CutMix), at most 19.9M images, about 19 hours
-on a quiet 2-core CPU; pilot 4 runs of at most 2^19; smoke seconds; gpu 27 runs of at most 2^24 (16.8M)
-images, about 450M in all: estimated, not measured, at about 30,000 images/s for these 28 px models on one
-current data-centre GPU with the data on the device, about 10 minutes a run with its probes, 4-5 hours in all,
-in parts of `--limit 3` (about half an hour each).
+Budget in images seen: full at most 2^20 a run, 11 runs (10 + CutMix, as amended), at most 11.5M images,
+about 15 hours on a quiet 2-core CPU of the faster kind (before the amendment: 19 runs, 19 hours estimated);
+pilot 4 runs of at most 2^19; smoke seconds; gpu 27 runs of at most 2^24 (16.8M) images, about 450M in all:
+estimated, not measured, at about 30,000 images/s for these 28 px models on one current data-centre GPU with
+the data on the device, about 10 minutes a run with its probes, 4-5 hours in all, in parts of `--limit 3`
+(about half an hour each).
 Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes, an interrupted
 row from its last saved state (`run_row`); `--only 'BiT*'` runs the next missing row of that pattern first, the
 plan unchanged). A row's saved state is the folder figures/.parts/scaling_curves/<key>/ (git-ignored, about 20-45
@@ -108,6 +133,7 @@ from ..stats import (
     group,
     mean_interval,
     power_law,
+    prediction_interval,
     seed_mean,
     welch,
     wilson_interval,
@@ -133,6 +159,8 @@ class Config(StudyConfig):
     sizes: tuple[int, ...] = param((1000, 100000), "fractaldb sizes in images (fractal_classes categories)")
     fractal_classes: int = param(100, "fractaldb categories")
     seeds: tuple[int, ...] = param((0,), "seeds (initialisation and data order)")
+    one_seed_sizes: tuple[int, ...] = param((), "sizes run with the first seed only (the middle of the lead's line)",
+                                            may_be_empty=True)
     images_per_run: int = param(2**19, "the cap of a run, in images seen (a run may stop earlier: plateau_gain)")
     min_images: int = param(2**17, "no plateau stop before this many images seen")
     plateau_gain: float = param(0.01, "stop when the last doubling of images gained less held-out accuracy")
@@ -157,21 +185,27 @@ PROFILES: dict[str, Config] = {
                     n_val=40, shots=(5, 10), probe_pool=100, probe_test=50, distance_images=8, img_size=32),
     # the learning curves that size the design: both candidate models at the smallest and largest size
     "pilot": Config(),
-    "full": Config(sizes=(1000, 10000, 100000), seeds=(0, 1, 2), images_per_run=2**20, cutmix_seeds=(0,)),
+    # amended after four rows (module docstring): seeds 0-2 -> 0-1, and 10^4 with seed 0 only
+    "full": Config(sizes=(1000, 10000, 100000), seeds=(0, 1), one_seed_sizes=(10000,), images_per_run=2**20,
+                   cutmix_seeds=(0,)),
     "gpu": Config(sizes=(1000, 10000, 100000, 1000000), seeds=(0, 1, 2), images_per_run=2**24, batch_size=256,
                   warmup_images=2**17, cutmix_seeds=(0, 1, 2), precision="bf16"),
 }
 
 
 def expand(cfg: Config) -> list[dict[str, Any]]:
-    """The runs: for each seed, the smallest size first (short runs: a first reading early), model by model;
-    then the CutMix arm (the ViTs on the largest size)."""
+    """The runs: for each seed, the smallest size first (short runs: a first reading early), model by model,
+    the sizes of `one_seed_sizes` with the first seed only; then the CutMix arm (the ViTs on the largest size)."""
     unknown = sorted(set(cfg.models) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    stray = sorted(set(cfg.one_seed_sizes) - set(cfg.sizes))
+    if stray:
+        raise ValueError(f"one_seed_sizes {stray} are not among the sizes {list(cfg.sizes)}")
     runs = [dict(key=f"{model}/fractaldb/n{size}/s{seed}", kind="curve", model=model, size=size, seed=seed,
                  cutmix=False)
-            for seed in cfg.seeds for size in sorted(cfg.sizes) for model in cfg.models]
+            for seed in cfg.seeds for size in sorted(cfg.sizes) for model in cfg.models
+            if seed == cfg.seeds[0] or size not in cfg.one_seed_sizes]
     vits = [m for m in cfg.models if MODELS[m].family == "vit"]
     return runs + [dict(key=f"{model}+CutMix/fractaldb/n{max(cfg.sizes)}/s{seed}", kind="curve", model=model,
                         size=max(cfg.sizes), seed=seed, cutmix=True) for seed in cfg.cutmix_seeds for model in vits]
@@ -359,7 +393,8 @@ def _zero(lead: dict[int, list[float]]) -> float:
 
 def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     """Fig. 3/4: does the ResNet's lead shrink as the data grow? dict(verdict, why, lead, test, slope, ci95,
-    crossover): the design's rule (module docstring)."""
+    crossover): the design's rule (module docstring). The intervals resample the seeds of every size with two or
+    more and hold a size with one seed fixed (none without two such sizes)."""
     why = why_not_testable(rows)
     lead = {size: list(v.values()) for size, v in leads(rows, metric).items()}
     out: dict[str, Any] = dict(lead=lead, test=None, slope=None, ci95=None, crossover=None)
@@ -370,11 +405,14 @@ def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     small, large = lead[min(lead)], lead[max(lead)]
     test = welch(large, small, "less")
     slope = _slope(lead)
-    ci = bootstrap(lead, _slope)
+    # the seeds of the sizes with several are resampled; a size with one seed (one_seed_sizes) stays as it is
+    fixed = {n: v for n, v in lead.items() if len(v) < 2}
+    many = {n: v for n, v in lead.items() if len(v) >= 2}
+    ci = bootstrap(many, lambda g: _slope({**fixed, **g})) if len(many) >= 2 else None
     out.update(test=test, slope=slope, ci95=ci)
     if ci is not None and ci[1] < 0 and slope < 0:
         out["crossover"] = 10 ** _zero(lead)
-        cross = bootstrap(lead, _zero)
+        cross = bootstrap(many, lambda g: _zero({**fixed, **g}))
         out["crossover_ci95"] = None if cross is None else (10 ** cross[0], 10 ** min(cross[1], 300))
     if test["p"] is not None and test["p"] < ALPHA and ci is not None and ci[1] < 0:
         return dict(out, verdict=REPRODUCED, why="the lead shrinks: smaller at the largest size (Welch, one-sided) "
@@ -541,7 +579,7 @@ def locality(rows: list[dict], cfg: dict) -> dict[str, Any]:
 def locality_verdict(rows: list[dict], cfg: dict) -> dict[str, Any]:
     """Fig. 7 right at each run's last checkpoint (the design's rule): local heads in layer 1 at the largest size
     in every seed and more than at the smallest; the last layer's distance above the first's (Welch over seeds);
-    CutMix outside the plain seeds' range of layer 1's distance."""
+    CutMix's layer-1 distance outside the 95% prediction interval of the plain seeds' (`plain_band`)."""
     loc = locality(rows, cfg)
     plain = [v for v in loc["runs"].values() if not v["cutmix"]]
     if not plain:
@@ -557,28 +595,29 @@ def locality_verdict(rows: list[dict], cfg: dict) -> dict[str, Any]:
              NOT_REPRODUCED if rise["diff"] <= 0 else UNDECIDED)
     verdicts = {"lower layers get local heads with enough data": lower, "distance grows with depth": depth}
     cut = [v["mean"][-1][0] for v in loc["runs"].values() if v["cutmix"]]
+    band = prediction_interval([v["mean"][-1][0] for v in at[sizes[-1]]])
     if cut:
-        plain_first = [v["mean"][-1][0] for v in at[sizes[-1]]]
-        outside = any(c < min(plain_first) or c > max(plain_first) for c in cut)
-        verdicts["CutMix changes layer 1's distance"] = (UNDECIDED if len(plain_first) < 3
+        outside = band is not None and any(c < band[0] or c > band[1] for c in cut)
+        verdicts["CutMix changes layer 1's distance"] = (UNDECIDED if band is None
                                                          else REPRODUCED if outside else NOT_REPRODUCED)
-    return dict(loc, verdicts=verdicts, local=local, rise=rise)
+    return dict(loc, verdicts=verdicts, local=local, rise=rise, plain_band=band)
 
 
 IN_PROGRESS = "in progress"
 
 
-def _progress(r: dict) -> tuple[int, int]:
-    """(runs of the results file's design in its rows, runs of the design)."""
-    planned = {s["key"] for s in expand(config_from_dict(Config, r["config"]))}
+def _progress(r: dict, plain: bool = False) -> tuple[int, int]:
+    """(runs of the results file's design in its rows, runs of the design); plain: without the CutMix arm."""
+    planned = {s["key"] for s in expand(config_from_dict(Config, r["config"])) if not (plain and s["cutmix"])}
     return len(planned & {x["key"] for x in r["rows"]}), len(planned)
 
 
-def in_progress(r: dict) -> str | None:
+def in_progress(r: dict, plain: bool = False) -> str | None:
     """None when every run of the results file's design is in it, else "N of M runs of the design so far": the
-    verdicts wait for the whole design (read early, the largest size would be whichever has run)."""
-    done, planned = _progress(r)
-    return None if done == planned else f"{done} of {planned} runs of the design so far"
+    verdicts wait for the whole design (read early, the largest size would be whichever has run). plain: the
+    runs without CutMix, which every verdict but CutMix's reads (the arm runs last; its verdict waits for it)."""
+    done, planned = _progress(r, plain)
+    return None if done == planned else f"{done} of {planned} {'plain ' * plain}runs of the design so far"
 
 
 def _lead_table(rows: list[dict], metric: str) -> str:
@@ -658,7 +697,7 @@ def render(r: dict, p: dict) -> str:
                  "resampled with replacement, refitted). c is the error the law tends to; within a model the FLOPs "
                  "are a constant times the images seen, so b and c agree on both axes; a parameter at a bound of "
                  "the fit (b in [0, 3], c in [0, 1]) is not pinned by the checkpoints:\n\n" + _fits_table(fitted))
-    if waiting:
+    if in_progress(r, plain=True):
         return text + f"\n\nThe verdicts (Fig. 3/4, Fig. 5, Fig. 7 right): **{IN_PROGRESS}** ({waiting})."
     lv, cv = lead_verdict(rows), compute_verdict(rows)
     slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
@@ -670,15 +709,17 @@ def render(r: dict, p: dict) -> str:
     text += f"\n\nFig. 5, ViT the better deal per unit of compute: **{cv['verdict']}** ({cv['why']}{ratio})."
     loc = locality_verdict(rows, r["config"])
     if loc["verdicts"]:
+        arm = "" if not waiting or any(x.get("cutmix") for x in rows) else (
+            f"; CutMix changes layer 1's distance **{IN_PROGRESS}** ({waiting})")
         text += "\n\nFig. 7 right, locality at the last checkpoint: " + "; ".join(
-            f"{k} **{v}**" for k, v in loc["verdicts"].items()) + "."
+            f"{k} **{v}**" for k, v in loc["verdicts"].items()) + arm + "."
     return text
 
 
 def claims(r: dict, stem: str) -> list[list[str]]:
     """The README's claims-table rows of this study."""
     lv, cv = lead_verdict(r["rows"]), compute_verdict(r["rows"])
-    waiting = in_progress(r)
+    waiting = in_progress(r, plain=True)
     if waiting:
         lv, cv = dict(lv, verdict=f"{IN_PROGRESS}: {waiting}"), dict(cv, verdict=f"{IN_PROGRESS}: {waiting}")
     lead = ", ".join(f"{100 * np.mean(v):+.1f} at {n:,}" for n, v in lv["lead"].items())
