@@ -281,3 +281,22 @@ def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
     assert far["verdicts"]["CutMix changes layer 1's distance"] == REPRODUCED
     one = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0,), cutmix=uniform), CFG)
     assert one["verdicts"]["CutMix changes layer 1's distance"] == UNDECIDED
+
+
+def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repeat_them():
+    """A pilot run that stopped at its plateau before the pilot's cap is the full design's run: the profiles differ
+    in sizes, seeds, cap and the CutMix arm, none of which changes a run that stops before either cap (the two
+    runs both profiles made, at 10^3, agree at every checkpoint to the last digit of the held-out loss)."""
+    pilot, full = (json.loads((FIGURES_DIR / f"{stem}.json").read_text())["results"]
+                   for stem in ("scaling_curves_pilot", "scaling_curves"))
+    differ = {k for k, v in full["config"].items() if pilot["config"].get(k) != v}
+    assert differ <= {"sizes", "seeds", "one_seed_sizes", "images_per_run", "cutmix_seeds", "cutmix_alpha"}
+    by_key = {r["key"]: r for r in pilot["rows"]}
+    reused = [r for r in full["rows"] if r.get("reused_from") == "scaling_curves_pilot"]
+    assert reused  # the ResNet on 10^5 fractals, seed 0
+    for row in reused:
+        made = by_key[row["key"]]
+        assert row["points"] == made["points"] and row["metrics"] == made["metrics"] and row["date"] == made["date"]
+        assert row["metrics"]["plateau"] and row["images_seen"] < pilot["config"]["images_per_run"]
+    both = [r for r in full["rows"] if r["key"] in by_key and not r.get("reused_from")]
+    assert both and all(r["points"] == by_key[r["key"]]["points"] for r in both)

@@ -84,10 +84,14 @@ The design (written before the first row of `full`, from the pilot):
     s sqrt(1 + 1/n) over the plain seeds; vitlib.stats.prediction_interval): with two seeds it must differ by
     more than about 15 of their standard deviations.
   * Order, the plan's: seed 0 at 10^5, then seed 1 at 10^3 and 10^5, then CutMix.
-  Budget of what remains: 6 plain runs and the CutMix run, at most 7.3M images (at their caps), about 9 hours
-  on the faster CPU kind and 23 on the slower (the ResNet at 29 images/s; the ViT at about 60, from the
+  * The ResNet on 10^5 fractals, seed 0, is the pilot's row (`reused_from`): the pilot and full profiles
+    differ only in sizes, seeds, cap and the CutMix arm, and that run stopped at its plateau (2^17) before
+    either cap, so the full design would repeat it step for step; the two runs both profiles made (10^3, seed
+    0) agree at every checkpoint to the last digit (tests/test_scaling_curves.py).
+  Budget of what remains: 5 plain runs and the CutMix run, at most 6.3M images (at their caps), about 8 hours
+  on the faster CPU kind and 21 on the slower (the ResNet at 29 images/s; the ViT at about 60, from the
   time-to-accuracy runs' ViT there), in parts of one row across sessions: within the budget on the faster
-  kind, over it by up to 13 hours on the slower. The ViT's cap stays 2^20: cutting the length of the runs that
+  kind, over it by about 11 hours on the slower. The ViT's cap stays 2^20: cutting the length of the runs that
   need data most would bias the test against ViT.
 
 Budget in images seen: full at most 2^20 a run, 11 runs (10 + CutMix, as amended), at most 11.5M images,
