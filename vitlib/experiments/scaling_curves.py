@@ -87,7 +87,7 @@ The design (written before the first row of `full`, from the pilot):
   * The ResNet on 10^5 fractals, seed 0, is the pilot's row (`reused_from`): the pilot and full profiles
     differ only in sizes, seeds, cap and the CutMix arm, and that run stopped at its plateau (2^17) before
     either cap, so the full design would repeat it step for step; the two runs both profiles made (10^3, seed
-    0) agree at every checkpoint to the last digit (tests/test_scaling_curves.py).
+    0) agree at every checkpoint in every number but the seconds (tests/test_scaling_curves.py).
   Budget of what remains: 5 plain runs and the CutMix run, at most 6.3M images (at their caps), about 8 hours
   on the faster CPU kind and 21 on the slower (the ResNet at 29 images/s; the ViT at about 60, from the
   time-to-accuracy runs' ViT there), in parts of one row across sessions: within the budget on the faster
