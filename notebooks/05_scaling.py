@@ -92,7 +92,8 @@ fig_curves
 # distance grows with depth.
 
 # %%
-locality_figure(curve_rows, title=f"05 · attention distance per layer along training ({label})")
+locality_figure(curve_rows, title=f"05 · attention distance per layer along training ({label})",
+                uniform=scaling_curves.locality(curve_rows, record["results"]["config"])["uniform"])
 
 # %% [markdown]
 # The table, the ResNet's lead by size, and the verdicts (the same text as RESULTS.md, computed from the rows by

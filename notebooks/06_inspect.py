@@ -68,8 +68,9 @@ import vitlib
 from vitlib import analysis, contrast, plots
 from vitlib.checkpoints import load_model
 from vitlib.data import get_dataset
+from vitlib.experiments import scaling_curves
 from vitlib.finetune import SHIPPED
-from vitlib.records import figures_dir, load_results, save_figure
+from vitlib.records import FIGURES_DIR, figures_dir, load_results, save_figure
 from vitlib.results import render_section
 
 # %% tags=["parameters"]
@@ -277,6 +278,22 @@ assert torch.all((dist >= 0) & (dist <= analysis.grid_distances(grid, P).max()))
 assert torch.allclose(dist_u, torch.full_like(dist_u, uniform), rtol=0.15), "untrained heads attend nearly uniformly"
 assert trends["untrained"]["answer"] != "grows", "the test does not fire on an untrained model"
 print(f"Does the attention distance grow with depth in {path.name}? {trends['trained']['answer'].upper()}.")
+
+# %% [markdown]
+# **Along training.** The shipped model gives one reading, at the end of its training. The headline study
+# (notebook 05, `vitlib.experiments.scaling_curves`) records every head's mean attention distance at each
+# checkpoint of its ViT runs, on 10^3 to 10^5 fractals, so the same quantity can be watched as the images seen
+# grow: the paper's reading is that with enough data some heads of the lowest layers turn local while others stay
+# global. Each layer's distance, averaged over its heads, against images seen (the verdicts, by the study's rule,
+# are in notebook 05 and RESULTS.md):
+
+# %%
+curves = FIGURES_DIR / "scaling_curves.json"
+curves = curves if curves.exists() else FIGURES_DIR / "scaling_curves_pilot.json"
+curve_record = load_results(curves.stem, curves.parent)["results"]
+plots.locality_figure(curve_record["rows"], title=f"06 · attention distance per layer along training "
+                      f"({curves.name}: {curve_record['profile']} profile, {len(curve_record['rows'])} runs)",
+                      uniform=scaling_curves.locality(curve_record["rows"], curve_record["config"])["uniform"])
 
 # %%
 filters, filters_u = (ratio[:4].sum().item(), rough.item()), (ratio_u[:4].sum().item(), rough_u.item())

@@ -159,3 +159,5 @@ def test_headline_figures_draw_every_run_and_every_layer():
     vits = [r for r in rows if r["points"][0].get("attention_distance") is not None]
     layers = len(vits[0]["points"][0]["attention_distance"])
     assert 0 < len(vits) < len(rows) and len(locality_figure(rows).data) == layers * len(vits)
+    lines = locality_figure(rows, uniform=14.4).layout.shapes
+    assert len(lines) == 2 and {line.y0 for line in lines} == {14.4}  # one dotted line a panel (two sizes)

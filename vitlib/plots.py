@@ -238,10 +238,11 @@ def run_curves_figure(rows: list[dict], metric: str = "10shot", title: str = "")
     return fig
 
 
-def locality_figure(rows: list[dict], title: str = ""):
+def locality_figure(rows: list[dict], title: str = "", uniform: float | None = None):
     """Plotly figure (Fig. 7 right along training): each layer's mean attention distance, averaged over its
     heads, against images seen for the ViT runs (rows whose checkpoints carry `attention_distance`, (layers,
-    heads)); one colour per layer, one panel per corpus size, CutMix runs dashed."""
+    heads)); one colour per layer, one panel per corpus size, CutMix runs dashed. `uniform`: the distance of
+    uniform attention on the grid (pixels), drawn as a dotted line (an untrained ViT sits near it)."""
     vits = [r for r in rows if r["points"] and r["points"][0].get("attention_distance") is not None]
     sizes, first_seed = sorted({r["size"] for r in vits}), min((r["seed"] for r in vits), default=0)
     fig = make_subplots(rows=1, cols=max(len(sizes), 1), shared_yaxes=True,
@@ -256,6 +257,9 @@ def locality_figure(rows: list[dict], title: str = ""):
                                       dash="dash" if r.get("cutmix") else "solid"),
                             showlegend=r["size"] == sizes[0] and r["seed"] == first_seed
                             or bool(r.get("cutmix")), row=1, col=sizes.index(r["size"]) + 1)
+    if uniform is not None:
+        fig.add_hline(y=uniform, line=dict(color="grey", dash="dot"), annotation_text="uniform attention",
+                      annotation_position="top left", row="all", col="all")
     fig.update_xaxes(type="log", title_text="images seen")
     fig.update_yaxes(title_text="mean attention distance (pixels)", col=1)
     fig.update_layout(width=950, height=380, template="plotly_white", title=title)
