@@ -233,7 +233,7 @@ def test_an_unfinished_design_labels_its_tables_so_far_and_no_crossover_is_impli
     part = dict(r, rows=r["rows"][:8])
     text = sc.render(part, {})
     assert text.count("so far (8 of 11 runs)") == 3 and f"**{sc.IN_PROGRESS}** (8 of 11" in text
-    assert sc.claims(part, "scaling_curves")[0][3] == f"{sc.IN_PROGRESS}: 8 of 10 plain runs of the design so far"
+    assert sc.claims(part, "scaling_curves")[0][3] == f"{sc.IN_PROGRESS}: 8 of 10 runs of the design (the CutMix arm aside) so far"
     flat = sc.render(_full_record(lead=(0.20, 0.20, 0.20)), {})
     assert "no crossover implied (the slope's interval reaches 0)" in flat
 

@@ -621,7 +621,8 @@ def in_progress(r: dict, plain: bool = False) -> str | None:
     verdicts wait for the whole design (read early, the largest size would be whichever has run). plain: the
     runs without CutMix, which every verdict but CutMix's reads (the arm runs last; its verdict waits for it)."""
     done, planned = _progress(r, plain)
-    return None if done == planned else f"{done} of {planned} {'plain ' * plain}runs of the design so far"
+    aside = " (the CutMix arm aside)" if plain else ""
+    return None if done == planned else f"{done} of {planned} runs of the design{aside} so far"
 
 
 def _lead_table(rows: list[dict], metric: str) -> str:
