@@ -233,7 +233,8 @@ def test_an_unfinished_design_labels_its_tables_so_far_and_no_crossover_is_impli
     part = dict(r, rows=r["rows"][:8])
     text = sc.render(part, {})
     assert text.count("so far (8 of 11 runs)") == 3 and f"**{sc.IN_PROGRESS}** (8 of 11" in text
-    assert sc.claims(part, "scaling_curves")[0][3] == f"{sc.IN_PROGRESS}: 8 of 10 runs of the design (the CutMix arm aside) so far"
+    waiting = f"{sc.IN_PROGRESS}: 8 of 10 runs of the design (the CutMix arm aside) so far"
+    assert sc.claims(part, "scaling_curves")[0][3] == waiting
     flat = sc.render(_full_record(lead=(0.20, 0.20, 0.20)), {})
     assert "no crossover implied (the slope's interval reaches 0)" in flat
 
@@ -272,7 +273,7 @@ def test_a_middle_size_with_one_seed_has_no_leverage_on_the_slope_and_its_interv
 def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
     """With two plain seeds one CutMix run decides only far outside their spread (t with 1 degree of freedom)."""
     uniform = sc.locality([_row(VIT, 1000, 0, 0.5, distance=lambda i: [[1.0]])], CFG)["uniform"]
-    plain = lambda n, s: 6.0 + 0.2 * s  # noqa: E731 - layer 1 at 6.0 and 6.2 pixels
+    plain = lambda n, s: 6.0 + 0.2 * s  # layer 1 at 6.0 and 6.2 pixels
     near = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0, 1), cutmix=7.0), CFG)
     low, high = near["plain_band"]
     assert low < 6.1 - 2 < 6.1 + 2 < high  # 12.7 x 0.14 x 1.22: about +-2.2 pixels
@@ -286,8 +287,7 @@ def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
 def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repeat_them():
     """A pilot run that stopped at its plateau before the pilot's cap is the full design's run: the profiles differ
     in sizes, seeds, cap and the CutMix arm, none of which changes a run that stops before either cap (the two
-    runs both profiles made, at 10^3, agree at every checkpoint in every number
-    but the seconds)."""
+    runs both profiles made, at 10^3, agree at every checkpoint in every number but the seconds)."""
     pilot, full = (json.loads((FIGURES_DIR / f"{stem}.json").read_text())["results"]
                    for stem in ("scaling_curves_pilot", "scaling_curves"))
     differ = {k for k, v in full["config"].items() if pilot["config"].get(k) != v}
@@ -299,6 +299,7 @@ def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repea
         made = by_key[row["key"]]
         assert row["points"] == made["points"] and row["metrics"] == made["metrics"] and row["date"] == made["date"]
         assert row["metrics"]["plateau"] and row["images_seen"] < pilot["config"]["images_per_run"]
+
     def measured(row):  # every checkpoint's numbers but its wall-clock seconds
         return [{k: v for k, v in p.items() if k != "seconds"} for p in row["points"]]
 

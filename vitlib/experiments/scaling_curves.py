@@ -67,8 +67,8 @@ The design (written before the first row of `full`, from the pilot):
   (`--limit 1`); the long rows carry their machine load.
 - Amended after four full rows (seed 0 at 10^3 and 10^4), before any run of seed 1, for the budget. The rows
   so far need more than the pilot's estimate: the ViT on 10^4 fractals never flattened (held-out 72% to 89% over
-  its last doubling) and ran to the cap in 2.0 hours on the faster CPU kind; the ResNet on 10^4 needed more
-  than 2^17 images; on the other CPU kind these machines get (no native bf16) the ResNet trains at about 29 images/s, a
+  its last doubling) and ran to the cap in 2.0 hours on the faster CPU kind; the ResNet on 10^4 needed 2^18
+  images; on the other CPU kind these machines get (no native bf16) the ResNet trains at about 29 images/s, a
   third of the pilot's speed. About 10.5 of the budget's 20 hours are spent (the pilot 3.0, the full rows 3.2
   on the faster kind and 4.3 so far on the slower); three seeds of every run would need about 20 more hours on
   the faster kind and 50 on the slower. So:
