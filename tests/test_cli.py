@@ -54,6 +54,8 @@ def _run(*argv, env=None, **kw):
     (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--checkpoint", "no/such.pth"],
      "argument --checkpoint"),
     (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--data-dir", "."], "--data-dir"),
+    (["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--from-scratch", "--linear-probe"],
+     "argument --linear-probe: --linear-probe trains the head alone"),
     (["pretrain", "--model", "ViT-Q/3", "--out-dir", "x"], "argument --model: unknown model name 'ViT-Q/3'"),
     (["pretrain", "--dataset", "digits", "--num-classes", "5", "--out-dir", "x"], "--num-classes"),
     (["pretrain", "--lr", "nan", "--out-dir", "x"], "argument --lr"),
@@ -190,6 +192,22 @@ def test_val_fraction_0_trains_on_every_image_and_evaluate_reads_a_runs_folder(t
     assert json.loads(capsys.readouterr().out)["n"] == 16
     with pytest.raises(FileNotFoundError, match="no vitlib checkpoint in the folder"):
         vitlib.checkpoints.load_model(tmp_path)
+
+
+def test_from_scratch_and_no_augment_reach_the_model_and_the_data(monkeypatch):
+    """`--from-scratch`: none of the checkpoint's weights; `--no-augment`: training images as they are (the
+    time-to-accuracy benchmark's `no-augmentation` arm); by default the checkpoint's weights and augmentation."""
+    seen = []
+    monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append((model, data)) or
+                        {"val": []})
+    base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "2", "--no-estimate"]
+    main(base)
+    main(base + ["--from-scratch", "--no-augment"])
+    shipped = vitlib.finetune.load_pretrained("").state_dict()["blocks.0.attn.qkv.weight"]
+    (tuned, augmented), (scratch, plain) = seen
+    assert torch.equal(tuned.state_dict()["blocks.0.attn.qkv.weight"], shipped)
+    assert not torch.equal(scratch.state_dict()["blocks.0.attn.qkv.weight"], shipped)
+    assert scratch.cfg == tuned.cfg and (augmented.transform.augment, plain.transform.augment) == (True, False)
 
 
 def test_version_and_the_console_script(capsys):

@@ -105,6 +105,24 @@ def test_hybrid_surgery_keeps_the_resnet():
     assert torch.equal(new(torch.randn(2, 3, 48, 48)), torch.zeros(2, 3))
 
 
+def test_from_scratch_keeps_the_architecture_and_none_of_the_weights():
+    """The baseline of fine-tuning (`vitlib finetune --from-scratch`): the shipped model's architecture, freshly
+    initialised, is the time-to-accuracy benchmark's scratch ViT (ViT-Ti/4 L=6) under the same seed."""
+    shipped = load_pretrained("")
+    torch.manual_seed(0)
+    new = finetune.from_scratch(shipped, num_classes=10, img_size=28)
+    torch.manual_seed(0)
+    bench = vitlib.create_model("ViT-Ti/4", img_size=28, num_classes=10, num_layers=shipped.cfg.num_layers)
+    assert new.cfg == bench.cfg and new.cfg.representation_size is None
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), bench.state_dict().values()))
+    old = shipped.state_dict()["blocks.0.attn.qkv.weight"]
+    assert old.shape == new.state_dict()["blocks.0.attn.qkv.weight"].shape
+    assert not torch.equal(old, new.state_dict()["blocks.0.attn.qkv.weight"])
+    hybrid = pretrained(img_size=32, patch_size=8, backbone=(1, 1))
+    stem = "patch_embed.backbone.stem.conv.weight"
+    assert not torch.equal(finetune.from_scratch(hybrid, 3).state_dict()[stem], hybrid.state_dict()[stem])
+
+
 def test_load_pretrained_dispatches_on_the_file(tmp_path, monkeypatch):
     model = pretrained().eval()
     npz = save_npz(model, tmp_path / "official.npz")

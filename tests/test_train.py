@@ -273,6 +273,12 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert [r["accuracy"] for r in two["train"]] == [r["accuracy"] for r in one["train"]]
     ddp_weights = vitlib.checkpoints.load_model(tmp_path / "step_0000006")
     for (k, a), b in zip(model.state_dict().items(), ddp_weights.state_dict().values()):
+        if k.endswith("qkv.bias"):
+            # the key bias gets no gradient in exact arithmetic (q . (k + b) shifts a query's logits by a constant,
+            # which softmax ignores): its gradient is rounding noise, which Adam scales up to whole steps, and
+            # the rounding differs with the batch split. Compare the query and value biases.
+            d = a.numel() // 3
+            a, b = torch.cat([a[:d], a[2 * d:]]), torch.cat([b[:d], b[2 * d:]])
         assert torch.allclose(a, b, atol=1e-5), k
 
 

@@ -117,6 +117,23 @@ def new_resolution(model: VisionTransformer, img_size: int | tuple[int, int]) ->
     return new
 
 
+def from_scratch(model: VisionTransformer, num_classes: int,
+                 img_size: int | tuple[int, int] | None = None) -> VisionTransformer:
+    """The baseline that fine-tuning is measured against: `model`'s architecture with a K-class head (no pre-logits
+    layer, as after `new_head`), at img_size if given, and none of its weights: a fresh initialisation under the
+    current torch seed (a hybrid gets a fresh CNN too).
+
+    >>> import vitlib
+    >>> m = from_scratch(vitlib.create_model("ViT-Ti/4", img_size=32, num_classes=100), num_classes=10, img_size=28)
+    >>> m.cfg.num_classes, m.cfg.img_size, m.cfg.num_layers
+    (10, 28, 12)
+    """
+    _check(model)
+    cfg = dataclasses.replace(model.cfg, num_classes=num_classes, representation_size=None,
+                              img_size=model.cfg.img_size if img_size is None else img_size)
+    return VisionTransformer(cfg).to(next(model.parameters()).device, next(model.parameters()).dtype)
+
+
 def freeze_backbone(model: VisionTransformer) -> VisionTransformer:
     """A copy whose parameters are frozen except the head (and pre-logits): a linear probe trains only those."""
     _check(model)

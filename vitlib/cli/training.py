@@ -30,7 +30,7 @@ from .. import pretrain
 from ..checkpoints import CheckpointError, checkpoint_meta, latest_checkpoint, load_model
 from ..config import TrainConfig, vit_config
 from ..data import NAMES, OFFLINE, DatasetNotFoundError, get_dataset
-from ..finetune import load_pretrained, prepare_finetune
+from ..finetune import from_scratch, load_pretrained, prepare_finetune
 from ..resnet import parse_resnet_name
 from ..train import (
     NonFiniteLossError,
@@ -92,6 +92,12 @@ def add_commands(sub) -> None:
     p.add_argument("--img-size", type=at_least(1), required=True, help="input resolution H = W (higher than "
                    "pre-training: E_pos is 2D-interpolated, Section 3.2)")
     p.add_argument("--linear-probe", action="store_true", help="freeze the backbone, train only the new head")
+    p.add_argument("--from-scratch", action="store_true", help="train the --checkpoint's architecture from a random "
+                   "initialisation, none of its weights (the baseline of fine-tuning; with the default checkpoint, "
+                   "the ViT-Ti/4 L=6 of benchmarks/time_to_accuracy.py's scratch arms)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random resized crops "
+                   "and horizontal flips of the training images (vitlib.data.get_dataset's; default: on); "
+                   "--no-augment trains on the images as they are")
     p.add_argument("--recipe", choices=["finetune", "small-data"], default="finetune",
                    help="finetune (default): the paper's fine-tuning recipe, at a batch of "
                         f"{CPU_FINETUNE_BATCH}; small-data: vitlib.train.small_data_recipe, beyond the paper (AdamW, "
@@ -390,6 +396,9 @@ def run_finetune(args: argparse.Namespace) -> None:
                          "--steps", "--minutes")
     if not 0 <= args.val_fraction < 1:
         raise UsageError(f"{args.val_fraction} is not a share in [0, 1)", "--val-fraction")
+    if args.from_scratch and args.linear_probe:
+        raise UsageError("--linear-probe trains the head alone, and a backbone from scratch would stay random: "
+                         "pass one of --from-scratch and --linear-probe", "--linear-probe")
 
     def recipe(**fields: Any) -> TrainConfig:
         if args.recipe == "small-data":
@@ -402,13 +411,18 @@ def run_finetune(args: argparse.Namespace) -> None:
     kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed, val_fraction=args.val_fraction,
               **_data_kw(args, args.dataset))
     with _loading(args, args.dataset):
-        train_set = get_dataset(args.dataset, "train", args.img_size, **kw)
+        train_set = get_dataset(args.dataset, "train", args.img_size, augment=args.augment, **kw)
         # --val-fraction 0: every training image is trained on, nothing validated (`vitlib evaluate` tests it)
         val_set = get_dataset(args.dataset, "val", args.img_size, **kw) if args.val_fraction > 0 else None
-    # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone.
+    # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone;
+    # or (--from-scratch) the same architecture freshly initialised under the run's seed.
     with blame("--img-size"):
-        model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
-                                 freeze=args.linear_probe)
+        if args.from_scratch:
+            torch.manual_seed(cfg.seed)
+            model = from_scratch(pretrained, train_set.num_classes, img_size=args.img_size)
+        else:
+            model = prepare_finetune(pretrained, train_set.num_classes, img_size=args.img_size,
+                                     freeze=args.linear_probe)
     measured = None
     if args.minutes is not None:  # the schedule (its warm-up and decay included) follows the clock
         print(f"{args.parser.prog}: timing a few steps to estimate the images {args.minutes:g} minutes of "
