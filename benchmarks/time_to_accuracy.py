@@ -57,7 +57,7 @@ from torch.utils.data import Dataset
 import vitlib
 from vitlib import records
 from vitlib.cli.training import CLOCK_STEPS, measure, planned_steps
-from vitlib.data import get_dataset, subset
+from vitlib.data import AUGMENTATIONS, get_dataset, subset
 from vitlib.experiments.protocol import build_model, vit_name
 from vitlib.experiments.runner import load_rows
 from vitlib.finetune import load_pretrained, prepare_finetune
@@ -91,7 +91,7 @@ ARMS: dict[str, Arm] = {
     "vit-scratch": Arm("scratch"),
     "vit-shipped": Arm("shipped"),
     "resnet": Arm("resnet"),
-    "no-augmentation": Arm("scratch", data=dict(augment=False), element="augmentation (random resized crop, flips)"),
+    "no-augmentation": Arm("scratch", data=AUGMENTATIONS["none"], element="augmentation (random resized crop, flips)"),
     "no-label-smoothing": Arm("scratch", train=dict(label_smoothing=0.0), element="label smoothing 0.1"),
     "no-weight-decay": Arm("scratch", train=dict(weight_decay=0.0), element="weight decay 0.05"),
     "constant-lr": Arm("scratch", train=dict(schedule="constant"), element="cosine decay (constant LR instead)"),
@@ -99,7 +99,7 @@ ARMS: dict[str, Arm] = {
     "no-grad-clip": Arm("scratch", train=dict(grad_clip=None), element="gradient clipping at norm 1"),
     "fp32": Arm("scratch", train=dict(precision="fp32"), element="precision 'auto' (bf16 where native)"),
     # run when asked for by name
-    "flip-only": Arm("scratch", data=dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)),
+    "flip-only": Arm("scratch", data=AUGMENTATIONS["flip"],
                      element="random resized crop (flips kept)"),
     "gap": Arm("scratch", model=dict(pool="gap"), element="global average pooling (instead of the class token)",
                removes=False),

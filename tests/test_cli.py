@@ -194,20 +194,25 @@ def test_val_fraction_0_trains_on_every_image_and_evaluate_reads_a_runs_folder(t
         vitlib.checkpoints.load_model(tmp_path)
 
 
-def test_from_scratch_and_no_augment_reach_the_model_and_the_data(monkeypatch):
-    """`--from-scratch`: none of the checkpoint's weights; `--no-augment`: training images as they are (the
-    time-to-accuracy benchmark's `no-augmentation` arm); by default the checkpoint's weights and augmentation."""
+def test_from_scratch_and_augment_reach_the_model_and_the_data(monkeypatch):
+    """`--from-scratch`: none of the checkpoint's weights; `--augment flip`: flips without crops (the
+    time-to-accuracy benchmark's `flip-only` arm), `none`: the images as they are; by default the checkpoint's
+    weights and crops and flips."""
     seen = []
     monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append((model, data)) or
                         {"val": []})
-    base = ["finetune", "--dataset", "digits", "--img-size", "32", "--out-dir", "x", "--steps", "2", "--no-estimate"]
+    base = ["finetune", "--dataset", "fashion_mnist", "--img-size", "28", "--out-dir", "x", "--steps", "2",
+            "--no-estimate"]
     main(base)
-    main(base + ["--from-scratch", "--no-augment"])
+    main(base + ["--from-scratch", "--augment", "none"])
+    main(base + ["--augment", "flip"])
     shipped = vitlib.finetune.load_pretrained("").state_dict()["blocks.0.attn.qkv.weight"]
-    (tuned, augmented), (scratch, plain) = seen
+    (tuned, augmented), (scratch, plain), (_, flipped) = seen
     assert torch.equal(tuned.state_dict()["blocks.0.attn.qkv.weight"], shipped)
     assert not torch.equal(scratch.state_dict()["blocks.0.attn.qkv.weight"], shipped)
     assert scratch.cfg == tuned.cfg and (augmented.transform.augment, plain.transform.augment) == (True, False)
+    assert flipped.transform.hflip and flipped.transform.crop_scale == flipped.transform.crop_ratio == (1.0, 1.0)
+    assert augmented.transform.hflip and augmented.transform.crop_scale == (0.35, 1.0)
 
 
 def test_version_and_the_console_script(capsys):

@@ -40,6 +40,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,8 +51,9 @@ from torch import Tensor
 from . import fractals
 from .utils import atomic_write
 
-__all__ = ["NAMES", "OFFLINE", "DatasetNotFoundError", "ImageDataset", "Transform", "get_dataset", "split_indices",
-           "sample_per_class", "subset", "random_boxes", "center_boxes", "resized_crop", "FASHION_MNIST_DIR"]
+__all__ = ["NAMES", "OFFLINE", "AUGMENTATIONS", "DatasetNotFoundError", "ImageDataset", "Transform", "get_dataset",
+           "split_indices", "sample_per_class", "subset", "random_boxes", "center_boxes", "resized_crop",
+           "FASHION_MNIST_DIR"]
 
 NAMES = ("fractaldb", "fashion_mnist", "mnist5k", "digits", "cifar10", "cifar100", "pets", "flowers102", "imagefolder")
 OFFLINE = ("fractaldb", "fashion_mnist", "mnist5k", "digits")
@@ -60,6 +62,11 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
                          "Ankle boot")
 FIXED_TEST_FRACTION, FIXED_TEST_SEED = 0.2, 20201022  # mnist5k and digits have no test split: carve a fixed one
 PHOTOS = ("pets", "flowers102", "imagefolder")
+# get_dataset's keyword arguments for a training set's augmentation, by name: "crop-flip" (the default: a random
+# resized crop and a horizontal flip), "flip" (flips only: the crop takes the whole image) and "none" (the images
+# as they are). benchmarks/time_to_accuracy.py measures each for a small ViT from scratch; `vitlib finetune --augment`.
+AUGMENTATIONS: dict[str, dict[str, Any]] = {
+    "crop-flip": {}, "flip": dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)), "none": dict(augment=False)}
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset, Subset
 from .. import pretrain
 from ..checkpoints import CheckpointError, checkpoint_meta, latest_checkpoint, load_model
 from ..config import TrainConfig, vit_config
-from ..data import NAMES, OFFLINE, DatasetNotFoundError, get_dataset
+from ..data import AUGMENTATIONS, NAMES, OFFLINE, DatasetNotFoundError, get_dataset
 from ..finetune import from_scratch, load_pretrained, prepare_finetune
 from ..resnet import parse_resnet_name
 from ..train import (
@@ -95,9 +95,9 @@ def add_commands(sub) -> None:
     p.add_argument("--from-scratch", action="store_true", help="train the --checkpoint's architecture from a random "
                    "initialisation, none of its weights (the baseline of fine-tuning; with the default checkpoint, "
                    "the ViT-Ti/4 L=6 of benchmarks/time_to_accuracy.py's scratch arms)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random resized crops "
-                   "and horizontal flips of the training images (vitlib.data.get_dataset's; default: on); "
-                   "--no-augment trains on the images as they are")
+    p.add_argument("--augment", choices=list(AUGMENTATIONS), default="crop-flip",
+                   help="the training images' augmentation (vitlib.data.AUGMENTATIONS): crop-flip (default: random "
+                        "resized crops and horizontal flips), flip (flips only), none (the images as they are)")
     p.add_argument("--recipe", choices=["finetune", "small-data"], default="finetune",
                    help="finetune (default): the paper's fine-tuning recipe, at a batch of "
                         f"{CPU_FINETUNE_BATCH}; small-data: vitlib.train.small_data_recipe, beyond the paper (AdamW, "
@@ -411,7 +411,7 @@ def run_finetune(args: argparse.Namespace) -> None:
     kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed, val_fraction=args.val_fraction,
               **_data_kw(args, args.dataset))
     with _loading(args, args.dataset):
-        train_set = get_dataset(args.dataset, "train", args.img_size, augment=args.augment, **kw)
+        train_set = get_dataset(args.dataset, "train", args.img_size, **AUGMENTATIONS[args.augment], **kw)
         # --val-fraction 0: every training image is trained on, nothing validated (`vitlib evaluate` tests it)
         val_set = get_dataset(args.dataset, "val", args.img_size, **kw) if args.val_fraction > 0 else None
     # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone;
