@@ -165,6 +165,11 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     assert "**No ViT reached" in render_time_to_accuracy(clocked, {})
     clocked["rows"][0]["recipe"] = dict(budget_s=1800.0)
     assert "`vit-scratch` seed 0 after 30.0 min." in render_time_to_accuracy(clocked, {})
+    # an arm that reached the goal in one seed of two says how far the other got
+    clocked["rows"].append(_row("vit-scratch", 1, [(600, 0.80), (1200, 0.893), (1801.2, 0.899)]))
+    clocked["rows"][1]["recipe"] = dict(budget_s=1800.0)
+    assert ("`vit-scratch` seed 0 after 30.0 min. `vit-scratch`'s other seeds by then: 89.9% (seed 1)."
+            in render_time_to_accuracy(clocked, {}))
     # a run made before the schedule followed the clock is said apart, with the minutes it trained
     assert "5 runs trained for 30 minutes on the clock" in no and "made before" not in no
     one_seed["rows"][0]["sized_by"] = "measurement"

@@ -476,6 +476,12 @@ def _goal_sentence(rows: list[dict]) -> str:
         text = f"**A ViT reached {goal}**: " + ", ".join(
             f"`{x['arm']}` seed {x['seed']} after {s / 60:.1f} min"
             + ("" if x["load"]["quiet"] else " (machine not quiet)") for s, x in hits) + "."
+        for arm in dict.fromkeys(x["arm"] for _, x in hits):  # the arm's other seeds: how far they got by then
+            missed = [(x, [q["test_accuracy"] for q in x["points"] if _counted(x, q["train_seconds"]) <= seconds])
+                      for x in vits if x["arm"] == arm and all(x is not y for _, y in hits)]
+            if missed:
+                text += (f" `{arm}`'s other seeds by then: " + ", ".join(
+                    f"{pct(max(acc)) if acc else 'no test point'} (seed {x['seed']})" for x, acc in missed) + ".")
     else:
         best: dict[str, tuple[float, float, dict]] = {}  # start ("scratch", "shipped") -> its highest point by then
         for x in vits:
