@@ -19,9 +19,12 @@ Arms (`--arms`; the default runs the first ten):
     vit-shipped          (b) the shipped fractal model (vitlib/weights) with a new head, the same recipe: the same
                          recipe as (a), so that the starting weights are the one difference
     resnet               (c) the scaling study's BiT-R26x1 w32 (vitlib.experiments.protocol.MODELS), the same recipe
+                         with BiT's own augmentation (random resized crops and flips)
     no-augmentation ... fp32   the ViT from scratch with one element of the recipe removed (ARMS says which)
-    flip-only, gap, mixup, cutmix, patch-7
+    crop-flip, gap, mixup, cutmix, patch-7
                          the recipe with one element changed or added, run when asked for by name
+    vit-shipped-crop-flip      (b) with random resized crops and flips, as (b) was run before the recipe dropped
+                         the crop (vitlib.train.small_data_recipe says why)
     vit-shipped-paper-recipe   (b) with the paper's fine-tuning recipe (SGD 0.03, no weight decay) at --batch-size
 
     python benchmarks/time_to_accuracy.py --out figures/time_to_accuracy.json
@@ -64,7 +67,15 @@ from vitlib.finetune import load_pretrained, prepare_finetune
 from vitlib.flops import count_parameters
 from vitlib.records import machine_load, provenance, save_results
 from vitlib.results import TIME_TO_ACCURACY_GOAL
-from vitlib.train import TrainConfig, finetune_recipe, resolve_device, resolve_precision, small_data_recipe, train
+from vitlib.train import (
+    RECIPE_AUGMENTATION,
+    TrainConfig,
+    finetune_recipe,
+    resolve_device,
+    resolve_precision,
+    small_data_recipe,
+    train,
+)
 
 TARGETS = (0.85, 0.90)  # the test accuracies whose first crossing is timed
 BASELINE = "vit-scratch"  # the arm the ablations remove an element from
@@ -75,23 +86,29 @@ GUARD = 1.25  # an --images run stops at its first evaluation past GUARD x the b
 @dataclass(frozen=True)
 class Arm:
     """One arm: where its model starts and what it changes from the small-data recipe: TrainConfig fields
-    (`train`), vitlib.data.get_dataset options of the training set (`data`), ViTConfig fields (`model`). An
-    ablation names the `element` of the recipe it removes (`removes`) or adds (not `removes`)."""
+    (`train`), the training set's augmentation (`augment`, a vitlib.data.AUGMENTATIONS name; None: the recipe's,
+    vitlib.train.RECIPE_AUGMENTATION), ViTConfig fields (`model`). An ablation names the `element` of the recipe
+    it removes (`removes`) or adds (not `removes`)."""
 
     start: str  # "scratch": a new ViT; "shipped": the shipped fractal model with a new head; "resnet"
     train: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+    augment: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
     recipe: str = "small-data"  # or "finetune": the paper's fine-tuning recipe (Appendix B.1.1)
     element: str | None = None
     removes: bool = True
 
+    @property
+    def augmentation(self) -> str:
+        """The training set's augmentation: the arm's, or else its recipe's (a vitlib.data.AUGMENTATIONS name)."""
+        return self.augment or RECIPE_AUGMENTATION[self.recipe]
+
 
 ARMS: dict[str, Arm] = {
     "vit-scratch": Arm("scratch"),
     "vit-shipped": Arm("shipped"),
-    "resnet": Arm("resnet"),
-    "no-augmentation": Arm("scratch", data=AUGMENTATIONS["none"], element="augmentation (random resized crop, flips)"),
+    "resnet": Arm("resnet", augment="crop-flip"),  # BiT's own: random crops and flips (Kolesnikov et al. 2020)
+    "no-augmentation": Arm("scratch", augment="none", element="horizontal flips (the recipe's augmentation)"),
     "no-label-smoothing": Arm("scratch", train=dict(label_smoothing=0.0), element="label smoothing 0.1"),
     "no-weight-decay": Arm("scratch", train=dict(weight_decay=0.0), element="weight decay 0.05"),
     "constant-lr": Arm("scratch", train=dict(schedule="constant"), element="cosine decay (constant LR instead)"),
@@ -99,14 +116,15 @@ ARMS: dict[str, Arm] = {
     "no-grad-clip": Arm("scratch", train=dict(grad_clip=None), element="gradient clipping at norm 1"),
     "fp32": Arm("scratch", train=dict(precision="fp32"), element="precision 'auto' (bf16 where native)"),
     # run when asked for by name
-    "flip-only": Arm("scratch", data=AUGMENTATIONS["flip"],
-                     element="random resized crop (flips kept)"),
+    "crop-flip": Arm("scratch", augment="crop-flip", element="random resized crop (35-100% of the area)",
+                     removes=False),
     "gap": Arm("scratch", model=dict(pool="gap"), element="global average pooling (instead of the class token)",
                removes=False),
     "mixup": Arm("scratch", train=dict(mixup_alpha=0.2), element="mixup 0.2", removes=False),
     "cutmix": Arm("scratch", train=dict(cutmix_alpha=1.0), element="CutMix 1.0", removes=False),
     # 16 patches of 7 x 7 instead of 49 of 4 x 4: about 3x the images per second, each seen coarser
     "patch-7": Arm("scratch", model=dict(patch_size=7), element="patch size 4 (the arm: 7)"),
+    "vit-shipped-crop-flip": Arm("shipped", augment="crop-flip"),  # (b) as it was run before the crop was dropped
     "vit-shipped-paper-recipe": Arm("shipped", recipe="finetune"),
 }
 DEFAULT_ARMS = list(ARMS)[:10]
@@ -177,7 +195,7 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
     """One arm and seed: train for the budget, evaluating the test set along the way; the row of the results."""
     arm = ARMS[name]
     t_setup = time.perf_counter()
-    train_set = data[name] if arm.data else data["train"]  # an arm that changes the data has its own
+    train_set = data["train"][arm.augmentation]
     torch.manual_seed(seed)
     model, model_name, family = build(arm, args, data["num_classes"])
     batch = args.batch_size
@@ -217,7 +235,8 @@ def run(name: str, seed: int, args: argparse.Namespace, data: dict[str, Dataset]
     return dict(
         key=run_key(name, seed, made["cpu"]), arm=name, seed=seed, start=arm.start, model=model_name, family=family,
         params=count_parameters(model), img_size=args.img_size, recipe_name=arm.recipe,
-        recipe=json.loads(json.dumps(dataclasses.asdict(cfg))), data_options=dict(arm.data),
+        recipe=json.loads(json.dumps(dataclasses.asdict(cfg))), augmentation=arm.augmentation,
+        data_options=json.loads(json.dumps(AUGMENTATIONS[arm.augmentation])),
         model_options=dict(arm.model), ablation=None if arm.element is None else
         dict(of=BASELINE, element=arm.element, removes=arm.removes),
         precision_used=resolve_precision(cfg.precision, resolve_device(cfg.device)), images_per_s_measured=rate,
@@ -250,19 +269,14 @@ def summary(rows: list[dict]) -> dict[str, dict]:
 
 
 def load_data(args: argparse.Namespace, arms: list[str]) -> dict[str, Any]:
-    """The test set and the training sets the arms need: "train" with get_dataset's augmentation, and one per arm
-    that changes the data (all 60,000 training images: no validation split is carved, as nothing is chosen);
-    --smoke: a few hundred of each."""
+    """The test set and the training sets the arms need, one per augmentation (all 60,000 training images: no
+    validation split is carved, as nothing is chosen); --smoke: a few hundred of each."""
     kw = dict(in_chans=3, val_fraction=0.0)
+    small = (lambda d, n: subset(d, SMOKE[n], seed=0)) if args.smoke else (lambda d, n: d)
     test = get_dataset("fashion_mnist", "test", args.img_size, **kw)
-    out = dict(train=get_dataset("fashion_mnist", "train", args.img_size, **kw), test=test,
-               num_classes=test.num_classes)
-    out.update({name: get_dataset("fashion_mnist", "train", args.img_size, **kw, **ARMS[name].data)
-                for name in arms if ARMS[name].data})
-    if args.smoke:
-        out.update({k: subset(v, SMOKE["n_test" if k == "test" else "n_train"], seed=0) for k, v in out.items()
-                    if isinstance(v, Dataset)})
-    return out
+    train = {aug: small(get_dataset("fashion_mnist", "train", args.img_size, **kw, **AUGMENTATIONS[aug]), "n_train")
+             for aug in sorted({ARMS[name].augmentation for name in arms})}
+    return dict(train=train, test=small(test, "n_test"), num_classes=test.num_classes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -322,7 +336,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row = run(arm, seed, args, data)
         rows.append(row)
         results = dict(setup=setup, targets=list(TARGETS), baseline=BASELINE,
-                       n_train=len(data["train"]), n_test=len(data["test"]), rows=rows, arms=summary(rows))
+                       n_train=len(next(iter(data["train"].values()))), n_test=len(data["test"]), rows=rows,
+                       arms=summary(rows))
         save_results(out, results, command, seconds=sum(r["wall_seconds"] + r["setup_seconds"] for r in rows))
         times = ", ".join(f"{100 * float(t):.0f}% " + (f"at {s / 60:.1f} min" if s is not None else "never")
                           for t, s in row["reached_s"].items())

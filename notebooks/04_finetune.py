@@ -282,18 +282,19 @@ Markdown(render_section("cli_finetune", figure=False))
 
 # %% [markdown]
 # ## A ViT on your CPU: time to accuracy (beyond the paper)
-# The paper's recipes pre-train on millions of images and fine-tune briefly; trained from scratch on a small
-# dataset with them, a ViT lags a ResNet badly (the scratch arms above). `vitlib.train.small_data_recipe` is a
-# recipe for that case, taken from the literature on training small ViTs (AugReg, "Better plain ViT baselines":
-# AdamW with weight decay, a cosine schedule after a short warm-up, label smoothing, random resized crops and
-# flips, bf16 where the CPU multiplies it natively), not from the paper. `benchmarks/time_to_accuracy.py` measures
-# what it buys: it trains, through the library's own loop, the ViT from scratch, the shipped model with a new
-# head, and the scaling study's ResNet on all 60,000 Fashion-MNIST training images for the same wall-clock
-# budget, each schedule on the clock (its warm-up and decay follow the training time: `TrainConfig.budget_s`, as
-# `vitlib finetune --minutes`), and the recipe with one element removed or added (its ablations),
-# testing on the 10,000 test images along the way (nothing is chosen on them: the curve is read). The goal is
-# 90% within 30 minutes of a quiet 2-core CPU. Drawn from `figures/time_to_accuracy.json`, where the runs so far
-# are (each with its seed, CPU and whether the machine was quiet):
+# The paper's recipes pre-train on millions of images and fine-tune briefly; trained from scratch on a small dataset
+# with them, a ViT lags a ResNet badly (the scratch arms above). `vitlib.train.small_data_recipe` is a recipe for that
+# case, taken from the literature on training small ViTs (AugReg, "Better plain ViT baselines": AdamW with weight
+# decay, a cosine schedule after a short warm-up, label smoothing, horizontal flips, bf16 where the CPU multiplies it
+# natively), not from the paper; the random resized crops of the paper's recipes were in it at first and were dropped
+# after the `crop-flip` arm below (the recipe with them) ended lower in every seed. `benchmarks/time_to_accuracy.py`
+# measures what it buys: it trains, through the library's own loop, the ViT from scratch, the shipped model with a new
+# head, and the scaling study's ResNet on all 60,000 Fashion-MNIST training images for the same wall-clock budget,
+# each schedule on the clock (its warm-up and decay follow the training time: `TrainConfig.budget_s`, as `vitlib
+# finetune --minutes`), and the recipe with one element removed or added (its ablations), testing on the 10,000 test
+# images along the way (nothing is chosen on them: the curve is read). The goal is 90% within 30 minutes of a quiet
+# 2-core CPU. Drawn from `figures/time_to_accuracy.json`, where the runs so far are (each with its seed, CPU and
+# whether the machine was quiet):
 
 # %%
 tta = load_results("time_to_accuracy") if (FIGURES_DIR / "time_to_accuracy.json").exists() else None
@@ -312,16 +313,16 @@ Markdown(render_section("time_to_accuracy", figure=False) if tta else
 # `python -m vitlib evaluate --checkpoint runs/ft --dataset fashion_mnist --split test`):
 #
 # ```bash
-# python -m vitlib finetune --dataset fashion_mnist --img-size 28 --recipe small-data --from-scratch \
-#     --augment flip --minutes 30 --val-fraction 0 --out-dir runs/ft
+# python -m vitlib finetune --dataset fashion_mnist --img-size 28 --recipe small-data --from-scratch --minutes 30 \
+#     --val-fraction 0 --out-dir runs/ft
 # ```
 #
 # `--from-scratch` trains the shipped model's architecture (ViT-Ti/4, 6 layers) from a random initialisation;
-# without it, the shipped weights are fine-tuned (the `vit-shipped` arm). `--augment` picks the training images'
-# augmentation (`vitlib.data.AUGMENTATIONS`): `flip` is the `flip-only` arm, `none` the `no-augmentation` arm,
-# `crop-flip` (the default) the recipe as the `vit-scratch` arm runs it. On a CPU that multiplies bf16 natively
-# (`lscpu` lists `avx512_bf16` or `amx_bf16`) the tables above are the ones to expect; without it, bf16 is
-# emulated, `precision="auto"` trains in fp32, and the same 30 minutes see far fewer images.
+# without it, the shipped weights are fine-tuned (the `vit-shipped` arm). `--augment` changes the training images'
+# augmentation (`vitlib.data.AUGMENTATIONS`; the small-data recipe's is `flip`): `none` is the `no-augmentation`
+# arm, `crop-flip` the `crop-flip` arm. On a CPU that multiplies bf16 natively (`lscpu` lists `avx512_bf16` or
+# `amx_bf16`) the tables above are the ones to expect; without it, bf16 is emulated, `precision="auto"` trains in
+# fp32, and the same 30 minutes see far fewer images.
 
 # %% [markdown]
 # ## Against the paper

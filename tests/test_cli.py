@@ -195,9 +195,9 @@ def test_val_fraction_0_trains_on_every_image_and_evaluate_reads_a_runs_folder(t
 
 
 def test_from_scratch_and_augment_reach_the_model_and_the_data(monkeypatch):
-    """`--from-scratch`: none of the checkpoint's weights; `--augment flip`: flips without crops (the
-    time-to-accuracy benchmark's `flip-only` arm), `none`: the images as they are; by default the checkpoint's
-    weights and crops and flips."""
+    """`--from-scratch`: none of the checkpoint's weights; `--augment none`: the images as they are, `crop-flip`:
+    random resized crops and flips; by default the checkpoint's weights and the recipe's augmentation: crops and
+    flips for the paper's recipe, flips without crops for the small-data recipe (the benchmark's `vit-scratch`)."""
     seen = []
     monkeypatch.setattr(vitlib.cli.training, "train", lambda model, data, cfg, **kw: seen.append((model, data)) or
                         {"val": []})
@@ -205,14 +205,16 @@ def test_from_scratch_and_augment_reach_the_model_and_the_data(monkeypatch):
             "--no-estimate"]
     main(base)
     main(base + ["--from-scratch", "--augment", "none"])
-    main(base + ["--augment", "flip"])
+    main(base + ["--recipe", "small-data"])
+    main(base + ["--recipe", "small-data", "--augment", "crop-flip"])
     shipped = vitlib.finetune.load_pretrained("").state_dict()["blocks.0.attn.qkv.weight"]
-    (tuned, augmented), (scratch, plain), (_, flipped) = seen
+    (tuned, augmented), (scratch, plain), (_, flipped), (_, cropped) = seen
     assert torch.equal(tuned.state_dict()["blocks.0.attn.qkv.weight"], shipped)
     assert not torch.equal(scratch.state_dict()["blocks.0.attn.qkv.weight"], shipped)
     assert scratch.cfg == tuned.cfg and (augmented.transform.augment, plain.transform.augment) == (True, False)
     assert flipped.transform.hflip and flipped.transform.crop_scale == flipped.transform.crop_ratio == (1.0, 1.0)
-    assert augmented.transform.hflip and augmented.transform.crop_scale == (0.35, 1.0)
+    for crops in (augmented, cropped):
+        assert crops.transform.hflip and crops.transform.crop_scale == (0.35, 1.0)
 
 
 def test_version_and_the_console_script(capsys):

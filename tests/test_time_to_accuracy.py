@@ -10,6 +10,7 @@ import pytest
 import vitlib.cli.training
 from vitlib.cli import main as cli_main
 from vitlib.config import TrainConfig
+from vitlib.data import AUGMENTATIONS
 from vitlib.model import VisionTransformer
 from vitlib.plots import time_to_accuracy_figure
 from vitlib.records import cpu_model, save_results
@@ -72,6 +73,7 @@ def test_smoke_run_end_to_end_then_resumed_runs_nothing(tta, tmp_path, capsys, m
         assert set(r["reached_s"]) == {"0.85", "0.9"} and set(r["load"]) == {"before", "after", "quiet"}
         assert r["recipe"]["label_smoothing"] == (0.0 if r["arm"] == "no-label-smoothing" else 0.1)
         assert r["recipe"]["optimizer"] == "adamw" and r["family"] == "vit" and not r["stopped_by_guard"]
+        assert r["augmentation"] == "flip" and r["data_options"] == json.loads(json.dumps(AUGMENTATIONS["flip"]))
     assert rows[1]["ablation"] == dict(of="vit-scratch", element="label smoothing 0.1", removes=True)
     arm = res["arms"][cpu]["vit-scratch"]
     assert arm["seeds"] == [0, 1] and len(arm["reached_s"]["0.9"]) == 2
@@ -113,12 +115,22 @@ def test_arms_build_the_vit_the_shipped_model_and_the_scaling_studys_resnet(tta,
     assert tta.recipe(tta.ARMS["no-warmup"], steps=100).warmup_steps == 0
     removed = [a for a in tta.DEFAULT_ARMS if tta.ARMS[a].element]
     assert all(tta.ARMS[a].start == "scratch" and tta.ARMS[a].removes for a in removed) and len(removed) == 7
+    # the recipe's augmentation is flips only; the ResNet keeps BiT's crops and flips; the paper's recipe crops too
+    augment = {a: tta.ARMS[a].augmentation for a in ("vit-scratch", "vit-shipped", "no-label-smoothing", "resnet",
+                                                      "crop-flip", "no-augmentation", "vit-shipped-paper-recipe")}
+    assert augment == {"vit-scratch": "flip", "vit-shipped": "flip", "no-label-smoothing": "flip",
+                       "resnet": "crop-flip", "crop-flip": "crop-flip", "no-augmentation": "none",
+                       "vit-shipped-paper-recipe": "crop-flip"}
+    data = tta.load_data(tta.parse_args(["--smoke", "--out", str(tmp_path / "t")]), ["vit-scratch", "resnet", "gap"])
+    flips, crops = data["train"]["flip"].dataset.transform, data["train"]["crop-flip"].dataset.transform
+    assert set(data["train"]) == {"flip", "crop-flip"} and len(data["test"]) == tta.SMOKE["n_test"]
+    assert flips.crop_scale == (1.0, 1.0) and crops.crop_scale == (0.35, 1.0) and flips.hflip and crops.hflip
 
 
 # --- RESULTS.md ------------------------------------------------------------------------------------------------------
 
 def _row(arm: str, seed: int, curve: list[tuple[float, float]], family: str = "vit", start: str = "scratch",
-         ablation: dict | None = None, cpu: str = "CPU A, native bf16") -> dict:
+         ablation: dict | None = None, cpu: str = "CPU A, native bf16", augmentation: str = "flip") -> dict:
     """A synthetic row: `curve` is [(train seconds, test accuracy)]."""
     points = [dict(step=i + 1, images_seen=128 * (i + 1), train_seconds=s, eval_seconds=20.0, test_accuracy=a,
                    test_n=10000) for i, (s, a) in enumerate(curve)]
@@ -126,7 +138,8 @@ def _row(arm: str, seed: int, curve: list[tuple[float, float]], family: str = "v
     return dict(key=f"{arm}/seed{seed}", arm=arm, seed=seed, start=start, family=family, model=f"{arm} model",
                 params=2_690_698, points=points, reached_s=first, final_test_accuracy=curve[-1][1],
                 best_test_accuracy=max(a for _, a in curve), images_seen=points[-1]["images_seen"],
-                train_seconds=curve[-1][0], ablation=ablation, load=dict(quiet=True), cpu=cpu)
+                train_seconds=curve[-1][0], ablation=ablation, load=dict(quiet=True), cpu=cpu,
+                augmentation=augmentation)
 
 
 def _results(top: float) -> dict:
@@ -135,7 +148,8 @@ def _results(top: float) -> dict:
             _row("vit-scratch", 1, [(600, 0.81), (1200, 0.86), (1760, top - 0.002)]),
             _row("no-label-smoothing", 0, [(600, 0.79), (1200, 0.84), (1750, 0.85)], ablation=ab),
             _row("no-label-smoothing", 1, [(600, 0.78), (1200, 0.84), (1750, 0.852)], ablation=ab),
-            _row("resnet", 0, [(600, 0.88), (1200, 0.90), (1790, 0.92)], family="resnet", start="resnet")]
+            _row("resnet", 0, [(600, 0.88), (1200, 0.90), (1790, 0.92)], family="resnet", start="resnet",
+                 augmentation="crop-flip")]
     return dict(setup=dict(img_size=28, budget_s=1800.0, images=None), targets=[0.85, 0.9], baseline="vit-scratch",
                 n_train=60000, n_test=10000, rows=rows)
 
@@ -150,8 +164,8 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
            "after 29.2 min)." in no
     assert "The ResNet at the same time: 92.0% (1 seed)." in no
     # the minutes to each target per seed, and what label smoothing bought over two seeds a side (Welch)
-    assert "| `vit-scratch` | vit-scratch model (2.69M) | 0, 1 | 87.9% [87.8%, 88.0%] |" in no
-    assert "| 20.0, 20.0 | never, never |" in no and "| `resnet` | resnet model (2.69M) | 0 | 92.0% |" in no
+    assert "| `vit-scratch` | vit-scratch model (2.69M) | flip | 0, 1 | 87.9% [87.8%, 88.0%] |" in no
+    assert "| 20.0, 20.0 | never, never |" in no and "| `resnet` | resnet model (2.69M) | crop-flip | 0 | 92.0% |" in no
     assert "| `vit-scratch` | - | 80.5% | 80.5% | 86.5% | 86.5% | 87.9% |" in no  # the curve, by fifths of the budget
     line = next(ln for ln in no.splitlines() if ln.startswith("| label smoothing 0.1"))
     assert "| yes | 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in line
@@ -188,7 +202,7 @@ def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_acros
     a, b = text.split("**On CPU A, native bf16** (5 runs; only these compare with each other):")[1].split(
         "**On CPU B, no native bf16** (2 runs; only these compare with each other):")
     assert "| 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in a  # CPU A's baseline, as alone
-    assert "| `vit-scratch` | vit-scratch model (2.69M) | 0, 1 | 78.0% [78.0%, 78.0%] |" in b
+    assert "| `vit-scratch` | vit-scratch model (2.69M) | flip | 0, 1 | 78.0% [78.0%, 78.0%] |" in b
     assert "label smoothing" not in b  # no ablation on CPU B: CPU A's is not compared with CPU B's baseline
     assert "**No ViT reached" in a and "The ResNet at the same time" in a and "The ResNet" not in b
     fig = time_to_accuracy_figure(r["rows"])

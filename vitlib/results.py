@@ -389,7 +389,9 @@ def render_time_to_accuracy(r: dict, p: dict) -> str:
              _budget_runs(rows, budget)) +
             " (minutes below: training only; the evaluations were timed apart). Arms other than the ResNet are "
             f"ViTs; the ablations are `{r['baseline']}` with one element of the recipe (vitlib.train."
-            f"small_data_recipe, beyond the paper) removed or added. {count(len(rows), 'run')}, "
+            f"small_data_recipe, beyond the paper) removed or added. Augmentation: vitlib.data.AUGMENTATIONS "
+            "(`crop-flip`: random resized crops and horizontal flips; `flip`: flips only; `none`). "
+            f"{count(len(rows), 'run')}, "
             f"{quiet} on a quiet machine."
             + cpu_kinds(rows))
     kinds = sorted(group(rows, "cpu").items(), key=lambda kv: -len(kv[1]))
@@ -421,14 +423,16 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
     """The tables and the goal's sentence of render_time_to_accuracy for the runs of one kind of CPU."""
     setup, targets = r["setup"], [f"{t:g}" for t in r["targets"]]
     arms = group(sorted(rows, key=lambda x: x["seed"]), "arm")
-    head = (["arm", "model (parameters)", "seeds", "test accuracy at the end", "best point of the test curve"]
+    head = (["arm", "model (parameters)", "augmentation", "seeds", "test accuracy at the end",
+             "best point of the test curve"]
             + [f"minutes to {100 * float(t):.0f}%, per seed" for t in targets]
             + ["images seen (mean)", "minutes of training (mean)"])
     body = []
     for (arm,), g in arms.items():
         times = [", ".join("never" if x["reached_s"].get(t) is None else f"{x['reached_s'][t] / 60:.1f}" for x in g)
                  for t in targets]
-        body.append([f"`{arm}`", f"{g[0]['model']} ({g[0]['params'] / 1e6:.2f}M)", ", ".join(str(x["seed"]) for x in g),
+        body.append([f"`{arm}`", f"{g[0]['model']} ({g[0]['params'] / 1e6:.2f}M)", g[0].get("augmentation", "-"),
+                     ", ".join(str(x["seed"]) for x in g),
                      _mean_range([x["final_test_accuracy"] for x in g]),
                      _mean_range([x["best_test_accuracy"] for x in g])] + times
                     + [f"{sum(x['images_seen'] for x in g) / len(g):,.0f}",

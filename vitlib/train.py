@@ -62,12 +62,15 @@ from .batches import DeviceBatches, batch_indices
 from .config import TrainConfig
 from .utils import eval_mode
 
-__all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "small_data_recipe", "lr_at", "evaluate", "train",
-           "make_loader", "build_optimizer", "resolve_device", "resolve_precision", "native_bf16", "read_metrics",
-           "NonFiniteLossError", "Objective"]
+__all__ = ["TrainConfig", "pretrain_recipe", "finetune_recipe", "small_data_recipe", "RECIPE_AUGMENTATION", "lr_at",
+           "evaluate", "train", "make_loader", "build_optimizer", "resolve_device", "resolve_precision", "native_bf16",
+           "read_metrics", "NonFiniteLossError", "Objective"]
 
 METRICS_FILE = "metrics.jsonl"
 SMALL_DATA_WARMUP = 0.05  # small_data_recipe's warm-up, as a share of the steps
+# Each recipe's training augmentation, a vitlib.data.AUGMENTATIONS name (`vitlib finetune --recipe` picks it unless
+# --augment is given): the paper's recipes crop and flip; the small-data recipe flips only (small_data_recipe says why).
+RECIPE_AUGMENTATION = {"finetune": "crop-flip", "small-data": "flip"}
 
 # A training objective other than classification: (net, images, labels) -> (loss, correct, count), the mean loss
 # of the batch and how many of its `count` predictions were right (`train`'s `objective`).
@@ -133,10 +136,13 @@ def small_data_recipe(**overrides: Any) -> TrainConfig:
     - no mixup or CutMix (`mixup_alpha`, `cutmix_alpha` 0), and on the model no dropout or stochastic depth
       (ViTConfig's defaults): Beyer et al. dropped dropout, and AugReg found that short schedules want less
       regularization than long ones. Adding mixup or CutMix is an arm of the benchmark.
-    Augmentation belongs to the data, not the trainer: the recipe's is vitlib.data.get_dataset's training default
-    (a random resized crop of 35-100% of the area, and horizontal flips); `augment=False` turns it off. The
-    model-side options of the same papers are ViTConfig fields: `pool="gap"` (global average pooling); fixed 2-D
-    sin-cos position embeddings are not one of vitlib's.
+    Augmentation belongs to the data, not the trainer: the recipe's is horizontal flips only
+    (`RECIPE_AUGMENTATION["small-data"]`, `get_dataset(..., **vitlib.data.AUGMENTATIONS["flip"])`). The random
+    resized crop of the paper's recipes (35-100% of the area) was in it at first and was dropped: at 28 px and
+    30 minutes, the `crop-flip` arm of benchmarks/time_to_accuracy.py (the recipe with the crop added back) ended
+    lower than the recipe in every seed (RESULTS.md's time-to-accuracy section: the numbers and the test over
+    seeds). The model-side options of the same papers are ViTConfig fields: `pool="gap"`
+    (global average pooling); fixed 2-D sin-cos position embeddings are not one of vitlib's.
 
     Every element must earn its place in an ablation row of benchmarks/time_to_accuracy.py: the recipe with that
     element removed, over seeds, at the same wall-clock budget; RESULTS.md's time-to-accuracy section says what

@@ -33,6 +33,7 @@ from ..data import AUGMENTATIONS, NAMES, OFFLINE, DatasetNotFoundError, get_data
 from ..finetune import from_scratch, load_pretrained, prepare_finetune
 from ..resnet import parse_resnet_name
 from ..train import (
+    RECIPE_AUGMENTATION,
     NonFiniteLossError,
     evaluate,
     finetune_recipe,
@@ -95,9 +96,10 @@ def add_commands(sub) -> None:
     p.add_argument("--from-scratch", action="store_true", help="train the --checkpoint's architecture from a random "
                    "initialisation, none of its weights (the baseline of fine-tuning; with the default checkpoint, "
                    "the ViT-Ti/4 L=6 of benchmarks/time_to_accuracy.py's scratch arms)")
-    p.add_argument("--augment", choices=list(AUGMENTATIONS), default="crop-flip",
-                   help="the training images' augmentation (vitlib.data.AUGMENTATIONS): crop-flip (default: random "
-                        "resized crops and horizontal flips), flip (flips only), none (the images as they are)")
+    p.add_argument("--augment", choices=list(AUGMENTATIONS),
+                   help="the training images' augmentation (vitlib.data.AUGMENTATIONS): crop-flip (random resized "
+                        "crops and horizontal flips), flip (flips only), none (the images as they are); default: the "
+                        "recipe's: " + ", ".join(f"{a} with --recipe {r}" for r, a in RECIPE_AUGMENTATION.items()))
     p.add_argument("--recipe", choices=["finetune", "small-data"], default="finetune",
                    help="finetune (default): the paper's fine-tuning recipe, at a batch of "
                         f"{CPU_FINETUNE_BATCH}; small-data: vitlib.train.small_data_recipe, beyond the paper (AdamW, "
@@ -410,8 +412,9 @@ def run_finetune(args: argparse.Namespace) -> None:
         pretrained = load_pretrained(args.checkpoint or "")
     kw = dict(in_chans=pretrained.cfg.in_chans, seed=cfg.seed, val_fraction=args.val_fraction,
               **_data_kw(args, args.dataset))
+    augment = args.augment or RECIPE_AUGMENTATION[args.recipe]
     with _loading(args, args.dataset):
-        train_set = get_dataset(args.dataset, "train", args.img_size, **AUGMENTATIONS[args.augment], **kw)
+        train_set = get_dataset(args.dataset, "train", args.img_size, **AUGMENTATIONS[augment], **kw)
         # --val-fraction 0: every training image is trained on, nothing validated (`vitlib evaluate` tests it)
         val_set = get_dataset(args.dataset, "val", args.img_size, **kw) if args.val_fraction > 0 else None
     # Section 3.2: a zero-initialised D x K head, E_pos resampled to the new grid, optionally a frozen backbone;
