@@ -169,7 +169,7 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     assert "| `vit-scratch` | - | 80.5% | 80.5% | 86.5% | 86.5% | 87.9% |" in no  # the curve, by fifths of the budget
     line = next(ln for ln in no.splitlines() if ln.startswith("| label smoothing 0.1"))
     assert "| yes | 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in line
-    assert line.endswith("| helped |")
+    assert line.endswith("| helped | stays |")
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
@@ -191,6 +191,28 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
             "end with it: `TrainConfig.budget_s`); 1 run made before the schedule followed the clock had its steps "
             "sized to fill 30 minutes at the speed of a few timed steps, and ended after 29.2 (`vit-scratch` seed 0, "
             "CPU A, native bf16) minutes of training") in render_time_to_accuracy(one_seed, {})
+
+
+@pytest.mark.parametrize("with_, without, removes, verdict, says", [
+    ([0.90, 0.902], [0.88, 0.881], True, "helped", "stays"),
+    ([0.90, 0.902], [0.88, 0.881], False, "helped", "joins the recipe"),
+    ([0.85, 0.86, 0.855], [0.90, 0.899], False, "hurt", "stays out"),
+    ([0.88, 0.881], [0.90, 0.902], True, "hurt", "leaves the recipe"),
+    # within the margin of +-0.5 points over 3 seeds a side: the element buys nothing
+    ([0.900, 0.901, 0.902], [0.901, 0.900, 0.902], True, "no difference (within ±0.5 points)", "leaves the recipe"),
+    ([0.902, 0.899], [0.897, 0.890], True, "not told apart over seeds", "more seeds (3 a side)"),
+    ([0.902, 0.899, 0.905], [0.897, 0.890, 0.908], True, "not told apart over seeds", "stays: not shown to matter"),
+    ([0.902, 0.899, 0.905], [0.897, 0.890, 0.908], False, "not told apart over seeds",
+     "stays out: not shown to matter"),
+])
+def test_the_rule_keeps_or_drops_an_element_from_its_ablation_over_seeds(with_, without, removes, verdict, says):
+    ab = dict(of="vit-scratch", element="the element", removes=removes)
+    on, off = (with_, without) if removes else (without, with_)
+    r = _results(0.9)
+    r["rows"] = ([_row("vit-scratch", s, [(600, 0.8), (1790, a)]) for s, a in enumerate(on)]
+                 + [_row("the-arm", s, [(600, 0.8), (1790, a)], ablation=ab) for s, a in enumerate(off)])
+    line = next(ln for ln in render_time_to_accuracy(r, {}).splitlines() if ln.startswith("| the element"))
+    assert line.endswith(f"| {verdict} | {says} |")
 
 
 def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_across():

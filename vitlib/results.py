@@ -24,7 +24,7 @@ from .experiments import STUDIES
 from .finetune import SHIPPED
 from .markdown import count, cpu_kinds, made_by, pct, table
 from .records import FIGURES_DIR, ROOT, load_results
-from .stats import ALPHA, group, welch, wilson_interval
+from .stats import ALPHA, equivalent, group, welch, wilson_interval
 from .utils import atomic_write
 
 __all__ = ["RENDERERS", "budget_comparison", "render_section", "render_results_md", "write_results_md",
@@ -339,6 +339,17 @@ def _precision_section(r: dict, p: dict) -> str:
 # The goal of benchmarks/time_to_accuracy.py, a ViT that works on a laptop CPU: this Fashion-MNIST test accuracy
 # within this many seconds of training on a quiet 2-core CPU; the benchmark's default budget.
 TIME_TO_ACCURACY_GOAL = (0.90, 1800)
+# The rule that keeps or drops an element of the small-data recipe, fixed before the ablation rows it decides
+# (ELEMENT_RULE says it in words; `_element_decision` applies it): Welch's t over seeds at ALPHA, else two one-sided
+# tests against ELEMENT_MARGIN (a difference smaller than this is none), else more seeds up to ELEMENT_SEEDS a side.
+ELEMENT_MARGIN = 0.005
+ELEMENT_SEEDS = 3
+ELEMENT_RULE = (f"An element stays in the recipe when it helped (p < {ALPHA}); it leaves when it hurt, or when the "
+                f"test over seeds puts the difference within ±{100 * ELEMENT_MARGIN:g} points (two one-sided tests: it "
+                f"buys nothing at this budget, and the recipe is simpler without it); an element not told apart with "
+                f"fewer than {ELEMENT_SEEDS} seeds a side gets more seeds; at {ELEMENT_SEEDS} seeds it keeps its place "
+                f"(in the recipe or out), reported as not shown to matter at this budget. An added element joins "
+                f"only when it helped")
 
 
 def _counted(row: dict, seconds: float) -> float:
@@ -361,14 +372,28 @@ def _mean_range(values: list[float]) -> str:
     return pct(mean) + (f" [{pct(min(values))}, {pct(max(values))}]" if len(values) > 1 else "")
 
 
-def _bought(with_: list[float], without: list[float]) -> list[str]:
-    """The cells 'with minus without [95% CI], p' and the verdict of an element, Welch's t over seeds."""
+def _bought(with_: list[float], without: list[float], removes: bool) -> list[str]:
+    """The cells 'with minus without [95% CI], p', the verdict and ELEMENT_RULE's decision for an element of the
+    recipe (`removes`: in the recipe, its arm removes it; else the arm adds it)."""
     w = welch(with_, without)
     if w["p"] is None:
-        return [f"{100 * w['diff']:+.1f} points", "fewer than 2 seeds a side: undecided"]
-    verdict = ("not told apart over seeds" if w["p"] >= ALPHA else "helped" if w["diff"] > 0 else "hurt")
+        return [f"{100 * w['diff']:+.1f} points", "fewer than 2 seeds a side: undecided", "more seeds"]
+    level = equivalent(with_, without, ELEMENT_MARGIN)["equivalent"]
+    verdict = ("helped" if w["p"] < ALPHA and w["diff"] > 0 else "hurt" if w["p"] < ALPHA else
+               f"no difference (within ±{100 * ELEMENT_MARGIN:g} points)" if level else "not told apart over seeds")
     return [f"{100 * w['diff']:+.1f} points [{100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}], p = {w['p']:.2g}",
-            verdict]
+            verdict, _element_decision(verdict, removes, min(len(with_), len(without)))]
+
+
+def _element_decision(verdict: str, removes: bool, seeds: int) -> str:
+    """ELEMENT_RULE: what a verdict does to the element (`removes`: it is in the recipe) with `seeds` a side."""
+    if verdict == "helped":
+        return "stays" if removes else "joins the recipe"
+    if verdict == "hurt" or verdict.startswith("no difference"):
+        return "leaves the recipe" if removes else "stays out"
+    if seeds < ELEMENT_SEEDS:
+        return f"more seeds ({ELEMENT_SEEDS} a side)"
+    return "stays: not shown to matter" if removes else "stays out: not shown to matter"
 
 
 def render_time_to_accuracy(r: dict, p: dict) -> str:
@@ -459,12 +484,13 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
             ab, acc = g[0]["ablation"], [x["final_test_accuracy"] for x in g]
             with_, without = (base_acc, acc) if ab["removes"] else (acc, base_acc)
             lines.append([ab["element"], f"`{arm}`", "yes" if ab["removes"] else "no: the arm adds it",
-                          _mean_range(with_), _mean_range(without)] + _bought(with_, without))
+                          _mean_range(with_), _mean_range(without)] + _bought(with_, without, ab["removes"]))
         text += (f"\n\nWhat each element bought: test accuracy at the end of the same budget with and without it "
                  f"(`{r['baseline']}` against the arm), Welch's t over seeds (95% interval; verdict at p < "
-                 f"{ALPHA}).\n\n"
-                 + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict"],
-                         lines))
+                 f"{ALPHA}). The rule, fixed after the crop's rows and the first 2 seeds a side for flips, before "
+                 f"every other ablation row. {ELEMENT_RULE}.\n\n"
+                 + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
+                          "the rule says"], lines))
     return text + "\n\n" + _goal_sentence(rows)
 
 

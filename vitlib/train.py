@@ -146,7 +146,8 @@ def small_data_recipe(**overrides: Any) -> TrainConfig:
 
     Every element must earn its place in an ablation row of benchmarks/time_to_accuracy.py: the recipe with that
     element removed, over seeds, at the same wall-clock budget; RESULTS.md's time-to-accuracy section says what
-    each one bought. `steps` is a placeholder: set it for your budget (the benchmark sizes it from a measured
+    each one bought and what `vitlib.results.ELEMENT_RULE` (Welch's t, else an equivalence margin, else more
+    seeds) does with it. `steps` is a placeholder: set it for your budget (the benchmark sizes it from a measured
     throughput). Unless `warmup_steps` is given (None counts as not given), the warm-up is 5% of `steps`:
 
     >>> r = small_data_recipe(steps=2000)
