@@ -487,7 +487,7 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
                           _mean_range(with_), _mean_range(without)] + _bought(with_, without, ab["removes"]))
         text += (f"\n\nWhat each element bought: test accuracy at the end of the same budget with and without it "
                  f"(`{r['baseline']}` against the arm), Welch's t over seeds (95% interval; verdict at p < "
-                 f"{ALPHA}). The rule, fixed after the crop's rows and the first 2 seeds a side for flips, before "
+                 f"{ALPHA}). The rule was fixed after the crop's rows and the first 2 seeds a side for flips, before "
                  f"every other ablation row. {ELEMENT_RULE}.\n\n"
                  + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
                           "the rule says"], lines))
