@@ -378,18 +378,20 @@ def _bought(with_: list[float], without: list[float], removes: bool) -> list[str
     w = welch(with_, without)
     if w["p"] is None:
         return [f"{100 * w['diff']:+.1f} points", "fewer than 2 seeds a side: undecided", "more seeds"]
-    level = equivalent(with_, without, ELEMENT_MARGIN)["equivalent"]
-    verdict = ("helped" if w["p"] < ALPHA and w["diff"] > 0 else "hurt" if w["p"] < ALPHA else
-               f"no difference (within ±{100 * ELEMENT_MARGIN:g} points)" if level else "not told apart over seeds")
+    outcome = ("helped" if w["p"] < ALPHA and w["diff"] > 0 else "hurt" if w["p"] < ALPHA else
+               "level" if equivalent(with_, without, ELEMENT_MARGIN)["equivalent"] else "undecided")
+    verdict = dict(level=f"no difference (within ±{100 * ELEMENT_MARGIN:g} points)",
+                   undecided="not told apart over seeds").get(outcome, outcome)
     return [f"{100 * w['diff']:+.1f} points [{100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}], p = {w['p']:.2g}",
-            verdict, _element_decision(verdict, removes, min(len(with_), len(without)))]
+            verdict, _element_decision(outcome, removes, min(len(with_), len(without)))]
 
 
-def _element_decision(verdict: str, removes: bool, seeds: int) -> str:
-    """ELEMENT_RULE: what a verdict does to the element (`removes`: it is in the recipe) with `seeds` a side."""
-    if verdict == "helped":
+def _element_decision(outcome: str, removes: bool, seeds: int) -> str:
+    """ELEMENT_RULE: what an outcome ('helped', 'hurt', 'level' within the margin, 'undecided') does to the element
+    (`removes`: it is in the recipe) with `seeds` a side."""
+    if outcome == "helped":
         return "stays" if removes else "joins the recipe"
-    if verdict == "hurt" or verdict.startswith("no difference"):
+    if outcome in ("hurt", "level"):
         return "leaves the recipe" if removes else "stays out"
     if seeds < ELEMENT_SEEDS:
         return f"more seeds ({ELEMENT_SEEDS} a side)"
