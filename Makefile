@@ -27,13 +27,15 @@ stage = @echo "== stage $(1): $(2)"; s=$$(date +%s); $(2); rc=$$?; echo "== stag
 # tests (the slowest ten named), every notebook executed as committed and compared by nbval, the smoke profile
 # of every notebook committed drawing results run with papermill, and notebooks in JupyterLab driven by chromium.
 # Each pytest run gets a fresh VITLIB_CACHE (conftest.py): the user's ~/.cache/vitlib is never touched. The tests and
-# the notebooks run in two processes (pytest-xdist; each notebook whole in one of them: --dist loadfile).
+# the notebooks run in two processes (pytest-xdist; each notebook whole in one of them: --dist loadfile), one torch
+# thread each (OMP_NUM_THREADS=1, which the workers, their notebook kernels and subprocesses inherit): two processes of
+# two threads each on two cores would make OpenMP's threads wait on each other.
 test: setup
 	$(call stage,lint,$(LINT))
 	$(call stage,notebook-pairs,$(PY) -m pytest -q tests/test_notebook_pairs.py)
 	$(call stage,doctests,$(PY) -m pytest -q --doctest-modules vitlib)
-	$(call stage,tests,$(PY) -m pytest -q -n 2 tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py --durations=10)
-	$(call stage,notebooks,$(PY) -m pytest -q -n 2 --dist loadfile --nbval notebooks/)
+	$(call stage,tests,OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests --ignore=tests/test_notebook_pairs.py --ignore=tests/test_jupyterlab.py --durations=10)
+	$(call stage,notebooks,OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --nbval notebooks/)
 	$(call stage,notebooks-smoke,$(SMOKE))
 	$(call stage,jupyterlab,$(PY) -m pytest -q tests/test_jupyterlab.py)
 
