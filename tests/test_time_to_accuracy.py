@@ -169,7 +169,14 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     assert "| `vit-scratch` | - | 80.5% | 80.5% | 86.5% | 86.5% | 87.9% |" in no  # the curve, by fifths of the budget
     line = next(ln for ln in no.splitlines() if ln.startswith("| label smoothing 0.1"))
     assert "| yes | 87.9% [87.8%, 88.0%] | 85.1% [85.0%, 85.2%] | +2.8 points [" in line
-    assert line.endswith("| helped | stays |")
+    assert line.endswith("| helped | stays | 1.00 |")
+    # the images each side saw in the same minutes: an arm that ran on a slower machine says so beside its verdict
+    slow = _results(0.88)
+    for x in slow["rows"]:
+        if x["arm"] == "no-label-smoothing":
+            x["images_seen"] = 96
+    line = next(ln for ln in render_time_to_accuracy(slow, {}).splitlines() if ln.startswith("| label smoothing"))
+    assert line.endswith("| helped | stays | 0.25 |")
     one_seed = _results(0.88)
     one_seed["rows"] = [x for x in one_seed["rows"] if x["seed"] == 0]
     assert "fewer than 2 seeds a side: undecided" in render_time_to_accuracy(one_seed, {})
@@ -212,7 +219,7 @@ def test_the_rule_keeps_or_drops_an_element_from_its_ablation_over_seeds(with_, 
     r["rows"] = ([_row("vit-scratch", s, [(600, 0.8), (1790, a)]) for s, a in enumerate(on)]
                  + [_row("the-arm", s, [(600, 0.8), (1790, a)], ablation=ab) for s, a in enumerate(off)])
     line = next(ln for ln in render_time_to_accuracy(r, {}).splitlines() if ln.startswith("| the element"))
-    assert line.endswith(f"| {verdict} | {says} |")
+    assert line.endswith(f"| {verdict} | {says} | 1.00 |")
 
 
 def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_across():

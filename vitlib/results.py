@@ -462,7 +462,7 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
                      ", ".join(str(x["seed"]) for x in g),
                      _mean_range([x["final_test_accuracy"] for x in g]),
                      _mean_range([x["best_test_accuracy"] for x in g])] + times
-                    + [f"{sum(x['images_seen'] for x in g) / len(g):,.0f}",
+                    + [f"{_mean_images(g):,.0f}",
                        f"{sum(x['train_seconds'] for x in g) / len(g) / 60:.1f}"])
     text = "\n\n" + table(head, body)
     # a fixed schedule: its length; else the budget
@@ -486,14 +486,23 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
             ab, acc = g[0]["ablation"], [x["final_test_accuracy"] for x in g]
             with_, without = (base_acc, acc) if ab["removes"] else (acc, base_acc)
             lines.append([ab["element"], f"`{arm}`", "yes" if ab["removes"] else "no: the arm adds it",
-                          _mean_range(with_), _mean_range(without)] + _bought(with_, without, ab["removes"]))
+                          _mean_range(with_), _mean_range(without)] + _bought(with_, without, ab["removes"])
+                         + [f"{_mean_images(g) / _mean_images(base):.2f}"])
         text += (f"\n\nWhat each element bought: test accuracy at the end of the same budget with and without it "
                  f"(`{r['baseline']}` against the arm), Welch's t over seeds (95% interval; verdict at p < "
                  f"{ALPHA}). The rule was fixed after the crop's rows and the first 2 seeds a side for flips, before "
-                 f"every other ablation row. {ELEMENT_RULE}.\n\n"
+                 f"every other ablation row. {ELEMENT_RULE}. The last column is the arm's mean images seen in the "
+                 f"same minutes over `{r['baseline']}`'s: the machine's speed drifted between runs (each run quiet), "
+                 "so an arm well below 1 trained on fewer images and may owe part of its difference to the machine, "
+                 "not to the element (the rule does not use it).\n\n"
                  + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
-                          "the rule says"], lines))
+                          "the rule says", f"images seen, arm / `{r['baseline']}`"], lines))
     return text + "\n\n" + _goal_sentence(rows)
+
+
+def _mean_images(rows: list[dict]) -> float:
+    """The mean images seen by the seeds of an arm."""
+    return sum(x["images_seen"] for x in rows) / len(rows)
 
 
 def _goal_sentence(rows: list[dict]) -> str:
