@@ -492,7 +492,7 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
                  f"(`{r['baseline']}` against the arm), Welch's t over seeds (95% interval; verdict at p < "
                  f"{ALPHA}). The rule was fixed after the crop's rows and the first 2 seeds a side for flips, before "
                  f"every other ablation row. {ELEMENT_RULE}. The last column is the arm's mean images seen in the "
-                 f"same minutes over `{r['baseline']}`'s: the machine's speed drifted between runs (each run quiet), "
+                 f"same minutes over `{r['baseline']}`'s: a machine's speed can drift between runs, quiet ones too, "
                  "so an arm well below 1 trained on fewer images and may owe part of its difference to the machine, "
                  "not to the element (the rule does not use it).\n\n"
                  + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
