@@ -287,7 +287,10 @@ def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
 def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repeat_them():
     """A pilot run that stopped at its plateau before the pilot's cap is the full design's run: the profiles differ
     in sizes, seeds, cap and the CutMix arm, none of which changes a run that stops before either cap (the two
-    runs both profiles made, at 10^3, agree at every checkpoint in every number but the seconds)."""
+    runs both profiles made whole, at 10^3, agree at every checkpoint in every number but the seconds). A run made
+    in parts on other CPU kinds (its `parts`) repeats the design, not the numbers: the kinds' floating-point kernels
+    differ in the last bits and training amplifies that (the ViT on 10^5 fractals, seed 0, begun on a kind without
+    native bf16, differs from the pilot's from 2,048 images on), so it must match in checkpoints and FLOPs only."""
     pilot, full = (json.loads((FIGURES_DIR / f"{stem}.json").read_text())["results"]
                    for stem in ("scaling_curves_pilot", "scaling_curves"))
     differ = {k for k, v in full["config"].items() if pilot["config"].get(k) != v}
@@ -303,5 +306,12 @@ def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repea
     def measured(row):  # every checkpoint's numbers but its wall-clock seconds
         return [{k: v for k, v in p.items() if k != "seconds"} for p in row["points"]]
 
+    def design(row):  # what the design fixes at each checkpoint, whatever the machine
+        return [(p["images_seen"], p["train_flops"]) for p in row["points"]]
+
     both = [r for r in full["rows"] if r["key"] in by_key and not r.get("reused_from")]
-    assert both and all(measured(r) == measured(by_key[r["key"]]) for r in both)
+    whole = [r for r in both if not r.get("parts")]
+    assert whole and all(measured(r) == measured(by_key[r["key"]]) for r in whole)
+    for row in both:
+        made = by_key[row["key"]]
+        assert design(row)[:len(made["points"])] == design(made)

@@ -103,7 +103,9 @@ the data on the device, about 10 minutes a run with its probes, 4-5 hours in all
 Run it: `python -m vitlib experiment scaling_curves --profile full --limit 1` (repeat; it resumes, an interrupted
 row from its last saved state (`run_row`); `--only 'BiT*'` runs the next missing row of that pattern first, the
 plan unchanged). A row's saved state is the folder figures/.parts/scaling_curves/<key>/ (git-ignored, about 20-45
-MB): copied to another machine's checkout, the row goes on there.
+MB): copied to another machine's checkout, the row goes on there. On one CPU kind a run is repeatable bit for bit;
+on another its floating-point kernels differ in the last bits and training amplifies that, so a row made in parts
+on several kinds is a run of the same design, not the same numbers (tests/test_scaling_curves.py).
 """
 
 from __future__ import annotations
