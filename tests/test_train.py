@@ -306,7 +306,8 @@ def test_cli_pretrain_exports_weights_with_provenance(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     meta = json.loads(dest.with_suffix(".json").read_text())
     assert printed["exported"].startswith(str(dest)) and meta["step"] == 2
-    assert "--export" in meta["extra"]["provenance"]["command"] and meta["extra"]["provenance"]["seconds"] > 0
+    # seconds are rounded to 0.1 s: two smoke steps on a fast machine record 0.0, so only ">= 0" holds everywhere
+    assert "--export" in meta["extra"]["provenance"]["command"] and meta["extra"]["provenance"]["seconds"] >= 0
     assert "optimizer" not in meta  # weights only: nothing to resume from
     trained = vitlib.checkpoints.load_model(tmp_path / "run" / "step_0000002")
     shipped = vitlib.checkpoints.load_model(dest)
