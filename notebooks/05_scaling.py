@@ -45,7 +45,7 @@ from vitlib import experiments
 from vitlib.experiments import scaling, scaling_curves
 from vitlib.experiments.protocol import MODELS, build_model
 from vitlib.flops import count_parameters, forward_flops
-from vitlib.plots import locality_figure, run_curves_figure, scaling_figure
+from vitlib.plots import headline_figure, locality_figure, run_curves_figure, scaling_figure
 from vitlib.records import FIGURES_DIR, load_results, results_stem, save_figure, shown_path
 from vitlib.results import render_section
 
@@ -94,6 +94,16 @@ fig_curves
 # %%
 locality_figure(curve_rows, title=f"05 · attention distance per layer along training ({label})",
                 uniform=scaling_curves.locality(curve_rows, record["results"]["config"])["uniform"])
+
+# %% [markdown]
+# The verdicts' numbers drawn: Fig. 3/4 (each model's 10-shot accuracy at its runs' best checkpoints against the
+# number of distinct fractals; error bars: 95% intervals over seeds), the ResNet's lead by size with the fitted
+# line the verdict reads (dotted on to the crossover it extrapolates, when it implies one), and Fig. 5 (the
+# checkpoints of the runs on the largest set against training FLOPs, with each model's fitted power law, dashed).
+
+# %%
+headline_figure(scaling_curves.figure_data(curve_rows),
+                title=f"05 · Fig. 3/4 and 5 from the headline's runs ({label})")
 
 # %% [markdown]
 # The table, the ResNet's lead by size, and the verdicts (the same text as RESULTS.md, computed from the rows by

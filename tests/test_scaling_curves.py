@@ -228,6 +228,36 @@ def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_cros
     assert len(fitted) == 4 and all(f["ci95"] is not None and f["size"] == 100000 for f in fitted)
 
 
+def test_the_headline_figure_draws_the_verdicts_numbers():
+    """figure_data: Fig. 3/4's points are the runs' best checkpoints with t intervals, the lead's line is the
+    verdict's and runs on to its crossover, Fig. 5's laws are the fits; the figure draws each of them."""
+    from vitlib.plots import headline_figure
+
+    r = _full_record()
+    data, verdict = sc.figure_data(r["rows"]), sc.lead_verdict(r["rows"])
+    vit = {p["size"]: p for p in data["transfer"][VIT]}
+    assert list(vit) == [1000, 10000, 100000] and vit[1000]["values"] == [0.5, 0.51]
+    assert vit[1000]["ci95"] == mean_interval([0.5, 0.51]) and vit[10000]["ci95"] is None  # one seed
+    assert len(vit[100000]["values"]) == 2  # the two plain seeds: the CutMix run is not a point of Fig. 3/4
+    sizes, line = data["line_sizes"], data["line"]
+    assert sizes[0] == 1000 and sizes[-1] == pytest.approx(verdict["crossover"]) and abs(line[-1]) < 1e-9
+    slope = (line[-1] - line[0]) / np.log10(sizes[-1] / sizes[0])
+    assert slope == pytest.approx(verdict["slope"])
+    law = {f["model"]: f["fit"] for f in sc.fits(r["rows"]) if f["axis"] == "training FLOPs"}
+    for model, c in data["compute"].items():
+        assert len(c["runs"]) == 2  # the plain seeds on 10^5, CutMix left out
+        x = np.array(c["law"]["flops"])
+        assert np.allclose(c["law"]["accuracy"], 1 - power_law(x, **law[model]))
+    fig = headline_figure(data)
+    drawn = [t for t in fig.data if t.name == f"{VIT}, fitted law"]
+    assert len(drawn) == 1 and list(drawn[0].y) == pytest.approx([100 * a for a in data["compute"][VIT]["law"]
+                                                                  ["accuracy"]])
+    assert {t.line.dash for t in fig.data if t.name == "fitted lead"} == {"solid", "dot"}  # on to the crossover
+    flat = sc.figure_data(_lead_rows({1000: [0.1, 0.12], 100000: [0.11, 0.1]}))
+    assert flat["crossover"] is None and flat["line_sizes"][-1] == pytest.approx(100000)
+    assert {t.line.dash for t in headline_figure(flat).data if t.name == "fitted lead"} == {"solid"}
+
+
 def test_an_unfinished_design_labels_its_tables_so_far_and_no_crossover_is_implied_by_a_flat_lead():
     r = _full_record()
     part = dict(r, rows=r["rows"][:8])

@@ -6,7 +6,8 @@
     plot_fig6, plot_fig7, plot_attention_distance,
     rollout_overlay, attention_explorer                       notebook 06: Section 4.5 (Fig. 6, Fig. 7)
     scaling_figure                                            notebook 05: Fig. 3/4 (data) and Fig. 5 (compute)
-    run_curves_figure, locality_figure                        notebook 05: the headline's runs, Fig. 7 right
+    run_curves_figure, locality_figure, headline_figure       notebook 05: the headline's runs, Fig. 7 right,
+                                                              Fig. 3/4 and 5 with the lead and the fitted laws
     ablation_figure                                           notebook 08: Table 8 and Section 4.6 as bar charts
     time_to_accuracy_figure                                   notebook 04: a ViT on a CPU (beyond the paper)
 
@@ -31,7 +32,7 @@ from .patches import mosaic, to_uint8
 
 __all__ = ["patch_grid_figure", "image_row_figure", "heatmap_row_figure", "learning_curves", "pos_embed_figure",
            "transfer_figure", "attention_explorer", "plot_attention_distance", "plot_fig6",
-           "plot_fig7", "rollout_overlay", "scaling_figure", "run_curves_figure", "locality_figure",
+           "plot_fig7", "rollout_overlay", "scaling_figure", "run_curves_figure", "locality_figure", "headline_figure",
            "ablation_figure", "time_to_accuracy_figure"]
 
 
@@ -235,6 +236,57 @@ def run_curves_figure(rows: list[dict], metric: str = "10shot", title: str = "")
                             showlegend=col == 1 and r["seed"] == first_seed, row=1, col=col)
     fig.update_xaxes(type="log", title_text="images seen")
     fig.update_layout(width=950, height=400, template="plotly_white", title=title)
+    return fig
+
+
+def headline_figure(data: dict, title: str = ""):
+    """Plotly figure of the headline's verdicts in three panels, numbers from
+    vitlib.experiments.scaling_curves.figure_data: Fig. 3/4, each model's few-shot accuracy at its runs' best
+    checkpoints against the corpus size (a seed a small dot; the mean with its 95% interval over seeds); the
+    ResNet's lead over the ViT by size (a seed a dot) with its fitted line, dotted where it is carried on to the
+    extrapolated crossover; Fig. 5, the accuracy at every checkpoint of the runs on the largest set against training
+    FLOPs (a run a line) with each model's fitted power law, dashed."""
+    shots = data["metric"].removesuffix("shot") + "-shot"
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        f"Fig. 3/4: {shots}, best checkpoint", "the lead: ResNet minus ViT (points)",
+        f"Fig. 5: {shots} on {data['size']:,} fractals"))
+    colours = {m: px.colors.qualitative.D3[i % 10] for i, m in enumerate(sorted(data["transfer"]))}
+    for model, points in data["transfer"].items():
+        sizes = [p["size"] for p in points]
+        fig.add_scatter(x=[p["size"] for p in points for _ in p["values"]], y=[100 * v for p in points
+                        for v in p["values"]], mode="markers", marker=dict(color=colours[model], size=5, opacity=0.5),
+                        name=f"{model}, a seed", legendgroup=model, showlegend=False, row=1, col=1)
+        high = [0 if p["ci95"] is None else 100 * (p["ci95"][1] - p["mean"]) for p in points]
+        fig.add_scatter(x=sizes, y=[100 * p["mean"] for p in points], mode="lines+markers", name=model,
+                        legendgroup=model, line=dict(color=colours[model]), marker=dict(size=9),
+                        error_y=dict(type="data", array=high), row=1, col=1)
+    for size, values in data["lead"].items():
+        fig.add_scatter(x=[size] * len(values), y=[100 * v for v in values], mode="markers", showlegend=False,
+                        marker=dict(color="black", size=7), name=f"lead at {size:,}", row=1, col=2)
+    if data["line"] is not None:
+        n = sum(x <= max(data["lead"]) * (1 + 1e-9) for x in data["line_sizes"])  # within the measured sizes
+        for part, dash in ((slice(0, n), "solid"), (slice(n - 1, None), "dot")):
+            if len(data["line_sizes"][part]) > 1:
+                fig.add_scatter(x=data["line_sizes"][part], y=[100 * v for v in data["line"][part]], mode="lines",
+                                line=dict(color="black", dash=dash), showlegend=False, name="fitted lead",
+                                row=1, col=2)
+        fig.add_hline(y=0, line=dict(color="grey", width=1), row=1, col=2)
+    for model, c in data["compute"].items():
+        for run in c["runs"]:
+            fig.add_scatter(x=run["flops"], y=[100 * a for a in run["accuracy"]], mode="lines+markers",
+                            line=dict(color=colours.get(model, "grey"), width=1), marker=dict(size=4),
+                            name=f"{model}, seed {run['seed']}", legendgroup=model, showlegend=False, row=1, col=3)
+        if c["law"] is not None:
+            fig.add_scatter(x=c["law"]["flops"], y=[100 * a for a in c["law"]["accuracy"]], mode="lines",
+                            line=dict(color=colours.get(model, "grey"), dash="dash", width=3),
+                            name=f"{model}, fitted law", legendgroup=model, row=1, col=3)
+    fig.update_xaxes(type="log", title_text="distinct fractals", col=1)
+    fig.update_xaxes(type="log", title_text="distinct fractals", col=2)
+    fig.update_xaxes(type="log", title_text="training FLOPs", col=3)
+    fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=1)
+    fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=3)
+    fig.update_layout(width=1150, height=420, template="plotly_white", title=title,
+                      legend=dict(orientation="h", y=-0.25))
     return fig
 
 

@@ -150,7 +150,7 @@ from .protocol import LEARNED, MODELS, build_model, pretraining_data, probe_feat
 from .runner import StudyConfig, param
 
 __all__ = ["NAME", "Config", "PROFILES", "expand", "run_row", "planned_images", "checkpoint_images", "leads",
-           "why_not_testable", "in_progress", "lead_verdict", "fits", "compute_verdict", "locality",
+           "why_not_testable", "in_progress", "lead_verdict", "fits", "compute_verdict", "figure_data", "locality",
            "locality_verdict", "render", "RESULTS"]
 
 NAME = "scaling_curves"
@@ -558,6 +558,41 @@ def compute_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
     if ci[1] < 1:
         return dict(out, verdict=NOT_REPRODUCED, why="the ResNet reaches the target accuracy with fewer FLOPs")
     return dict(out, verdict=UNDECIDED, why="the interval of the FLOP ratio contains 1")
+
+
+def figure_data(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
+    """The numbers of vitlib.plots.headline_figure, from the plain runs: `transfer` (Fig. 3/4), {model: [{size,
+    values (one a seed, at its best checkpoint), mean, ci95 (Student's t over seeds; None with one seed)}]}; `lead`
+    (`leads`: {size: [ResNet minus ViT, a seed]}) with `line`, the least-squares line of `lead_verdict` as the lead
+    at `line_sizes`, carried on to the extrapolated `crossover` when the verdict's rule implies one (else None);
+    `compute` (Fig. 5), {model: {runs: [{seed, flops, accuracy}] along the runs on the largest set, law: the
+    fitted power law as {flops, accuracy} over their range (None when the fit failed)}}."""
+    transfer: dict[str, list[dict]] = {}
+    for (model, size), g in sorted(group(_plain(rows), "model", "size").items(), key=lambda kv: kv[0][1]):
+        values = [r["metrics"][metric] for r in g]
+        transfer.setdefault(model, []).append(dict(size=size, values=values, mean=float(np.mean(values)),
+                                                   ci95=mean_interval(values)))
+    lv = lead_verdict(rows, metric)
+    out: dict[str, Any] = dict(metric=metric, transfer=transfer, lead=lv["lead"], line=None, line_sizes=None,
+                               crossover=lv["crossover"], compute={})
+    if len(lv["lead"]) >= 2:
+        sizes = np.geomspace(min(lv["lead"]), max(max(lv["lead"]), lv["crossover"] or 0), 50)
+        out.update(line_sizes=sizes.tolist(), line=np.polyval(_line(lv["lead"]), np.log10(sizes)).tolist())
+    out["size"], largest = _largest(rows)
+    for model in dict.fromkeys(r["model"] for r in largest):
+        runs = {r["seed"]: r for r in largest if r["model"] == model}
+        curves = [dict(seed=s, flops=[p["train_flops"] for p in r["points"]], accuracy=[p[metric] for p in r["points"]])
+                  for s, r in runs.items()]
+        try:
+            law = _fitter(runs, metric, "train_flops")(runs)
+        except (RuntimeError, ValueError):
+            law = None
+        if law is not None:  # over the checkpoints it was fitted to
+            fitted = _curve(list(runs.values()), metric)[0]
+            xs = np.geomspace(fitted.min(), fitted.max(), 60)
+            law = dict(flops=xs.tolist(), accuracy=(1 - power_law(xs, **law)).tolist())
+        out["compute"][model] = dict(runs=curves, law=law)
+    return out
 
 
 def _uniform(rows: list[dict], cfg: dict) -> float:
