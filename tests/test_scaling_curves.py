@@ -228,6 +228,17 @@ def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_cros
     assert len(fitted) == 4 and all(f["ci95"] is not None and f["size"] == 100000 for f in fitted)
 
 
+def test_runs_stopped_by_the_cap_are_named_beside_the_verdicts():
+    r = _full_record()
+    assert "Stopped by the cap" not in sc.render(r, {})  # every run at its plateau
+    for row in r["rows"]:
+        if row["model"] == VIT and row["size"] == 100000 and (row["seed"] == 0 or row["cutmix"]):
+            row["metrics"]["plateau"] = False
+    text = sc.render(r, {})
+    assert f"Stopped by the cap of {2 ** 20:,} images" in text and f"{VIT} on 100,000 fractals (1 of 2)" in text
+    assert f"{RESNET} on" not in text.split("Stopped by the cap")[1]  # the CutMix arm is not a plain run
+
+
 def test_the_headline_figure_draws_the_verdicts_numbers():
     """figure_data: Fig. 3/4's points are the runs' best checkpoints with t intervals, the lead's line is the
     verdict's and runs on to its crossover, Fig. 5's laws are the fits; the figure draws each of them."""

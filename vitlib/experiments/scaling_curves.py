@@ -755,7 +755,20 @@ def render(r: dict, p: dict) -> str:
             f"; CutMix changes layer 1's distance **{IN_PROGRESS}** ({waiting})")
         text += "\n\nFig. 7 right, locality at the last checkpoint: " + "; ".join(
             f"{k} **{v}**" for k, v in loc["verdicts"].items()) + arm + "."
-    return text
+    return text + _capped(rows, r["config"])
+
+
+def _capped(rows: list[dict], cfg: dict) -> str:
+    """What the plain runs stopped by the cap (`plateau: false`) mean for the verdicts, "" when none was."""
+    runs = group(_plain(rows), "model", "size")
+    capped = [f"{model} on {size:,} fractals ({sum(not x['metrics']['plateau'] for x in g)} of {len(g)})"
+              for (model, size), g in runs.items() if any(not x["metrics"]["plateau"] for x in g)]
+    if not capped:
+        return ""
+    return (f"\n\nStopped by the cap of {cfg['images_per_run']:,} images while still improving (`plateau: false`): "
+            + ", ".join(capped) + ". Their points are lower bounds for that model: where it is the ViT, the "
+            "ResNet's lead there is an upper bound (a shrinking lead is understated by the cap, not made by it), "
+            "and the fits and the locality verdicts read the budget's end, not a plateau.")
 
 
 def claims(r: dict, stem: str) -> list[list[str]]:
