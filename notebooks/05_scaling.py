@@ -102,8 +102,12 @@ locality_figure(curve_rows, title=f"05 · attention distance per layer along tra
 # checkpoints of the runs on the largest set against training FLOPs, with each model's fitted power law, dashed).
 
 # %%
-headline_figure(scaling_curves.figure_data(curve_rows),
-                title=f"05 · Fig. 3/4 and 5 from the headline's runs ({label})")
+headline_data = scaling_curves.figure_data(curve_rows)
+fig_headline = headline_figure(headline_data, title=f"05 · Fig. 3/4 and 5 from the headline's runs ({label})")
+if limit != 0:  # drawing the committed rows leaves figures/ as it is
+    save_figure(fig_headline, curves_path.parent / results_stem("fig345_headline", profile), headline_data,
+                png=profile != "smoke", command=f"papermill notebooks/05_scaling.ipynb out.ipynb -p profile {profile}")
+fig_headline
 
 # %% [markdown]
 # The table, the ResNet's lead by size, and the verdicts (the same text as RESULTS.md, computed from the rows by

@@ -237,6 +237,9 @@ def test_runs_stopped_by_the_cap_are_named_beside_the_verdicts():
     text = sc.render(r, {})
     assert f"Stopped by the cap of {2 ** 20:,} images" in text and f"{VIT} on 100,000 fractals (1 of 2)" in text
     assert f"{RESNET} on" not in text.split("Stopped by the cap")[1]  # the CutMix arm is not a plain run
+    assert "only the ViT is capped, and only on the larger sets" in text
+    next(row for row in r["rows"] if row["model"] == VIT and row["size"] == 1000)["metrics"]["plateau"] = False
+    assert "only the ViT is capped" not in sc.render(r, {})  # capped on the smallest set too: the cap could make a shrink
 
 
 def test_the_headline_figure_draws_the_verdicts_numbers():

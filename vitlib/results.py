@@ -573,7 +573,8 @@ _OWN: dict[str, tuple[str, Callable[[Any, dict], str]]] = {
 # not named here follows, alphabetically
 ORDER = (*_OWN, "transfer", "scaling", "scaling_pilot", "pos_embed", "mpp", "fig4_scaling_data", "fig5_scaling_compute",
          "transfer_curves", "table8_pos_embed", "section4_6_mpp", "transfer_gpu", "transfer_curves_gpu", "scaling_gpu",
-         "pos_embed_gpu", "mpp_gpu", "pos_embed_long", "mpp_long", "table8_pos_embed_long", "section4_6_mpp_long")
+         "pos_embed_gpu", "mpp_gpu", "pos_embed_long", "mpp_long", "table8_pos_embed_long", "section4_6_mpp_long",
+         "scaling_curves", "fig345_headline", "scaling_curves_pilot")
 
 
 def _renderers() -> dict[str, tuple[str, Callable[[Any, dict], str]]]:
@@ -623,7 +624,7 @@ def write_results_md(path: str | os.PathLike = ROOT / "RESULTS.md", folder: str 
 README_BEGIN = "<!-- results: written by `python -m vitlib results` from figures/*.json; do not edit by hand -->"
 README_END = "<!-- end of results -->"
 # shown when their PNG exists
-README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig4_scaling_data", "fig7_inside_vit")
+README_FIGURES = ("pretrain_fractal_vit", "transfer_curves", "fig345_headline", "fig7_inside_vit")
 # The README's claims table: per claim group, (study, results file) choices, the first whose file exists. Fig. 3-5
 # come from the headline study (every run to its plateau); until its file exists, from the first, compute-starved
 # sweep (study `scaling`, also in RESULTS.md).
@@ -645,8 +646,8 @@ def claims_table(folder: str | os.PathLike = FIGURES_DIR) -> str:
 
 def render_readme_results(folder: str | os.PathLike = FIGURES_DIR) -> str:
     """The README's results block (between README_BEGIN and README_END): the figures of pre-training, transfer,
-    Fig. 4 and Fig. 7 (those whose PNG exists) and the claims table (`claims_table`), every number read from
-    folder/*.json; the long verdicts are in RESULTS.md."""
+    the headline's Fig. 3/4 and 5, and Fig. 7 (README_FIGURES, those whose PNG exists) and the claims table
+    (`claims_table`), every number read from folder/*.json; the long verdicts are in RESULTS.md."""
     folder = Path(folder)
     images = [f"![{stem}]({folder.name}/{stem}.png)" for stem in README_FIGURES if (folder / f"{stem}.png").exists()]
     return "\n".join(images + [""] * bool(images) + [claims_table(folder), ""])
