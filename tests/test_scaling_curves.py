@@ -239,7 +239,8 @@ def test_runs_stopped_by_the_cap_are_named_beside_the_verdicts():
     assert f"{RESNET} on" not in text.split("Stopped by the cap")[1]  # the CutMix arm is not a plain run
     assert "only the ViT is capped, and only on the larger sets" in text
     next(row for row in r["rows"] if row["model"] == VIT and row["size"] == 1000)["metrics"]["plateau"] = False
-    assert "only the ViT is capped" not in sc.render(r, {})  # capped on the smallest set too: the cap could make a shrink
+    # capped on the smallest set too: there the cap could make a shrink
+    assert "only the ViT is capped" not in sc.render(r, {})
 
 
 def test_the_headline_figure_draws_the_verdicts_numbers():
