@@ -130,6 +130,7 @@ def expected_titles() -> dict[str, list[str]]:
     label = f"({record['results']['profile']} profile, {len(record['results']['rows'])} runs)"
     return {"05_scaling.ipynb": [f"05 · the headline's runs {label}",
                                  f"05 · attention distance per layer along training {label}",
+                                 f"05 · Fig. 3/4 and 5 from the headline's runs {label}",
                                  "05 · Fig. 3/4: transfer vs pre-training set size (full; dotted: untrained)",
                                  "05 · Fig. 5: transfer vs pre-training compute (full; dotted: untrained)"],
             "08_ablations.ipynb": ["08 · Table 8: position embeddings (long)",
@@ -159,8 +160,8 @@ def test_notebooks_05_and_08_show_the_committed_results_in_jupyterlab(lab, tmp_p
                     playwright.expect(plot.locator(".main-svg").first).to_be_visible(timeout=60_000)
                     drawn = plot.locator(".gtitle").all_text_contents()
                     shown += drawn
-                    if titles[0] in drawn:
-                        page.screenshot(path=shots / f"{notebook.removesuffix('.ipynb')}_as_committed.png")
+                    for k in [k for k, title in enumerate(titles) if title in drawn]:  # one per expected figure
+                        page.screenshot(path=shots / f"{notebook.removesuffix('.ipynb')}_as_committed_{k}.png")
                 for title in titles:
                     assert title in shown, f"{notebook}: no figure titled {title!r}; the page shows {shown}"
                 page.close()
