@@ -226,6 +226,12 @@ def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_cros
     assert "[95% interval" in text.split("reaches 0 at about")[1].split(")")[0]
     fitted = sc.fits(r["rows"])
     assert len(fitted) == 4 and all(f["ci95"] is not None and f["size"] == 100000 for f in fitted)
+    # the numbers behind each verdict are printed beside it
+    lv, cv, loc = sc.lead_verdict(r["rows"]), sc.compute_verdict(r["rows"]), sc.locality_verdict(r["rows"], CFG)
+    assert f"Welch's t, 100,000 against 1,000 fractals, one-sided p = {lv['test']['p']:.2g}" in text
+    assert f"FLOP ratio ResNet / ViT {cv['ratio']:.2g} [{cv['ci95'][0]:.2g}, {cv['ci95'][1]:.2g}]" in text
+    assert f"last layer minus first at 100,000 fractals {loc['rise']['diff']:+.1f} px" in text
+    assert "local heads in layer 1, a seed: 100,000 fractals " in text and "layer 1 with CutMix 8.0 px" in text
 
 
 def test_runs_stopped_by_the_cap_are_named_beside_the_verdicts():

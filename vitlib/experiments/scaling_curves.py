@@ -421,8 +421,8 @@ def lead_verdict(rows: list[dict], metric: str = METRIC) -> dict[str, Any]:
         cross = bootstrap(many, lambda g: _zero({**fixed, **g}))
         out["crossover_ci95"] = None if cross is None else (10 ** cross[0], 10 ** min(cross[1], 300))
     if test["p"] is not None and test["p"] < ALPHA and ci is not None and ci[1] < 0:
-        return dict(out, verdict=REPRODUCED, why="the lead shrinks: smaller at the largest size (Welch, one-sided) "
-                    "and a negative slope against log10(size)")
+        return dict(out, verdict=REPRODUCED, why="the lead shrinks: smaller at the largest size and a negative slope "
+                    "against log10(size)")
     if ci is not None and -EQUIVALENCE < ci[0] and ci[1] < EQUIVALENCE:
         return dict(out, verdict=NOT_REPRODUCED, why=f"the slope's interval lies within +-{100 * EQUIVALENCE:.0f} "
                     "point per decade: the lead does not shrink")
@@ -709,6 +709,20 @@ def _crossover(lv: dict) -> str:
     return "; no crossover implied (the slope's interval reaches 0)"
 
 
+def _locality_details(loc: dict) -> dict[str, str]:
+    """The numbers behind each verdict of `locality_verdict`, in words."""
+    local = loc["local"]
+    by_seed = "; ".join(f"{n:,} fractals {', '.join(map(str, local[n]))}" for n in (max(local), min(local)))
+    rise, band = loc["rise"], loc["plain_band"]
+    cut = [v["mean"][-1][0] for v in loc["runs"].values() if v["cutmix"]]
+    return {"lower layers get local heads with enough data": f"local heads in layer 1, a seed: {by_seed}; local: "
+            f"below {loc['uniform'] / 2:.1f} px, half of uniform attention's",
+            "distance grows with depth": f"last layer minus first at {max(local):,} fractals {rise['diff']:+.1f} px"
+            + ("" if rise["p"] is None else f", Welch's t one-sided p = {rise['p']:.2g}"),
+            "CutMix changes layer 1's distance": "layer 1 with CutMix " + ", ".join(f"{c:.1f} px" for c in cut)
+            + ("" if band is None else f"; a new plain run's 95% prediction interval {band[0]:.1f}-{band[1]:.1f} px")}
+
+
 def render(r: dict, p: dict) -> str:
     """figures/scaling_curves*.json: each (model, size) at its best checkpoint over seeds, the ResNet's lead by
     size with its interval, the power laws of the runs on the largest set (`fits`), and the verdicts of the
@@ -744,17 +758,23 @@ def render(r: dict, p: dict) -> str:
     lv, cv = lead_verdict(rows), compute_verdict(rows)
     slope = "" if lv["slope"] is None else f"; slope {100 * lv['slope']:+.1f} points per decade" + (
         "" if lv["ci95"] is None else f" [{100 * lv['ci95'][0]:+.1f}, {100 * lv['ci95'][1]:+.1f}]")
+    sizes = sorted(lv["lead"])
+    test = "" if not lv["test"] or lv["test"]["p"] is None else (
+        f"; Welch's t, {sizes[-1]:,} against {sizes[0]:,} fractals, one-sided p = {lv['test']['p']:.2g}")
     text += (f"\n\nFig. 3/4, the ResNet's lead shrinks as the data grow: **{lv['verdict']}** ({lv['why']}"
-             f"{slope}{_crossover(lv)}).")
-    ratio = "" if cv["ratio"] is None else f"; FLOP ratio ResNet / ViT {cv['ratio']:.2f}" + (
-        "" if cv["ci95"] is None else f" [{cv['ci95'][0]:.2f}, {cv['ci95'][1]:.2f}]")
+             f"{test}{slope}{_crossover(lv)}).")
+    ratio = "" if cv["ratio"] is None else (
+        f"; to reach {pct(cv['target'])} {shots} accuracy, the lower of the two models' bests on {cv['size']:,} "
+        f"fractals, FLOP ratio ResNet / ViT {cv['ratio']:.2g}") + (
+        "" if cv["ci95"] is None else f" [{cv['ci95'][0]:.2g}, {cv['ci95'][1]:.2g}]")
     text += f"\n\nFig. 5, ViT the better deal per unit of compute: **{cv['verdict']}** ({cv['why']}{ratio})."
     loc = locality_verdict(rows, r["config"])
     if loc["verdicts"]:
         arm = "" if not waiting or any(x.get("cutmix") for x in rows) else (
             f"; CutMix changes layer 1's distance **{IN_PROGRESS}** ({waiting})")
+        details = _locality_details(loc)
         text += "\n\nFig. 7 right, locality at the last checkpoint: " + "; ".join(
-            f"{k} **{v}**" for k, v in loc["verdicts"].items()) + arm + "."
+            f"{k} **{v}** ({details[k]})" for k, v in loc["verdicts"].items()) + arm + "."
     return text + _capped(rows, r["config"])
 
 
@@ -785,7 +805,7 @@ def claims(r: dict, stem: str) -> list[list[str]]:
              "crossover at 30M-90M images", f"ResNet lead, 10-shot points: {lead}", lv["verdict"],
              f"notebook 05, RESULTS.md (`{stem}`)"],
             ["ViT is the better deal per unit of compute (Fig. 5), along the runs", "2-4x less compute",
-             "-" if cv["ratio"] is None else f"FLOP ratio ResNet / ViT {cv['ratio']:.2f}", cv["verdict"],
+             "-" if cv["ratio"] is None else f"FLOP ratio ResNet / ViT {cv['ratio']:.2g}", cv["verdict"],
              f"notebook 05, RESULTS.md (`{stem}`)"]]
 
 
