@@ -248,8 +248,8 @@ def headline_figure(data: dict, title: str = ""):
     FLOPs (a run a line) with each model's fitted power law, dashed."""
     shots = data["metric"].removesuffix("shot") + "-shot"
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        f"Fig. 3/4: {shots}, best checkpoint", "the lead: ResNet minus ViT (points)",
-        f"Fig. 5: {shots} on {data['size']:,} fractals"))
+        f"Fig. 3/4: {shots}, best checkpoint", "ResNet minus ViT (points)",
+        f"Fig. 5: {shots}, {data['size']:,} fractals"), horizontal_spacing=0.08)
     colours = {m: px.colors.qualitative.D3[i % 10] for i, m in enumerate(sorted(data["transfer"]))}
     for model, points in data["transfer"].items():
         sizes = [p["size"] for p in points]
@@ -285,7 +285,8 @@ def headline_figure(data: dict, title: str = ""):
     fig.update_xaxes(type="log", title_text="training FLOPs", col=3)
     fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=1)
     fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=3)
-    fig.update_layout(width=1150, height=420, template="plotly_white", title=title,
+    fig.update_annotations(font_size=13)  # the panels' titles
+    fig.update_layout(width=950, height=440, template="plotly_white", title=title,
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
