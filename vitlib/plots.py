@@ -253,9 +253,10 @@ def headline_figure(data: dict, title: str = ""):
     colours = {m: px.colors.qualitative.D3[i % 10] for i, m in enumerate(sorted(data["transfer"]))}
     for model, points in data["transfer"].items():
         sizes = [p["size"] for p in points]
-        fig.add_scatter(x=[p["size"] for p in points for _ in p["values"]], y=[100 * v for p in points
-                        for v in p["values"]], mode="markers", marker=dict(color=colours[model], size=5, opacity=0.5),
-                        name=f"{model}, a seed", legendgroup=model, showlegend=False, row=1, col=1)
+        seeds = [(p["size"], 100 * v) for p in points for v in p["values"]]
+        fig.add_scatter(x=[x for x, _ in seeds], y=[y for _, y in seeds], mode="markers", showlegend=False,
+                        marker=dict(color=colours[model], size=5, opacity=0.5), name=f"{model}, a seed",
+                        legendgroup=model, row=1, col=1)
         high = [0 if p["ci95"] is None else 100 * (p["ci95"][1] - p["mean"]) for p in points]
         fig.add_scatter(x=sizes, y=[100 * p["mean"] for p in points], mode="lines+markers", name=model,
                         legendgroup=model, line=dict(color=colours[model]), marker=dict(size=9),
