@@ -232,6 +232,10 @@ def test_a_complete_design_renders_the_lead_with_intervals_the_fits_and_the_cros
     assert f"FLOP ratio ResNet / ViT {cv['ratio']:.2g} [{cv['ci95'][0]:.2g}, {cv['ci95'][1]:.2g}]" in text
     assert f"last layer minus first at 100,000 fractals {loc['rise']['diff']:+.1f} px" in text
     assert "local heads in layer 1, a seed: 100,000 fractals " in text and "layer 1 with CutMix 8.0 px" in text
+    lead_row, compute_row, locality_row = sc.claims(r, "scaling_curves")
+    assert lead_row[3] == REPRODUCED and compute_row[3] == cv["verdict"]
+    assert locality_row[3] == (f"local heads {loc['verdicts']['lower layers get local heads with enough data']}; "
+                               f"distance grows with depth {loc['verdicts']['distance grows with depth']}")
 
 
 def test_runs_stopped_by_the_cap_are_named_beside_the_verdicts():
@@ -333,6 +337,10 @@ def test_cutmix_against_two_plain_seeds_must_leave_their_prediction_interval():
     assert far["verdicts"]["CutMix changes layer 1's distance"] == REPRODUCED
     one = sc.locality_verdict(_distance_rows(plain, lambda n, s: 13.0, seeds=(0,), cutmix=uniform), CFG)
     assert one["verdicts"]["CutMix changes layer 1's distance"] == UNDECIDED
+    spread = sc.locality_verdict(_distance_rows(lambda n, s: 6.0 + 2 * s, lambda n, s: 13.0, seeds=(0, 1),
+                                                cutmix=7.0), CFG)  # seeds 6 and 8 px: a band of about +-22 px
+    assert (spread["plain_band"][1] - spread["plain_band"][0]) / 2 > sc.LOCALITY_MARGIN * uniform
+    assert spread["verdicts"]["CutMix changes layer 1's distance"] == UNDECIDED  # inside, but no margin to say "same"
 
 
 def test_rows_reused_from_the_pilot_are_its_runs_and_the_full_design_would_repeat_them():
