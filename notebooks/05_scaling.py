@@ -106,7 +106,8 @@ headline_data = scaling_curves.figure_data(curve_rows)
 fig_headline = headline_figure(headline_data, title=f"05 · Fig. 3/4 and 5 from the headline's runs ({label})")
 if limit != 0:  # drawing the committed rows leaves figures/ as it is
     save_figure(fig_headline, curves_path.parent / results_stem("fig345_headline", profile), headline_data,
-                png=profile != "smoke", command=f"papermill notebooks/05_scaling.ipynb out.ipynb -p profile {profile}")
+                png=profile != "smoke",
+                command=f"papermill notebooks/05_scaling.ipynb out.ipynb -p profile {profile} -p limit {limit}")
 fig_headline
 
 # %% [markdown]
