@@ -839,5 +839,7 @@ RESULTS = {
                              "(`python -m vitlib experiment scaling_curves --profile pilot`)", render),
     "scaling_curves": ("Fig. 3/4 and 5, every run to its plateau (`python -m vitlib experiment scaling_curves "
                        "--profile full`)", render),
-    "fig345_headline": ("Fig. 3/4 and 5 from the headline's runs, the lead and the fitted laws (notebook 05)", None),
+    "fig345_headline": ("Fig. 3/4 and 5 from the headline's runs, the lead and the fitted laws (notebook 05)",
+                        lambda r, p: "Drawn from figures/scaling_curves.json by `figure_data`; the verdicts and "
+                                     "their numbers are in the section above."),
 }
