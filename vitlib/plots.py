@@ -275,17 +275,15 @@ def headline_figure(data: dict, title: str = ""):
     for model, c in data["compute"].items():
         for run in c["runs"]:
             fig.add_scatter(x=run["flops"], y=[100 * a for a in run["accuracy"]], mode="lines+markers",
-                            line=dict(color=colours.get(model, "grey"), width=1), marker=dict(size=4),
+                            line=dict(color=colours[model], width=1), marker=dict(size=4),
                             name=f"{model}, seed {run['seed']}", legendgroup=model, showlegend=False, row=1, col=3)
         if c["law"] is not None:
             fig.add_scatter(x=c["law"]["flops"], y=[100 * a for a in c["law"]["accuracy"]], mode="lines",
-                            line=dict(color=colours.get(model, "grey"), dash="dash", width=3),
+                            line=dict(color=colours[model], dash="dash", width=3),
                             name=f"{model}, fitted law", legendgroup=model, row=1, col=3)
-    fig.update_xaxes(type="log", title_text="distinct fractals", col=1)
-    fig.update_xaxes(type="log", title_text="distinct fractals", col=2)
-    fig.update_xaxes(type="log", title_text="training FLOPs", col=3)
-    fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=1)
-    fig.update_yaxes(title_text=f"{shots} accuracy (%)", col=3)
+    for col, x_title in enumerate(("distinct fractals", "distinct fractals", "training FLOPs"), start=1):
+        fig.update_xaxes(type="log", title_text=x_title, col=col)
+        fig.update_yaxes(title_text=None if col == 2 else f"{shots} accuracy (%)", col=col)  # 2: panel title
     fig.update_annotations(font_size=13)  # the panels' titles
     fig.update_layout(width=950, height=440, template="plotly_white", title=title,
                       legend=dict(orientation="h", y=-0.25))

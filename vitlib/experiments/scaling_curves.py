@@ -789,8 +789,7 @@ def render(r: dict, p: dict) -> str:
 def _capped(rows: list[dict], cfg: dict) -> str:
     """What the plain runs stopped by the cap (`plateau: false`) mean for the verdicts, "" when none was."""
     runs = group(_plain(rows), "model", "size")
-    capped = {(model, size): sum(not x["metrics"]["plateau"] for x in g) for (model, size), g in runs.items()}
-    capped = {k: n for k, n in capped.items() if n}
+    capped = {k: n for k, g in runs.items() if (n := sum(not x["metrics"]["plateau"] for x in g))}
     if not capped:
         return ""
     vit_larger = {MODELS[m].family == "vit" and size > min(s for _, s in runs) for m, size in capped}
