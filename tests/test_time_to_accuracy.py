@@ -162,7 +162,8 @@ def test_renderer_says_whether_a_vit_reached_the_goal():
     no = render_time_to_accuracy(_results(0.88), {})
     assert f"**No ViT reached {goal} of training**: the highest by then, from scratch 88.0% (`vit-scratch` seed 0, " \
            "after 29.2 min)." in no
-    assert "The ResNet at the same time: 92.0% (1 seed)." in no
+    assert "The ResNet at the same time: 92.0% (1 seed); ResNet minus `vit-scratch` at the end: +4.1 points (not " \
+           "tested: fewer than 2 seeds a side)." in no
     # the minutes to each target per seed, and what label smoothing bought over two seeds a side (Welch)
     assert "| `vit-scratch` | vit-scratch model (2.69M) | flip | 0, 1 | 87.9% [87.8%, 88.0%] |" in no
     assert "| 20.0, 20.0 | never, never |" in no and "| `resnet` | resnet model (2.69M) | crop-flip | 0 | 92.0% |" in no
@@ -220,6 +221,27 @@ def test_the_rule_keeps_or_drops_an_element_from_its_ablation_over_seeds(with_, 
                  + [_row("the-arm", s, [(600, 0.8), (1790, a)], ablation=ab) for s, a in enumerate(off)])
     line = next(ln for ln in render_time_to_accuracy(r, {}).splitlines() if ln.startswith("| the element"))
     assert line.endswith(f"| {verdict} | {says} | 1.00 |")
+
+
+def test_the_resnet_is_tested_against_the_recipes_vit_over_seeds():
+    """With 2 seeds a side the ResNet's lead (or deficit) at the budget gets Welch's t; a lead inside the seeds'
+    spread is "not told apart", not a tie."""
+    def sentence(resnet_accuracies: list[float]) -> str:
+        r = _results(0.88)
+        r["rows"] = [x for x in r["rows"] if x["family"] == "vit"] + [
+            _row("resnet", s, [(600, 0.85), (1790, a)], family="resnet", start="resnet", augmentation="crop-flip")
+            for s, a in enumerate(resnet_accuracies)]
+        text = render_time_to_accuracy(r, {})
+        return text[text.index("The ResNet at the same time"):].split("\n")[0]
+
+    ahead = sentence([0.915, 0.917])  # the ViT's seeds: 88.0%, 87.8%
+    assert ahead.startswith("The ResNet at the same time: 91.6% [91.5%, 91.7%] (2 seeds); ResNet minus "
+                            "`vit-scratch` at the end: +3.7 points [")
+    assert ahead.endswith("(told apart over seeds, Welch's t).")
+    assert float(ahead.split("p = ")[1].split(" ")[0]) < 0.05
+    level = sentence([0.870, 0.893])
+    assert "+0.2 points [" in level and level.endswith("(not told apart over seeds, Welch's t).")
+    assert float(level.split("p = ")[1].split(" ")[0]) >= 0.05
 
 
 def test_runs_on_another_kind_of_cpu_are_rendered_apart_and_never_compared_across():

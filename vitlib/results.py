@@ -377,13 +377,19 @@ def _bought(with_: list[float], without: list[float], removes: bool) -> list[str
     recipe (`removes`: in the recipe, its arm removes it; else the arm adds it)."""
     w = welch(with_, without)
     if w["p"] is None:
-        return [f"{100 * w['diff']:+.1f} points", "fewer than 2 seeds a side: undecided", "more seeds"]
+        return [_points(w), "fewer than 2 seeds a side: undecided", "more seeds"]
     outcome = ("helped" if w["p"] < ALPHA and w["diff"] > 0 else "hurt" if w["p"] < ALPHA else
                "level" if equivalent(with_, without, ELEMENT_MARGIN)["equivalent"] else "undecided")
     verdict = dict(level=f"no difference (within ±{100 * ELEMENT_MARGIN:g} points)",
                    undecided="not told apart over seeds").get(outcome, outcome)
-    return [f"{100 * w['diff']:+.1f} points [{100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}], p = {w['p']:.2g}",
-            verdict, _element_decision(outcome, removes, min(len(with_), len(without)))]
+    return [_points(w), verdict, _element_decision(outcome, removes, min(len(with_), len(without)))]
+
+
+def _points(w: dict) -> str:
+    """A `welch` result in points: the difference, and its 95% interval and p where seed variance allows them."""
+    if w["p"] is None:
+        return f"{100 * w['diff']:+.1f} points"
+    return f"{100 * w['diff']:+.1f} points [{100 * w['ci95'][0]:+.1f}, {100 * w['ci95'][1]:+.1f}], p = {w['p']:.2g}"
 
 
 def _element_decision(outcome: str, removes: bool, seeds: int) -> str:
@@ -497,7 +503,7 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
                  "not to the element (the rule does not use it).\n\n"
                  + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
                           "the rule says", f"images seen, arm / `{r['baseline']}`"], lines))
-    return text + "\n\n" + _goal_sentence(rows)
+    return text + "\n\n" + _goal_sentence(rows, r["baseline"])
 
 
 def _mean_images(rows: list[dict]) -> float:
@@ -505,9 +511,9 @@ def _mean_images(rows: list[dict]) -> float:
     return sum(x["images_seen"] for x in rows) / len(rows)
 
 
-def _goal_sentence(rows: list[dict]) -> str:
+def _goal_sentence(rows: list[dict], baseline: str) -> str:
     """Did a ViT reach TIME_TO_ACCURACY_GOAL? Yes with who and when, or how far the ViTs got by then; the ResNet
-    at the same time beside it."""
+    at the same time beside it, tested over seeds against the `baseline` arm (the recipe's ViT) at its end."""
     acc, seconds = TIME_TO_ACCURACY_GOAL
     goal = f"{pct(acc)} Fashion-MNIST test accuracy within {seconds:,} s of training"
     vits = [x for x in rows if x["family"] == "vit"]
@@ -536,9 +542,21 @@ def _goal_sentence(rows: list[dict]) -> str:
             + "." if best else ": no ViT run has a test point within that time.")
     resnet = [q for x in rows if x["family"] == "resnet" if (q := _at_most(x, seconds)) is not None]
     if resnet:
-        text += (f" The ResNet at the same time: {_mean_range([q['test_accuracy'] for q in resnet])} "
-                 f"({count(len(resnet), 'seed')}).")
+        acc_resnet = [q["test_accuracy"] for q in resnet]
+        text += f" The ResNet at the same time: {_mean_range(acc_resnet)} ({count(len(resnet), 'seed')})"
+        vit = [x["final_test_accuracy"] for x in rows if x["arm"] == baseline]
+        if vit:
+            text += f"; ResNet minus `{baseline}` at the end: " + _over_seeds(acc_resnet, vit)
+        text += "."
     return text
+
+
+def _over_seeds(a: list[float], b: list[float]) -> str:
+    """Mean of a minus mean of b in points, tested over seeds (Welch's t) where both sides have a spread of seeds."""
+    w = welch(a, b)
+    if w["p"] is None:
+        return f"{_points(w)} (not tested: fewer than 2 seeds a side)"
+    return f"{_points(w)} ({'told apart' if w['p'] < ALPHA else 'not told apart'} over seeds, Welch's t)"
 
 
 # --- RESULTS.md -----------------------------------------------------------------------------------------------------
