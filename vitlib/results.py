@@ -500,7 +500,11 @@ def _time_to_accuracy_tables(rows: list[dict], r: dict) -> str:
                  f"every other ablation row. {ELEMENT_RULE}. The last column is the arm's mean images seen in the "
                  f"same minutes over `{r['baseline']}`'s: a machine's speed can drift between runs, quiet ones too, "
                  "so an arm well below 1 trained on fewer images and may owe part of its difference to the machine, "
-                 "not to the element (the rule does not use it).\n\n"
+                 "not to the element (the rule does not use it)."
+                 + "".join(f" For `{arm}` the images are the element's own doing: its precision "
+                           f"({g[0]['precision_used']}, against {base[0]['precision_used']}) sets the speed."
+                           for arm, g in ablations if g[0].get("precision_used") != base[0].get("precision_used"))
+                 + "\n\n"
                  + table(["element", "arm", "in the recipe?", "with", "without", "with minus without", "verdict",
                           "the rule says", f"images seen, arm / `{r['baseline']}`"], lines))
     return text + "\n\n" + _goal_sentence(rows, r["baseline"])
