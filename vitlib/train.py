@@ -132,7 +132,8 @@ def small_data_recipe(**overrides: Any) -> TrainConfig:
     - label smoothing 0.1 (Szegedy et al. 2016, as in DeiT and AugReg);
     - gradient clipping at global norm 1 (Beyer et al.; the paper's fine-tuning recipe);
     - precision "auto": bf16 autocast where the CPU or GPU multiplies bf16 natively, for speed
-      (benchmarks/precision_accuracy.py: accuracy kept);
+      (benchmarks/precision_accuracy.py: accuracy kept; the `fp32` arm of benchmarks/time_to_accuracy.py: the same
+      minutes see about a third of the images and end lower, over seeds);
     - no mixup or CutMix (`mixup_alpha`, `cutmix_alpha` 0), and on the model no dropout or stochastic depth
       (ViTConfig's defaults): Beyer et al. dropped dropout, and AugReg found that short schedules want less
       regularization than long ones. Adding mixup or CutMix is an arm of the benchmark.
