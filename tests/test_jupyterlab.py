@@ -1,7 +1,7 @@
 """The notebooks the way users open them: JupyterLab started headless on a free local port, Debian's chromium driven
 by Playwright (no browser download: `executable_path`). Notebook 06 (smoke profile): all cells run, no error
 output, the attention explorer rendered, and a click on a patch of its weight map moves the query there. Notebooks
-05 and 08 opened as committed (nothing run): the figures the page shows carry the titles that the committed results
+04, 05 and 08 opened as committed (nothing run): the figures the page shows carry the titles that the committed results
 files give (their profile and run count), so a reader sees the full results, not a smoke run.
 
 Needs Debian's chromium (`apt-get install -y chromium`; setup.sh does it as root; VITLIB_CHROMIUM names another
@@ -26,6 +26,7 @@ import pytest
 from vitlib.checkpoints import load_model
 from vitlib.finetune import SHIPPED
 from vitlib.records import FIGURES_DIR, load_results
+from vitlib.results import TIME_TO_ACCURACY_GOAL
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("VITLIB_CHROMIUM", "/usr/bin/chromium")
@@ -102,14 +103,14 @@ def jupyterlab(work: Path, tmp: Path):
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab serving copies of notebooks 05, 08 (as committed) and 06 (set to its smoke profile, a minute less
+    """JupyterLab serving copies of notebooks 04, 05, 08 (as committed) and 06 (set to its smoke profile, a minute less
     than as committed); the repository's files are never saved over."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (Debian; setup.sh does it as root), "
                     "or set VITLIB_CHROMIUM to a Chromium binary")
     work = tmp_path / "lab"
     work.mkdir()
-    for name in ("05_scaling.ipynb", "08_ablations.ipynb"):
+    for name in ("04_finetune.ipynb", "05_scaling.ipynb", "08_ablations.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, work)
     nb = json.loads((ROOT / "notebooks" / "06_inspect.ipynb").read_text())  # run here in its smoke profile
     cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
@@ -124,11 +125,14 @@ def lab(tmp_path):
 def expected_titles() -> dict[str, list[str]]:
     """Per notebook, the figure titles (or the part of them) that only the committed results files give: the
     headline's file (its profile and run count; the pilot until the full file exists), the first sweep's full
-    profile, and 08's long profile."""
+    profile, 08's long profile, and 04's time-to-accuracy runs (their count)."""
     curves = FIGURES_DIR / "scaling_curves.json"
     record = load_results((curves if curves.exists() else FIGURES_DIR / "scaling_curves_pilot.json").stem)
     label = f"({record['results']['profile']} profile, {len(record['results']['rows'])} runs)"
-    return {"05_scaling.ipynb": [f"05 · the headline's runs {label}",
+    tta = load_results("time_to_accuracy")["results"]["rows"]
+    return {"04_finetune.ipynb": [f"Fashion-MNIST test accuracy against minutes of training ({len(tta)} runs; dashed: "
+                                  f"the goal's {TIME_TO_ACCURACY_GOAL[1] // 60} minutes)"],
+            "05_scaling.ipynb": [f"05 · the headline's runs {label}",
                                  f"05 · attention distance per layer along training {label}",
                                  f"05 · Fig. 3/4 and 5 from the headline's runs {label}",
                                  "05 · Fig. 3/4: transfer vs pre-training set size (full; dotted: untrained)",
@@ -137,7 +141,7 @@ def expected_titles() -> dict[str, list[str]]:
                                    "08 · Section 4.6: masked patch prediction (long)"]}
 
 
-def test_notebooks_05_and_08_show_the_committed_results_in_jupyterlab(lab, tmp_path):
+def test_notebooks_04_05_and_08_show_the_committed_results_in_jupyterlab(lab, tmp_path):
     """Opened as committed, without running anything: every figure renders, with the full or long profile's
     titles, and no cell holds an error."""
     shots = Path(os.environ.get("VITLIB_SCREENSHOTS") or tmp_path / "screenshots")
