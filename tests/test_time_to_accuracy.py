@@ -242,6 +242,11 @@ def test_the_resnet_is_tested_against_the_recipes_vit_over_seeds():
     level = sentence([0.870, 0.893])
     assert "+0.2 points [" in level and level.endswith("(not told apart over seeds, Welch's t).")
     assert float(level.split("p = ")[1].split(" ")[0]) >= 0.05
+    r = _results(0.88)  # identical seeds on both sides: no variance to test against
+    for x in r["rows"]:
+        x["final_test_accuracy"] = 0.88
+    r["rows"].append(dict(r["rows"][-1], seed=1))
+    assert "(not tested: no spread)." in render_time_to_accuracy(r, {})
 
 
 def test_an_arm_of_another_precision_owns_its_images_seen():

@@ -559,7 +559,7 @@ def _over_seeds(a: list[float], b: list[float]) -> str:
     """Mean of a minus mean of b in points, tested over seeds (Welch's t) where both sides have a spread of seeds."""
     w = welch(a, b)
     if w["p"] is None:
-        return f"{_points(w)} (not tested: fewer than 2 seeds a side)"
+        return f"{_points(w)} (not tested: {'fewer than 2 seeds a side' if min(len(a), len(b)) < 2 else 'no spread'})"
     return f"{_points(w)} ({'told apart' if w['p'] < ALPHA else 'not told apart'} over seeds, Welch's t)"
 
 
