@@ -388,8 +388,12 @@ def time_to_accuracy_figure(rows: list[dict], goal: tuple[float, float] | None =
             fig.add_vline(x=goal[1] / 60, line=dict(color="grey", dash="dash", width=1), row=1, col=col)
     fig.update_xaxes(title_text="minutes of training")
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
-    return fig.update_layout(width=1000 if len(panels) > 1 else 760, height=440, template="plotly_white",
-                             title=dict(text=title, font=dict(size=14)), legend=dict(orientation="h", y=-0.25))
+    # the legend below the x-axis titles, its rows (2-3 names a row) added to the height, the plots kept 300 px
+    plot_px, axis_px, legend_px = 300, 70, 24 * -(-len(shown) // 2) + 10
+    return fig.update_layout(width=1000 if len(panels) > 1 else 760, height=80 + plot_px + axis_px + legend_px,
+                             margin=dict(t=80, b=axis_px + legend_px), template="plotly_white",
+                             title=dict(text=title, font=dict(size=14)),
+                             legend=dict(orientation="h", y=-axis_px / plot_px, yanchor="top"))
 
 
 # --- Notebook 06: Section 4.5, "Inspecting the Vision Transformer" (numbers from vitlib.analysis) ----------------
