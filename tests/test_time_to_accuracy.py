@@ -237,10 +237,10 @@ def test_the_resnet_is_tested_against_the_recipes_vit_over_seeds():
     ahead = sentence([0.915, 0.917])  # the ViT's seeds: 88.0%, 87.8%
     assert ahead.startswith("The ResNet at the same time: 91.6% [91.5%, 91.7%] (2 seeds); ResNet minus "
                             "`vit-scratch` at the end: +3.7 points [")
-    assert ahead.endswith("(told apart over seeds, Welch's t).")
+    assert ahead.endswith("(Welch's t: ahead).")
     assert float(ahead.split("p = ")[1].split(" ")[0]) < 0.05
     level = sentence([0.870, 0.893])
-    assert "+0.2 points [" in level and level.endswith("(not told apart over seeds, Welch's t).")
+    assert "+0.2 points [" in level and level.endswith("(Welch's t: not told apart over seeds).")
     assert float(level.split("p = ")[1].split(" ")[0]) >= 0.05
     r = _results(0.88)  # identical seeds on both sides: no variance to test against
     for x in r["rows"]:

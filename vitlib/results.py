@@ -22,9 +22,9 @@ from typing import Any
 from .analysis import MIN_RISE, depth_trend
 from .experiments import STUDIES
 from .finetune import SHIPPED
-from .markdown import count, cpu_kinds, made_by, pct, table
+from .markdown import VERSUS, count, cpu_kinds, made_by, pct, table
 from .records import FIGURES_DIR, ROOT, load_results
-from .stats import ALPHA, equivalent, group, welch, wilson_interval
+from .stats import ALPHA, compare, equivalent, group, welch, wilson_interval
 from .utils import atomic_write
 
 __all__ = ["RENDERERS", "budget_comparison", "render_section", "render_results_md", "write_results_md",
@@ -556,11 +556,12 @@ def _goal_sentence(rows: list[dict], baseline: str) -> str:
 
 
 def _over_seeds(a: list[float], b: list[float]) -> str:
-    """Mean of a minus mean of b in points, tested over seeds (Welch's t) where both sides have a spread of seeds."""
+    """Mean of a minus mean of b in points, and a against b over seeds in `compare`'s words (Welch's t) where both
+    sides have a spread of seeds."""
     w = welch(a, b)
     if w["p"] is None:
         return f"{_points(w)} (not tested: {'fewer than 2 seeds a side' if min(len(a), len(b)) < 2 else 'no spread'})"
-    return f"{_points(w)} ({'told apart' if w['p'] < ALPHA else 'not told apart'} over seeds, Welch's t)"
+    return f"{_points(w)} (Welch's t: {VERSUS[compare(dict(values=a), dict(values=b))]})"
 
 
 # --- RESULTS.md -----------------------------------------------------------------------------------------------------
