@@ -131,8 +131,8 @@ def small_data_recipe(**overrides: Any) -> TrainConfig:
     - cosine decay after a linear warm-up of 5% of `steps` (Beyer et al.: cosine, a short warm-up);
     - label smoothing 0.1 (Szegedy et al. 2016, as in DeiT and AugReg);
     - gradient clipping at global norm 1 (Beyer et al.; the paper's fine-tuning recipe); the `no-grad-clip` arm of
-      benchmarks/time_to_accuracy.py did not tell it apart at 3 seeds a side, so it keeps its place, not shown
-      to matter at this budget;
+      benchmarks/time_to_accuracy.py did not tell it apart at 3 seeds a side (on an AMD EPYC), so it keeps its place,
+      not shown to matter at this budget;
     - precision "auto": bf16 autocast where the CPU or GPU multiplies bf16 natively, for speed
       (benchmarks/precision_accuracy.py: accuracy kept; the `fp32` arm of benchmarks/time_to_accuracy.py: the same
       minutes see about a third of the images and end lower, over seeds);
